@@ -1,0 +1,81 @@
+"""The backbone contract: a face-recognition network split for SER-FIQ.
+
+Every backbone takes aligned RGB crops as float tensors **in 0..255**, shape
+``[B, 3, S, S]`` with ``S = crop_size`` (the paper takes gradients w.r.t. 0-255
+pixels, so γ values carry over), and returns L2-normalised embeddings ``[B, D]``.
+
+It is split in two at the last dropout site:
+
+* ``trunk(x)``: crop → features ``[B, F]`` (runs once per image),
+* ``head(features, dropout_p, generator)``: dropout → final layers → normalised
+  embedding ``[B, D]`` (runs m times for SER-FIQ).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class BackboneDefaults:
+    """Per-backbone parameters of the method (DESIGN.md §1).
+
+    alpha, r: quality scaling Q̂ = sigmoid(alpha (Q - r)), one pair per estimator name.
+    gamma: PLQ visualisation exponent of Eq. 6 (gradients w.r.t. 0-255 pixels).
+    quality: name of the default quality estimator for this backbone.
+    """
+
+    quality: str
+    scaling: dict[str, tuple[float, float]]
+    gamma: float
+
+
+class Backbone(nn.Module):
+    """Base class: subclasses define ``trunk`` and ``head_layers`` and the crop geometry.
+
+    Attributes:
+        name: registry name.
+        crop_size: S, side of the aligned square crop in pixels.
+        template: float array [5, 2], where the five MTCNN landmarks (left eye, right
+            eye, nose tip, left and right mouth corner, left/right as seen in the image)
+            land in the crop, in crop pixels. ``None`` means "no similarity alignment,
+            use the backbone's own crop rule" (see ``alignment.py``).
+        defaults: BackboneDefaults.
+    """
+
+    name: str = "backbone"
+    crop_size: int = 112
+    template: np.ndarray | None = None
+    defaults: BackboneDefaults = BackboneDefaults("serfiq", {"serfiq": (130.0, 0.88)}, 7.5)
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """Crops [B,3,S,S] in 0..255 → features [B,F] before the last dropout site."""
+        raise NotImplementedError
+
+    def head_layers(self, features: torch.Tensor) -> torch.Tensor:
+        """Features [B,F] (after dropout) → raw (unnormalised) embedding [B,D]."""
+        raise NotImplementedError
+
+    def head(
+        self,
+        features: torch.Tensor,
+        dropout_p: float = 0.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Stochastic head: dropout(p) → final layers → L2-normalised embedding [B,D].
+
+        Dropout uses inverted scaling 1/(1-p) as in torch; ``generator`` makes it seedable.
+        """
+        if dropout_p > 0:
+            keep = torch.rand(features.shape, generator=generator, device=features.device,
+                              dtype=features.dtype) >= dropout_p
+            features = features * keep / (1.0 - dropout_p)
+        return F.normalize(self.head_layers(features), dim=-1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Crops [B,3,S,S] in 0..255 → L2-normalised embeddings [B,D] (deterministic)."""
+        return self.head(self.trunk(x))

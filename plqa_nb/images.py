@@ -1,0 +1,146 @@
+"""Stage 0: load an image from a path, a PIL image or a numpy array.
+
+Every loader returns ``uint8`` RGB ``[H, W, 3]``: grey is replicated, alpha is
+composited on white, 16-bit and float images are rescaled. Problems raise an
+``InputError`` subclass that names the source.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageFile
+
+from .errors import (
+    CorruptImageError,
+    EmptyFileError,
+    ImageTooSmallError,
+    InvalidValuesError,
+    NotAFileError,
+    NotAnImageError,
+)
+
+ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+MIN_SIDE = 32  # px: below this no face detector can find a face
+MAX_PIXELS = 20_000 * 20_000  # decompression-bomb guard, far above any real photo
+
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+
+
+def describe(image: ImageLike) -> str:
+    """A short name for an input, used in error messages and result rows."""
+    if isinstance(image, (str, os.PathLike)):
+        return str(image)
+    if isinstance(image, Image.Image):
+        return getattr(image, "filename", "") or f"<PIL image {image.size[0]}x{image.size[1]}>"
+    if isinstance(image, np.ndarray):
+        return f"<array {'x'.join(map(str, image.shape))} {image.dtype}>"
+    return f"<{type(image).__name__}>"
+
+
+def to_rgb_uint8(array: np.ndarray, source: str = "<array>") -> np.ndarray:
+    """Convert grey [H,W] / [H,W,1], RGB, RGBA arrays of uint8, uint16 or float to uint8 RGB."""
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[..., 0]
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise NotAnImageError(source, f"array of shape {a.shape} is not an H×W, H×W×3 or H×W×4 image")
+    if a.dtype == bool or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
+        raise NotAnImageError(source, f"unsupported pixel type {a.dtype}")
+    if np.issubdtype(a.dtype, np.floating):
+        if not np.isfinite(a).all():
+            raise InvalidValuesError(source, "image contains NaN or Inf values")
+        lo, hi = float(a.min()), float(a.max())
+        if lo < 0 or hi > 255:
+            raise InvalidValuesError(source, f"float pixel values in [{lo:g}, {hi:g}], expected [0, 1] or [0, 255]")
+        a = a * 255.0 if hi <= 1.0 else a
+    elif a.dtype == np.uint8:
+        pass
+    else:  # 16-bit (always a 0..65535 range) or wider integers (0..255 unless larger values occur)
+        top = 65535.0 if a.dtype == np.uint16 or a.max() > 255 else 255.0
+        a = np.clip(a.astype(np.float64), 0, None) * (255.0 / top)
+    a = np.clip(np.rint(a), 0, 255).astype(np.uint8) if a.dtype != np.uint8 else a
+    if a.ndim == 2:
+        a = np.repeat(a[..., None], 3, axis=2)
+    if a.shape[2] == 4:
+        alpha = a[..., 3:4].astype(np.float32) / 255.0
+        a = np.rint(a[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    if min(a.shape[:2]) < MIN_SIDE:
+        raise ImageTooSmallError(source, f"image is {a.shape[1]}×{a.shape[0]} px, too small for a face "
+                                         f"(need at least {MIN_SIDE} px on each side)")
+    return np.ascontiguousarray(a)
+
+
+def _pil_to_array(img: Image.Image) -> np.ndarray:
+    mode = img.mode
+    if mode.startswith("I;16"):
+        return np.asarray(img).astype(np.uint16)
+    if mode == "I":
+        return np.asarray(img).astype(np.int64)
+    if mode == "F":
+        return np.asarray(img, dtype=np.float32)
+    if mode in ("RGB", "RGBA", "L"):
+        return np.asarray(img)
+    if mode in ("LA", "PA", "P"):
+        return np.asarray(img.convert("RGBA"))
+    return np.asarray(img.convert("RGB"))
+
+
+def load_image(image: ImageLike) -> np.ndarray:
+    """Load any supported input as uint8 RGB [H, W, 3]; raise a typed ``InputError`` otherwise."""
+    source = describe(image)
+    if isinstance(image, np.ndarray):
+        return to_rgb_uint8(image, source)
+    if isinstance(image, Image.Image):
+        return to_rgb_uint8(_pil_to_array(image), source)
+    if not isinstance(image, (str, os.PathLike)):
+        raise NotAnImageError(source, "expected a path, a PIL image or a numpy array")
+    path = Path(image)
+    if not path.is_file():
+        raise NotAFileError(source, "no such file" if not path.exists() else "not a regular file")
+    if path.stat().st_size == 0:
+        raise EmptyFileError(source, "file is empty (0 bytes)")
+    try:
+        with Image.open(path) as img:
+            img.verify()
+    except Image.DecompressionBombError as exc:
+        raise CorruptImageError(source, f"image too large to decode safely: {exc}") from None
+    except Exception:
+        raise NotAnImageError(source, "not a readable image file (unknown or broken format)") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                img.load()
+                array = _pil_to_array(img)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+        raise CorruptImageError(source, f"image data is truncated or corrupt ({exc})") from None
+    return to_rgb_uint8(array, source)
+
+
+def iter_image_files(inputs: list[str | os.PathLike]) -> list[Path]:
+    """Expand files and folders (recursively, image suffixes only) into a sorted, unique list.
+
+    A path that does not exist is kept, so that the batch run reports it as an error row.
+    """
+    found: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            found.extend(sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            found.append(p)
+    seen: set[Path] = set()
+    unique = []
+    for p in found:
+        key = p.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(p)
+    return unique

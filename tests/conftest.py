@@ -1,0 +1,36 @@
+"""Shared fixtures. Missing optional resources skip a test, except on CI (``CI=true``), where
+they fail it: CI must run everything."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def skip_or_fail(reason: str) -> None:
+    """``pytest.skip`` locally, ``pytest.fail`` when the environment variable CI is true."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (required on CI)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def faces_dir() -> Path:
+    """The real-photo folder: ``$PLQA_FACES`` or ``<repo>/../shared/faces``."""
+    path = Path(os.environ.get("PLQA_FACES") or REPO.parent / "shared" / "faces")
+    if not (path / "london" / "neutral").is_dir():
+        skip_or_fail(f"faces folder not found: {path} (set PLQA_FACES)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def dlib_module():
+    """dlib (PyPI ``dlib-bin``), dlib's own implementation used as the reference."""
+    try:
+        import dlib
+    except ImportError:
+        skip_or_fail("dlib is not installed (pip install dlib-bin)")
+    return dlib

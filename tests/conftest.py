@@ -34,3 +34,12 @@ def dlib_module():
     except ImportError:
         skip_or_fail("dlib is not installed (pip install dlib-bin)")
     return dlib
+
+
+@pytest.fixture(scope="session")
+def london_crops(faces_dir):
+    """Aligned dlib-resnet crops (uint8 [150,150,3]) of the first 6 London neutral photos, prepared once."""
+    from plqa_nb.pipeline import Explainer
+
+    ex = Explainer("dlib-resnet", quality="serfiq", quality_params={"m": 10})
+    return [ex.prepare(faces_dir / "london" / "neutral" / f"{i:03d}.jpg").aligned.crop for i in range(1, 7)]

@@ -1,0 +1,1 @@
+"""One module per ``plqa`` verb; each has ``register(subparsers)`` that sets ``func``."""

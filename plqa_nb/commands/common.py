@@ -1,0 +1,38 @@
+"""Options and helpers shared by the verbs that walk images."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..backbones import DEFAULT_BACKBONE, available_backbones
+from ..quality import available_estimators
+
+
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones(),
+                   help=f"face-recognition network (default {DEFAULT_BACKBONE}, works offline)")
+    p.add_argument("--quality", choices=available_estimators(), default=None,
+                   help="quality estimator (default: the backbone's own choice)")
+    p.add_argument("--calibration", type=Path, default=None, help="JSON from `plqa calibrate` (alpha, r, gamma)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--seed", type=int, default=0, help="seed of every stochastic step")
+
+
+def add_batch_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders (searched recursively)")
+    p.add_argument("--batch-size", type=int, default=8, help="faces per network pass")
+    p.add_argument("--overwrite", action="store_true", help="redo files already done and replace their outputs")
+    p.add_argument("--debug", action="store_true", help="print tracebacks")
+
+
+def make_explainer(args: argparse.Namespace, method: str = "saliency", quality_params: dict | None = None):
+    from ..pipeline import Explainer
+
+    return Explainer(backbone=args.backbone, quality=args.quality, method=method, calibration=args.calibration,
+                     device=args.device, seed=args.seed, quality_params=quality_params)
+
+
+def print_summary(summary, what: str) -> None:
+    print(f"{what}: {summary.ok} ok, {summary.errors} error(s), {summary.skipped} already done "
+          f"(of {summary.total}) → {summary.table}", file=sys.stderr)

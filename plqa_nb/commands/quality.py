@@ -1,0 +1,39 @@
+"""``plqa quality``: face image quality scores only (no maps), the fast path for large folders."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..batch import ResultTable, run_batch
+from ..pipeline import crops_to_tensor
+from .common import add_batch_options, add_model_options, make_explainer, print_summary
+
+COLUMNS = ["file", "status", "error", "quality", "quality_raw", "backbone", "quality_method", "faces_found",
+           "seconds"]
+
+
+def register(sub) -> None:
+    p = sub.add_parser("quality", help="quality scores only, one CSV row per photo")
+    add_batch_options(p)
+    add_model_options(p)
+    p.add_argument("--out", type=Path, required=True, help="output CSV file")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.inputs:
+        raise SystemExit("plqa quality: give at least one INPUT (file or folder)")
+    explainer = make_explainer(args)
+    table = ResultTable(args.out, COLUMNS, overwrite=args.overwrite, output_columns=())
+
+    def compute(items):
+        q_hat, raw = explainer.quality(crops_to_tensor([p.aligned.crop for _, p in items], explainer.device))
+        return [{"file": str(f), "status": "ok", "error": "", "quality": f"{float(q):.6f}",
+                 "quality_raw": f"{float(r):.6f}", "backbone": explainer.backbone.name,
+                 "quality_method": explainer.estimator.name, "faces_found": p.detection.faces_found}
+                for (f, p), q, r in zip(items, q_hat.cpu(), raw.cpu())]
+
+    summary = run_batch(args.inputs, table, explainer.prepare, compute, batch_size=args.batch_size,
+                        debug=args.debug, desc="plqa quality")
+    print_summary(summary, "quality")
+    return 0

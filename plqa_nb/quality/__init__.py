@@ -1,0 +1,35 @@
+"""Quality estimators by name. Add one: subclass ``QualityEstimator`` and ``register_estimator``.
+
+Names: ``serfiq`` (Eq. 1, head-only dropout passes), ``faceqan`` (adversarial noise).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from .base import QualityEstimator, QualityScaling, default_scaling, seeded_generator
+from .faceqan import FaceQan
+from .serfiq import SerFiq, serfiq_full_network
+
+_ESTIMATORS: dict[str, Callable[..., QualityEstimator]] = {}
+
+
+def register_estimator(name: str, factory: Callable[..., QualityEstimator]) -> None:
+    _ESTIMATORS[name] = factory
+
+
+def available_estimators() -> list[str]:
+    return sorted(_ESTIMATORS)
+
+
+def get_estimator(name: str, **params) -> QualityEstimator:
+    """An estimator by name; ``params`` go to its constructor (e.g. m=10 for SER-FIQ)."""
+    if name not in _ESTIMATORS:
+        raise KeyError(f"unknown quality estimator '{name}'; available: {', '.join(available_estimators())}")
+    return _ESTIMATORS[name](**params)
+
+
+register_estimator("serfiq", SerFiq)
+register_estimator("faceqan", FaceQan)
+
+__all__ = ["FaceQan", "QualityEstimator", "QualityScaling", "SerFiq", "available_estimators", "default_scaling",
+           "get_estimator", "register_estimator", "seeded_generator", "serfiq_full_network"]

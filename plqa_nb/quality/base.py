@@ -1,0 +1,63 @@
+"""The quality-estimator contract and the scaling of Eq. 2.
+
+An estimator maps aligned crops (float [B, 3, S, S], 0..255) to a raw, model-specific
+quality Q [B]; ``QualityScaling`` turns it into Q̂ = sigmoid(alpha (Q - r)) in [0, 1].
+Estimators are deterministic given ``seed``, and each image's result does not depend
+on which other images share its batch.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..backbones.base import Backbone
+
+
+@dataclass(frozen=True)
+class QualityScaling:
+    """Eq. 2 and the PLQ exponent: Q̂ = sigmoid(alpha (Q - r)); gamma for v(·) of Eq. 6."""
+
+    alpha: float
+    r: float
+    gamma: float
+
+    def __call__(self, q: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.alpha * (q - self.r))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "QualityScaling":
+        """Read a calibration JSON written by ``plqa calibrate``."""
+        try:
+            d = json.loads(Path(path).read_text())
+            return cls(alpha=float(d["alpha"]), r=float(d["r"]), gamma=float(d["gamma"]))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{path}: not a calibration file ({exc})") from None
+
+
+def default_scaling(backbone: Backbone, estimator: str) -> QualityScaling:
+    """The backbone's default (alpha, r) for ``estimator`` and its gamma."""
+    alpha, r = backbone.defaults.scaling.get(estimator, (1.0, 0.0))
+    return QualityScaling(alpha=alpha, r=r, gamma=backbone.defaults.gamma)
+
+
+class QualityEstimator:
+    """Base: ``raw(backbone, crops, features=None, seed=0)`` → Q [B].
+
+    ``features`` (the trunk's output for ``crops``) may be passed to reuse a forward pass.
+    """
+
+    name = "estimator"
+
+    def raw(self, backbone: Backbone, crops: torch.Tensor, features: torch.Tensor | None = None,
+            seed: int = 0) -> torch.Tensor:
+        raise NotImplementedError
+
+
+def seeded_generator(seed: int, device: torch.device | str) -> torch.Generator:
+    """A torch.Generator on ``device`` seeded with ``seed``."""
+    g = torch.Generator(device=torch.device(device))
+    g.manual_seed(int(seed))
+    return g

@@ -1,0 +1,104 @@
+"""Quality estimators, scaling, the regression model M_Q and the fused PLQ path, on real faces."""
+import numpy as np
+import pytest
+import torch
+
+from plqa_nb.degradations import gaussian_blur
+from plqa_nb.pipeline import Explainer, crops_to_tensor
+from plqa_nb.plq import merge_channels, plq_from_saliency
+from plqa_nb.quality import FaceQan, SerFiq
+from plqa_nb.regression import QualityRegressionModel, quality_weights
+
+
+@pytest.fixture(scope="module")
+def crops(london_crops):
+    return crops_to_tensor(london_crops[:3])
+
+
+@pytest.mark.parametrize("estimator", [SerFiq(m=20), FaceQan(k=3, l=2)], ids=["serfiq", "faceqan"])
+def test_estimators_are_seeded_and_batch_independent(crops, estimator):
+    from plqa_nb.backbones import load_backbone
+
+    bb = load_backbone("dlib-resnet")
+    a = estimator.raw(bb, crops, seed=7)
+    b = estimator.raw(bb, crops, seed=7)
+    c = estimator.raw(bb, crops, seed=8)
+    alone = estimator.raw(bb, crops[1:2], seed=7)
+    assert a.shape == (3,) and torch.isfinite(a).all()
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    torch.testing.assert_close(alone, a[1:2], atol=1e-5, rtol=0)
+
+
+def test_serfiq_reuses_trunk_features(crops):
+    from plqa_nb.backbones import load_backbone
+
+    bb = load_backbone("dlib-resnet")
+    est = SerFiq(m=20)
+    with torch.no_grad():
+        feats = bb.trunk(crops)
+    torch.testing.assert_close(est.raw(bb, crops, features=feats, seed=1), est.raw(bb, crops, seed=1))
+
+
+def test_faceqan_sees_blur_on_real_faces(london_crops):
+    ex = Explainer("dlib-resnet", quality="faceqan")
+    sharp = crops_to_tensor(london_crops)
+    blurred = crops_to_tensor([gaussian_blur(c, 3.0) for c in london_crops])
+    q_sharp, q_blur = ex.quality(sharp)[0], ex.quality(blurred)[0]
+    assert ((q_blur < q_sharp).float().mean() >= 5 / 6), (q_sharp, q_blur)
+
+
+@pytest.mark.parametrize("norm", ["signed", "l1"])
+def test_regression_model_reproduces_quality(crops, norm):
+    ex = Explainer("dlib-resnet", quality="serfiq", quality_params={"m": 20}, norm=norm)
+    q_hat, _ = ex.quality(crops)
+    w = ex.weights(crops, q_hat)
+    with torch.no_grad():
+        out = ex.model(crops, w)
+        emb = ex.backbone(crops)
+    if norm == "signed":
+        torch.testing.assert_close(out, q_hat, atol=1e-6, rtol=1e-5)  # M_Q(I) = Q̂ (Eq. 3, authors' form)
+    else:
+        torch.testing.assert_close(out, q_hat * emb.sum(1) / emb.abs().sum(1), atol=1e-6, rtol=1e-5)
+
+
+def test_fused_path_matches_model_gradient_and_is_seeded(crops):
+    ex = Explainer("dlib-resnet", quality="serfiq", quality_params={"m": 20}, seed=3)
+    out = ex.explain_tensor(crops)
+    again = ex.explain_tensor(crops)
+    for k in out:
+        assert torch.equal(out[k], again[k]), k
+    x = crops.clone().requires_grad_(True)
+    w = ex.weights(crops, out["quality"])
+    (g,) = torch.autograd.grad(ex.model(x, w).sum(), x)
+    torch.testing.assert_close(out["attribution"].abs(), g.abs(), atol=1e-7, rtol=1e-4)
+    torch.testing.assert_close(out["saliency"], merge_channels(g))
+    torch.testing.assert_close(out["plq"], plq_from_saliency(merge_channels(g), ex.scaling.gamma))
+    assert out["plq"].shape == (3, 150, 150) and 0 <= out["plq"].min() and out["plq"].max() <= 1
+
+
+def test_sum_guard_and_gradient_clipping(crops):
+    emb = torch.tensor([[0.5, -0.5 + 1e-5], [0.6, 0.8]])
+    with pytest.warns(RuntimeWarning, match="clamped"):
+        w = quality_weights(emb, torch.tensor([0.5, 0.5]))
+    assert torch.isfinite(w).all() and abs(float(w[0])) == pytest.approx(0.5 / 1e-3)
+    ex = Explainer("dlib-resnet", quality="serfiq", quality_params={"m": 10}, clip_grad=1e-4)
+    g = ex.explain_tensor(crops)["attribution"]
+    assert (g.flatten(1).norm(dim=1) <= 1e-4 * (1 + 1e-5)).all()
+    model = QualityRegressionModel(ex.backbone, clip_grad=1e-4)
+    x = crops.clone().requires_grad_(True)
+    (g2,) = torch.autograd.grad(model(x, ex.weights(crops, torch.full((3,), 0.5))).sum(), x)
+    assert (g2.flatten(1).norm(dim=1) <= 1e-4 * (1 + 1e-5)).all()
+
+
+def test_explain_api_on_a_photo(faces_dir):
+    from plqa_nb import explain
+
+    r = explain(faces_dir / "london/neutral/003.jpg", quality="serfiq")
+    assert r.crop.shape == (150, 150, 3) and r.plq.shape == (150, 150) and r.embedding.shape == (128,)
+    assert 0.0 <= r.quality <= 1.0 and r.faces_found == 1
+    assert r.overlay().shape == r.photo.shape
+    fig = r.figure()
+    assert len(fig.axes) >= 3
+    # the face centre is more useful than the crop corners (PLQ carries signal, not noise)
+    assert r.plq[50:100, 50:100].mean() > r.plq[:15, :15].mean()

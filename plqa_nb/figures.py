@@ -27,13 +27,16 @@ def explanation_figure(result):
 
 
 def side_by_side_png(crop: np.ndarray, plq: np.ndarray, quality: float) -> np.ndarray:
-    """Crop and coloured PLQ map side by side with Q̂ written on it, uint8 RGB [S, 2S, 3] (cheap, no matplotlib)."""
+    """Crop and coloured PLQ map side by side with Q̂ written on it, uint8 RGB [S, 2S, 3] (2S, 4S below 256 px)."""
     import cv2
 
     from .plq import colorize
 
-    img = np.concatenate([crop, colorize(plq)], axis=1).copy()
-    s = crop.shape[0]
+    img = np.concatenate([crop, colorize(plq)], axis=1)
+    if crop.shape[0] < 256:  # small crops are hard to read: upscale 2x, pixels kept sharp
+        img = cv2.resize(img, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    img = img.copy()
+    s = img.shape[0]
     scale = max(s / 300.0, 0.35)
     cv2.putText(img, f"Q={quality:.3f}", (4, int(18 * scale / 0.5)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3,
                 cv2.LINE_AA)

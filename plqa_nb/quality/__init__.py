@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .base import QualityEstimator, QualityScaling, default_scaling, seeded_generator
+from .base import QualityEstimator, QualityScaling, default_scaling, seeded_generator, seeded_uniform
 from .faceqan import FaceQan
 from .serfiq import SerFiq, serfiq_full_network
 
@@ -32,4 +32,5 @@ register_estimator("serfiq", SerFiq)
 register_estimator("faceqan", FaceQan)
 
 __all__ = ["FaceQan", "QualityEstimator", "QualityScaling", "SerFiq", "available_estimators", "default_scaling",
-           "get_estimator", "register_estimator", "seeded_generator", "serfiq_full_network"]
+           "get_estimator", "register_estimator", "seeded_generator", "seeded_uniform",
+           "serfiq_full_network"]

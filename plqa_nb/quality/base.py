@@ -61,3 +61,13 @@ def seeded_generator(seed: int, device: torch.device | str) -> torch.Generator:
     g = torch.Generator(device=torch.device(device))
     g.manual_seed(int(seed))
     return g
+
+
+def seeded_uniform(shape: tuple[int, ...], seed: int, device: torch.device | str,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """U[0, 1) numbers drawn on the CPU from ``seed`` and moved to ``device``.
+
+    Drawing on the CPU makes a seed give the same numbers on every device, so CPU and
+    GPU runs agree.
+    """
+    return torch.rand(shape, generator=seeded_generator(seed, "cpu"), dtype=dtype).to(device)

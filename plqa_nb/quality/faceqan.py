@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from ..backbones.base import Backbone
-from .base import QualityEstimator, seeded_generator
+from .base import QualityEstimator, seeded_uniform
 
 
 class FaceQan(QualityEstimator):
@@ -26,8 +26,7 @@ class FaceQan(QualityEstimator):
     def raw(self, backbone: Backbone, crops: torch.Tensor, features: torch.Tensor | None = None,
             seed: int = 0) -> torch.Tensor:
         eps = self.eps * 255.0  # crops are 0..255
-        noise = (torch.rand((self.k,) + tuple(crops.shape[1:]), generator=seeded_generator(seed, crops.device),
-                            device=crops.device, dtype=crops.dtype) * 2 - 1) * eps
+        noise = (seeded_uniform((self.k,) + tuple(crops.shape[1:]), seed, crops.device, crops.dtype) * 2 - 1) * eps
         with torch.no_grad():
             refs = backbone(crops) if features is None else backbone.head(features.detach())
         out = []

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from ..backbones.base import Backbone
-from .base import QualityEstimator, seeded_generator
+from .base import QualityEstimator, seeded_generator, seeded_uniform
 
 
 class SerFiq(QualityEstimator):
@@ -27,8 +27,7 @@ class SerFiq(QualityEstimator):
             seed: int = 0) -> torch.Tensor:
         with torch.no_grad():
             feats = backbone.trunk(crops) if features is None else features.detach()
-            masks = torch.rand((self.m, feats.shape[1]), generator=seeded_generator(seed, feats.device),
-                               device=feats.device, dtype=feats.dtype) >= self.p
+            masks = seeded_uniform((self.m, feats.shape[1]), seed, feats.device, feats.dtype) >= self.p
             scale = masks.to(feats.dtype) / (1.0 - self.p)
             out = []
             for part in feats.split(self.chunk):

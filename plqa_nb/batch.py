@@ -1,8 +1,8 @@
 """Batch runs over folders: one CSV row per input, atomic outputs, resume after a kill.
 
 Rules (shared by every verb that walks files):
-* each input yields exactly one row; an ``InputError`` becomes a row with status ``error``
-  and the run goes on; no traceback unless ``debug``;
+* each input yields one row (several with ``multi_row``, written together); an ``InputError``
+  becomes a single row with status ``error`` and the run goes on; no traceback unless ``debug``;
 * every output file is written to a temporary name and renamed, so a killed run leaves
   either the old file, the complete new one, or nothing;
 * rows are appended (flushed, fsync'ed) as files finish; a rerun into the same folder
@@ -96,16 +96,20 @@ class ResultTable:
     """A results CSV keyed by ``file`` with append-as-you-go and resume.
 
     Rows already ``ok`` whose outputs (``output_columns``, relative to the CSV's folder)
-    exist are kept and reported by ``done``; anything else is dropped so it is redone.
+    exist are kept and reported by ``done`` (by ``key``) and ``done_files``; anything else is
+    dropped so it is redone. With ``multi_row`` a file may have several rows: it counts as done
+    only when all its rows are, and a write cut by a kill drops the whole last file's rows.
     """
 
     def __init__(self, path: str | os.PathLike, columns: Sequence[str], overwrite: bool = False,
-                 output_columns: Sequence[str] = ("output",), key: Callable[[dict], str] | None = None):
+                 output_columns: Sequence[str] = ("output",), key: Callable[[dict], str] | None = None,
+                 multi_row: bool = False):
         self.path = Path(path)
         self.columns = list(columns)
         self.key = key or (lambda row: row["file"])
         self.output_columns = [c for c in output_columns if c in self.columns]
         self.done: dict[str, dict] = {}
+        self.done_files: set[str] = set()
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if overwrite or not self.path.exists():
             atomic_save_csv(self.path, [], self.columns)
@@ -116,17 +120,22 @@ class ResultTable:
         if header != self.columns:
             raise ValueError(f"{self.path} was written with other columns ({header}); use --overwrite or "
                              "another output folder")
-        if body and not text.endswith("\n"):
+        cut = bool(body) and not text.endswith("\n")
+        if cut:
             body = body[:-1]  # a line cut by a kill
-        kept = []
-        for row in body:
-            rec = dict(zip(self.columns, row))
-            if len(row) == len(self.columns) and rec.get("status") == "ok" and all(
-                    not rec[c] or (self.path.parent / rec[c]).exists() for c in self.output_columns):
-                kept.append(rec)
+        recs = [dict(zip(self.columns, row)) for row in body]
+        bad = {r.get("file") for r, row in zip(recs, body)
+               if len(row) != len(self.columns) or r.get("status") != "ok" or not all(
+                   not r[c] or (self.path.parent / r[c]).exists() for c in self.output_columns)}
+        if multi_row and cut and recs:
+            bad.add(recs[-1]["file"])  # its rows may continue in the cut line
+        kept = [r for r in recs if r.get("file") not in bad]
+        if not multi_row:
+            kept = list({self.key(r): r for r in kept}.values())
         self.done = {self.key(r): r for r in kept}
-        if len(self.done) != len(rows) - 1 or not text.endswith("\n"):
-            atomic_save_csv(self.path, list(self.done.values()), self.columns)
+        self.done_files = {r["file"] for r in kept}
+        if len(kept) != len(rows) - 1 or cut:
+            atomic_save_csv(self.path, kept, self.columns)
 
     def append(self, rows: Iterable[dict]) -> None:
         buf = io.StringIO()
@@ -165,13 +174,14 @@ def run_batch(inputs: Sequence[str | os.PathLike], table: ResultTable, prepare: 
     """Walk ``inputs`` (files and folders), prepare each file, compute in batches, append rows.
 
     ``prepare(file)`` may raise InputError (→ an error row). ``compute(items)`` gets
-    [(file, prepared)] and returns one row per item (with status/output set); if it fails
-    for a batch, each item is retried alone so one bad face cannot sink its neighbours.
+    [(file, prepared)] and returns the items' rows (status/output set, ``file`` = str(file);
+    several per item for a ``multi_row`` table); if it fails for a batch, each item is retried
+    alone so one bad face cannot sink its neighbours. Counts in the summary are per file.
     """
     from tqdm import tqdm
 
     files = iter_image_files(list(inputs))
-    todo = [f for f in files if str(f) not in table.done]
+    todo = [f for f in files if str(f) not in table.done_files]
     ok = errors = 0
     bar = tqdm(total=len(todo), desc=desc, unit="file", file=sys.stderr, disable=None)
 
@@ -187,24 +197,26 @@ def run_batch(inputs: Sequence[str | os.PathLike], table: ResultTable, prepare: 
         try:
             rows = compute([(f, p) for f, p, _ in batch])
             share = (time.perf_counter() - t0) / len(batch)
-            for row, (_, _, tp) in zip(rows, batch):
-                row["seconds"] = f"{tp + share:.3f}"
+            prep = {str(f): tp for f, _, tp in batch}
+            for row in rows:
+                row["seconds"] = f"{prep[row['file']] + share:.3f}"
         except Exception as exc:  # isolate the failing item
             report(exc)
             rows = []
             for f, p, tp in batch:
                 t1 = time.perf_counter()
                 try:
-                    row = compute([(f, p)])[0]
-                    row["seconds"] = f"{tp + time.perf_counter() - t1:.3f}"
+                    item_rows = compute([(f, p)])
+                    for row in item_rows:
+                        row["seconds"] = f"{tp + time.perf_counter() - t1:.3f}"
                 except Exception as exc1:
                     report(exc1)
-                    row = error_row(str(f), exc1, tp + time.perf_counter() - t1)
-                rows.append(row)
+                    item_rows = [error_row(str(f), exc1, tp + time.perf_counter() - t1)]
+                rows += item_rows
         table.append(rows)
-        for r in rows:
-            ok += r.get("status") == "ok"
-            errors += r.get("status") != "ok"
+        failed = {r["file"] for r in rows if r.get("status") != "ok"}
+        ok += len(batch) - len(failed)
+        errors += len(failed)
         bar.update(len(batch))
 
     pending: list[tuple[Path, Any, float]] = []

@@ -132,7 +132,7 @@ class Explainer:
 
     def explain_tensor(self, crops: torch.Tensor, seed: int | None = None) -> dict[str, torch.Tensor]:
         """Crops [B, 3, S, S] (0..255) → dict of quality, quality_raw [B], embedding [B, D],
-        attribution [B, 3, S, S] (raw), saliency [B, S, S] (Eq. 5), plq [B, S, S] (Eq. 6).
+        attribution [B, 3, S, S] (raw; |gradient| for saliency), saliency [B, S, S] (Eq. 5), plq [B, S, S] (Eq. 6).
 
         With the "saliency" method the trunk runs once: the estimator reuses its features,
         then one backward pass gives the map.
@@ -147,8 +147,8 @@ class Explainer:
                 q_hat = self.scaling(raw)
                 emb = self.backbone.head(feats)
                 w = quality_weights(emb, q_hat, self.norm)
-                (attr,) = torch.autograd.grad(self.model.from_embeddings(emb, w).sum(), x)
-            emb = emb.detach()
+                (grad,) = torch.autograd.grad(self.model.from_embeddings(emb, w).sum(), x)
+            attr, emb = grad.abs(), emb.detach()  # |∂M_Q/∂I| as Captum's Saliency(abs=True)
         else:
             from .attribution import get_method
 

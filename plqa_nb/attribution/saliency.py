@@ -1,17 +1,28 @@
-"""The paper's PLQ saliency (Eq. 4): |∂M_Q/∂I|, through Captum's Saliency."""
+"""Plain-gradient methods: the paper's PLQ saliency (Eq. 4) and input × gradient, through Captum."""
 from __future__ import annotations
 
 import torch
-from captum.attr import Saliency
+from captum.attr import InputXGradient, Saliency
 
 from ..regression import QualityRegressionModel
 from .base import AttributionMethod
 
 
 class SaliencyMethod(AttributionMethod):
+    """|∂M_Q/∂I| (Eq. 4), gradient units: shown as the PLQ map v(·)."""
+
     name = "saliency"
     view = "plq"
 
-    def attribute(self, model: QualityRegressionModel, images: torch.Tensor, weights: torch.Tensor,
-                  seed: int = 0) -> torch.Tensor:
+    def compute(self, model: QualityRegressionModel, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return Saliency(model).attribute(images, abs=True, additional_forward_args=(weights,))
+
+
+class InputXGradientMethod(AttributionMethod):
+    """I · ∂M_Q/∂I (signed, units of Q̂): shown rank-normalised."""
+
+    name = "input-x-gradient"
+    view = "rank"
+
+    def compute(self, model: QualityRegressionModel, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        return InputXGradient(model).attribute(images, additional_forward_args=(weights,))

@@ -1,0 +1,261 @@
+"""Speed and memory of the PLQ flow (``plqa bench``): latencies, ratios, throughput.
+
+All inputs are the astronaut's real aligned crop (``plqa_nb.data.astronaut``), repeated to
+make batches. Every timing is the median of ``repeats`` calls after ``warmup`` calls; the
+measurements of one group run round-robin, so a load change on a shared machine hits all
+of them alike. On CUDA each call is timed with CUDA events (no host sync inside the loop,
+one at its end) and ``cudnn.benchmark`` is on during the run.
+
+Keys of ``run_benchmark``'s result:
+
+* ``latency_ms``: per-face milliseconds at batch 1 for ``forward``, ``forward_backward``,
+  ``quality_serfiq``, ``quality_faceqan``, ``plq_map_serfiq`` (the fused path: trunk once,
+  head-only dropout passes, one backward), ``plq_map_faceqan``, and ``map_smoothgrad`` and
+  ``map_integrated-gradients`` at their defaults (SER-FIQ as the estimator);
+* ``plq_over_fwd_bwd`` = plq_map_serfiq / forward_backward;
+  ``faceqan_over_fwd_bwd`` = plq_map_faceqan / forward_backward;
+* ``serfiq_head_speedup`` = m whole-network stochastic passes (the reference way) /
+  head-only SER-FIQ, same m, same backbone, batch 1 (``serfiq_full_network_ms`` is the former);
+* ``throughput``: one row per batch size: faces_per_s, ms_per_batch, peak_memory_mb
+  (``torch.cuda.max_memory_allocated`` on CUDA, the process's peak resident set on CPU) and
+  peak_growth_mb (the peak after the timed calls minus the peak after the warm-up);
+* context: device, device_name, torch, num_threads, cpu_count, load_average (start, end),
+  backbone, weights ("pretrained" or "random"), crop_size, m, faceqan_k_l, repeats, warmup, batch_sizes,
+  quick, autocast.
+"""
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from .backbones import DEFAULT_BACKBONE, Backbone, available_backbones, load_backbone
+from .data import astronaut
+from .pipeline import Explainer, crops_to_tensor
+from .quality import QualityScaling, serfiq_full_network
+
+FACENET_RANDOM = "facenet-random"  # FaceNet-size network with random weights: timing only
+CPU_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
+CUDA_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+@dataclass(frozen=True)
+class Mode:
+    """Timed calls, warm-up calls, SER-FIQ m, batch sizes (None: the device's), FaceQAN arguments."""
+
+    repeats: int
+    warmup: int
+    m: int
+    batch_sizes: tuple[int, ...] | None
+    faceqan: dict = field(default_factory=dict)
+
+
+FULL = Mode(7, 2, 100, None)
+QUICK = Mode(1, 0, 10, (1, 2), {"k": 2, "l": 2})  # a smoke test, not a measurement
+OTHER_METHODS = ("smoothgrad", "integrated-gradients")  # timed at their defaults
+TARGETS = {"plq_over_fwd_bwd": 1.25, "serfiq_head_speedup": 20.0, "cuda_faces_per_s": 1000.0}
+
+
+def bench_backbones() -> list[str]:
+    """Backbone names ``plqa bench`` accepts: the registry plus ``facenet-random``."""
+    return available_backbones() + [FACENET_RANDOM]
+
+
+def load_bench_backbone(name: str, device: torch.device) -> tuple[Backbone, str]:
+    """(backbone in eval mode on ``device``, "pretrained" or "random") for a bench name."""
+    if name != FACENET_RANDOM:
+        return load_backbone(name, device), "pretrained"
+    from .backbones.facenet import FaceNet
+
+    model = FaceNet(dataset=None).eval().to(device)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, "random"
+
+
+def time_calls(fns: dict[str, Callable[[], object]], device: torch.device, repeats: int,
+               warmup: int) -> dict[str, float]:
+    """Median seconds per call of each function, after ``warmup`` calls, calls round-robin."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    if device.type == "cuda":
+        events = {k: [] for k in fns}
+        for _ in range(repeats):
+            for k, fn in fns.items():
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                fn()
+                end.record()
+                events[k].append((start, end))
+        torch.cuda.synchronize(device)
+        return {k: statistics.median(s.elapsed_time(e) for s, e in ev) / 1000.0 for k, ev in events.items()}
+    times = {k: [] for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak memory in MiB: allocated tensors on CUDA (since the last reset), resident set on CPU (Linux, macOS)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def forward_backward(backbone: Backbone, crops: torch.Tensor) -> torch.Tensor:
+    """One forward and one backward pass: ∂(Σ embedding)/∂crops, [B, 3, S, S]."""
+    x = crops.detach().requires_grad_(True)
+    with torch.enable_grad():
+        return torch.autograd.grad(backbone(x).sum(), x)[0]
+
+
+def plq_throughput(explainer: Explainer, crop: torch.Tensor, batch_sizes: list[int], repeats: int,
+                   warmup: int) -> list[dict]:
+    """PLQ maps per second for a crop [1, 3, S, S] repeated to each batch size, with peak memory."""
+    rows = []
+    for b in batch_sizes:
+        crops = crop.expand(b, -1, -1, -1).contiguous()
+        if explainer.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(explainer.device)
+        for _ in range(warmup):
+            explainer.explain_tensor(crops)
+        after_warmup = peak_memory_mb(explainer.device)
+        sec = time_calls({"plq": lambda: explainer.explain_tensor(crops)}, explainer.device, repeats, 0)["plq"]
+        peak = peak_memory_mb(explainer.device)
+        rows.append({"batch_size": b, "faces_per_s": b / sec, "ms_per_batch": sec * 1000.0,
+                     "peak_memory_mb": peak, "peak_growth_mb": peak - after_warmup})
+        del crops  # before the next size's peak reset
+    return rows
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine()
+
+
+def _load_average() -> float | None:
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+
+
+def run_benchmark(device: str = "cpu", backbone: str = DEFAULT_BACKBONE, quick: bool = False,
+                  batch_sizes: list[int] | None = None, repeats: int | None = None, m: int | None = None,
+                  autocast: bool = False, seed: int = 0, log: Callable[[str], None] | None = None) -> dict:
+    """Measure the PLQ flow on ``device`` with ``backbone`` (a ``bench_backbones()`` name).
+
+    ``quick`` (a smoke test) uses 1 timed call, no warm-up, m=10, FaceQAN k=2, l=2 and batch
+    sizes [1, 2]; ``batch_sizes``, ``repeats`` and ``m`` override the mode's values.
+    ``autocast`` runs every measured call under bfloat16 autocast (off by default).
+    ``log`` receives one line per stage.
+    Returns the dict described in the module docstring (times in ms, memory in MiB).
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("CUDA is not available on this machine")
+    mode = QUICK if quick else FULL
+    repeats, warmup, m = repeats or mode.repeats, mode.warmup, m or mode.m
+    batch_sizes = list(batch_sizes or mode.batch_sizes or (CUDA_BATCH_SIZES if dev.type == "cuda" else CPU_BATCH_SIZES))
+    say = log or (lambda _msg: None)
+    cudnn_before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = dev.type == "cuda"
+    load_start = _load_average()
+    try:
+        net, weights = load_bench_backbone(backbone, dev)
+        scaling = None if weights == "pretrained" else QualityScaling(1.0, 0.0, net.defaults.gamma)
+
+        def explainer(quality: str, method: str = "saliency") -> Explainer:
+            params = {"m": m} if quality == "serfiq" else mode.faceqan
+            return Explainer(net, quality=quality, method=method, calibration=scaling, device=device, seed=seed,
+                             quality_params=params)
+
+        serfiq, faceqan = explainer("serfiq"), explainer("faceqan")
+        crop = crops_to_tensor([serfiq.prepare(astronaut()).aligned.crop], dev)
+        others = {f"map_{name}": explainer("serfiq", name) for name in OTHER_METHODS}
+
+        def no_grad_forward() -> None:
+            with torch.no_grad():
+                net(crop)
+
+        latency_fns = {
+            "forward": no_grad_forward,
+            "forward_backward": lambda: forward_backward(net, crop),
+            "quality_serfiq": lambda: serfiq.quality(crop),
+            "quality_faceqan": lambda: faceqan.quality(crop),
+            "plq_map_serfiq": lambda: serfiq.explain_tensor(crop),
+            "plq_map_faceqan": lambda: faceqan.explain_tensor(crop),
+            **{k: (lambda e=e: e.explain_tensor(crop)) for k, e in others.items()},
+        }
+        amp = torch.autocast(dev.type, dtype=torch.bfloat16) if autocast else nullcontext()
+        with amp:
+            say(f"latency at batch 1: {', '.join(latency_fns)}")
+            latency = time_calls(latency_fns, dev, repeats, warmup)
+            say(f"SER-FIQ, m={m}: head-only vs whole network")
+            speed = time_calls({"head": lambda: serfiq.quality(crop),
+                                "full": lambda: serfiq_full_network(net, crop, m, seed=seed)}, dev, repeats, warmup)
+            say(f"PLQ throughput, batch sizes {batch_sizes}")
+            throughput = plq_throughput(serfiq, crop, batch_sizes, repeats, warmup)
+    finally:
+        torch.backends.cudnn.benchmark = cudnn_before
+    best = max(throughput, key=lambda r: r["faces_per_s"])
+    return {
+        "device": dev.type, "device_name": _device_name(dev), "torch": torch.__version__,
+        "num_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
+        "load_average": [load_start, _load_average()],
+        "backbone": backbone, "weights": weights, "crop_size": int(crop.shape[-1]),
+        "m": m, "faceqan_k_l": [faceqan.estimator.k, faceqan.estimator.l], "repeats": repeats, "warmup": warmup,
+        "batch_sizes": batch_sizes, "quick": quick, "autocast": autocast,
+        "latency_ms": {k: v * 1000.0 for k, v in latency.items()},
+        "plq_over_fwd_bwd": latency["plq_map_serfiq"] / latency["forward_backward"],
+        "faceqan_over_fwd_bwd": latency["plq_map_faceqan"] / latency["forward_backward"],
+        "serfiq_full_network_ms": speed["full"] * 1000.0,
+        "serfiq_head_speedup": speed["full"] / speed["head"],
+        "throughput": throughput,
+        "best_throughput": {"batch_size": best["batch_size"], "faces_per_s": best["faces_per_s"]},
+    }
+
+
+def format_table(result: dict) -> str:
+    """Markdown summary of a ``run_benchmark`` result, targets beside the ratios."""
+    r = result
+    fb = r["latency_ms"]["forward_backward"]
+    lines = [
+        f"**{r['device']}** ({r['device_name']}), torch {r['torch']}, {r['num_threads']} threads, "
+        f"backbone {r['backbone']} ({r['weights']} weights, {r['crop_size']} px), SER-FIQ m={r['m']}, "
+        f"FaceQAN k, l = {r['faceqan_k_l']}, "
+        f"median of {r['repeats']} after {r['warmup']} warm-up{', bf16 autocast' if r['autocast'] else ''}"
+        f"{', QUICK' if r['quick'] else ''}; load average {r['load_average']}",
+        "",
+        "| measurement (batch 1) | ms per face | × forward+backward |",
+        "|---|---:|---:|",
+        *(f"| {k} | {v:.1f} | {v / fb:.2f} |" for k, v in r["latency_ms"].items()),
+        f"| serfiq_full_network (m={r['m']}) | {r['serfiq_full_network_ms']:.1f} | "
+        f"{r['serfiq_full_network_ms'] / fb:.2f} |",
+        "",
+        "| ratio | value | target |",
+        "|---|---:|---|",
+        f"| plq_over_fwd_bwd | {r['plq_over_fwd_bwd']:.3f} | ≤ {TARGETS['plq_over_fwd_bwd']} |",
+        f"| serfiq_head_speedup | {r['serfiq_head_speedup']:.1f} | ≥ {TARGETS['serfiq_head_speedup']:.0f} |",
+        f"| faceqan_over_fwd_bwd | {r['faceqan_over_fwd_bwd']:.1f} | (reported) |",
+        "",
+        "| batch | PLQ maps/s | ms per batch | peak memory MiB | peak growth MiB |",
+        "|---:|---:|---:|---:|---:|",
+        *(f"| {t['batch_size']} | {t['faces_per_s']:.1f} | {t['ms_per_batch']:.1f} | {t['peak_memory_mb']:.0f} | "
+          f"{t['peak_growth_mb']:.1f} |" for t in r["throughput"]),
+    ]
+    if r["device"] == "cuda":
+        lines += ["", f"best: {r['best_throughput']['faces_per_s']:.0f} maps/s at batch "
+                      f"{r['best_throughput']['batch_size']} (target ≥ {TARGETS['cuda_faces_per_s']:.0f})"]
+    return "\n".join(lines)

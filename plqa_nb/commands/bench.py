@@ -1,0 +1,53 @@
+"""``plqa bench``: latency, cost ratios and PLQ-map throughput on CPU or CUDA (see ``plqa_nb.bench``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from ..backbones import DEFAULT_BACKBONE
+from ..batch import atomic_write_bytes
+from ..bench import bench_backbones, format_table, run_benchmark
+
+
+def _sizes(text: str) -> list[int]:
+    sizes = [int(s) for s in text.split(",") if s.strip()]
+    if not sizes or min(sizes) < 1:
+        raise argparse.ArgumentTypeError("batch sizes must be positive integers, e.g. 1,8,64")
+    return sizes
+
+
+def register(sub) -> None:
+    p = sub.add_parser("bench", help="time the PLQ flow: latencies, ratios, throughput and memory",
+                       description="Median per-face latencies at batch 1, plq_over_fwd_bwd, serfiq_head_speedup "
+                                   "and PLQ maps/s over batch sizes, on the astronaut's aligned crop. Prints a "
+                                   "markdown table; --json writes every figure.")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to run (default cpu)")
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=bench_backbones(),
+                   help=f"network (default {DEFAULT_BACKBONE}; facenet-random: FaceNet size, random weights, "
+                        "timing only)")
+    p.add_argument("--json", type=Path, default=None, help="write the full result to this JSON file")
+    p.add_argument("--quick", action="store_true", help="1 timed call, no warm-up, m=10, batch sizes 1,2 (smoke test)")
+    p.add_argument("--batch-sizes", type=_sizes, default=None,
+                   help="comma-separated throughput batch sizes (default 1..64 on CPU, 1..512 on CUDA)")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per measurement (default 7)")
+    p.add_argument("--m", type=int, default=None, help="SER-FIQ stochastic passes (default 100)")
+    p.add_argument("--autocast", action="store_true", help="run the measured calls under bfloat16 autocast")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default torch's; 1 gives steadier CPU figures on a busy machine)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    result = run_benchmark(args.device, args.backbone, quick=args.quick, batch_sizes=args.batch_sizes,
+                           repeats=args.repeats, m=args.m, autocast=args.autocast,
+                           log=lambda msg: print(f"plqa bench: {msg}", file=sys.stderr))
+    if args.json is not None:
+        atomic_write_bytes(args.json, (json.dumps(result, indent=2) + "\n").encode())
+    print(format_table(result))
+    return 0

@@ -1,0 +1,83 @@
+"""``plqa bench`` in quick mode (CPU, and CUDA where it exists) and CPU/CUDA agreement of the maps."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from plqa_nb.bench import OTHER_METHODS, format_table
+from plqa_nb.cli import main
+from plqa_nb.data import astronaut
+from plqa_nb.pipeline import Explainer, crops_to_tensor
+
+cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+LATENCY_KEYS = {"forward", "forward_backward", "quality_serfiq", "quality_faceqan", "plq_map_serfiq",
+                "plq_map_faceqan", *(f"map_{m}" for m in OTHER_METHODS)}
+
+
+@pytest.fixture(scope="module", params=["cpu", pytest.param("cuda", marks=cuda_only)])
+def quick(request, tmp_path_factory) -> dict:
+    path = tmp_path_factory.mktemp("bench") / "bench.json"
+    threads = torch.get_num_threads()
+    try:  # one thread: steady on a shared machine, where two threads stall at every parallel op
+        assert main(["bench", "--quick", "--threads", "1", "--device", request.param, "--json", str(path)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    return json.loads(path.read_text())
+
+
+def _positive(x) -> bool:
+    return isinstance(x, float) and math.isfinite(x) and x > 0
+
+
+def test_quick_json_keys_and_values(quick):
+    assert quick["torch"] == torch.__version__ and quick["num_threads"] == 1
+    assert (quick["backbone"], quick["weights"], quick["crop_size"]) == ("dlib-resnet", "pretrained", 150)
+    assert quick["batch_sizes"] == [1, 2] and quick["m"] == 10 and quick["faceqan_k_l"] == [2, 2] and quick["quick"]
+    assert set(quick["latency_ms"]) == LATENCY_KEYS
+    assert all(_positive(v) for v in quick["latency_ms"].values())
+    for key in ("plq_over_fwd_bwd", "faceqan_over_fwd_bwd", "serfiq_head_speedup", "serfiq_full_network_ms"):
+        assert _positive(quick[key]), key
+    # 10 whole-network passes against 1 trunk pass + 10 head passes: the head-only way must win.
+    assert quick["serfiq_head_speedup"] > 1
+    assert [row["batch_size"] for row in quick["throughput"]] == [1, 2]
+    for row in quick["throughput"]:
+        assert _positive(row["faces_per_s"]) and _positive(row["peak_memory_mb"])
+        assert math.isclose(row["faces_per_s"], row["batch_size"] * 1000 / row["ms_per_batch"])
+        assert row["peak_growth_mb"] >= 0
+    assert quick["best_throughput"]["faces_per_s"] == max(r["faces_per_s"] for r in quick["throughput"])
+
+
+def test_table_lists_every_measurement(quick):
+    table = format_table(quick)
+    for key in [*LATENCY_KEYS, "plq_over_fwd_bwd", "serfiq_head_speedup", "faceqan_over_fwd_bwd"]:
+        assert f"| {key} |" in table
+    assert sum(line.startswith("| 1 |") or line.startswith("| 2 |") for line in table.splitlines()) == 2
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA exists here")
+def test_cuda_without_cuda_is_an_error(capsys):
+    assert main(["bench", "--quick", "--device", "cuda"]) == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+
+
+@cuda_only
+def test_cpu_and_cuda_give_the_same_maps():
+    # SER-FIQ draws its dropout masks on the CPU from the seed, so both devices use the same masks
+    cpu = Explainer(quality="serfiq", quality_params={"m": 20}, device="cpu")
+    crops = crops_to_tensor([cpu.prepare(astronaut()).aligned.crop] * 2)
+    tf32 = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = False  # compare float32 with float32
+    try:
+        gpu = {k: v.cpu() for k, v in Explainer(quality="serfiq", quality_params={"m": 20}, device="cuda").explain_tensor(crops).items()}
+    finally:
+        torch.backends.cudnn.allow_tf32 = tf32
+    ref = cpu.explain_tensor(crops)
+    assert ref["plq"].std() > 0.01  # a real map, not a constant
+    torch.testing.assert_close(gpu["quality"], ref["quality"], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(gpu["embedding"], ref["embedding"], atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(gpu["saliency"], ref["saliency"], atol=1e-4 * float(ref["saliency"].max()), rtol=1e-3)
+    torch.testing.assert_close(gpu["plq"], ref["plq"], atol=1e-4, rtol=1e-3)

@@ -1,0 +1,63 @@
+"""`plqa compare` end to end on two real faces and a broken file: rows, arrays, figures, resume, settings."""
+import csv
+import shutil
+
+import numpy as np
+import pytest
+
+from plqa_nb.cli import main
+
+FAST = ["--quality", "serfiq", "--steps", "2", "--random", "2", "--infidelity", "2"]
+
+
+def _rows(out):
+    with open(out / "faithfulness.csv") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def run(faces_dir, tmp_path_factory):
+    src = tmp_path_factory.mktemp("in")
+    for name in ("001.jpg", "002.jpg"):
+        shutil.copy(faces_dir / "london" / "neutral" / name, src / name)
+    (src / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path_factory.mktemp("out")
+    assert main(["compare", str(src), "--out", str(out), "--methods", "saliency", "grad-cam", *FAST]) == 0
+    return src, out
+
+
+def test_rows_per_file_and_method_with_documented_columns(run):
+    src, out = run
+    rows = _rows(out)
+    ok = [r for r in rows if r["status"] == "ok"]
+    err = [r for r in rows if r["status"] != "ok"]
+    assert len(ok) == 4 and {(r["file"].split("/")[-1], r["method"]) for r in ok} == {
+        (f, m) for f in ("001.jpg", "002.jpg") for m in ("saliency", "grad-cam")}
+    assert len(err) == 1 and "broken.jpg" in err[0]["error"]
+    for c in ("deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc", "seconds",
+              "infidelity", "quality"):
+        assert all(np.isfinite(float(r[c])) for r in ok), c
+    z = np.load(out / ok[0]["output"])
+    assert z["attribution"].shape == (3, 150, 150) and z["view"].shape == (150, 150)
+    assert z["deletion"].shape == (3,) and float(z["deletion_auc"]) == pytest.approx(float(ok[0]["deletion_auc"]))
+    assert all((out / r["figure"]).is_file() for r in ok)
+    for name in ("summary.png", "summary.md", "summary.csv", "spearman.csv"):
+        assert (out / name).is_file(), name
+    with open(out / "spearman.csv") as f:
+        sp = list(csv.DictReader(f))
+    assert len(sp) == 2 and all(-1 <= float(r["spearman"]) <= 1 for r in sp)
+
+
+def test_rerun_adds_only_the_missing_method_and_keeps_outputs(run):
+    src, out = run
+    before = {p: p.read_bytes() for p in (out / "maps").rglob("*.npz")}
+    assert main(["compare", str(src), "--out", str(out), "--methods", "saliency", "grad-cam", "input-x-gradient",
+                 *FAST]) == 0
+    rows = [r for r in _rows(out) if r["status"] == "ok"]
+    assert len(rows) == 6 and sum(r["method"] == "input-x-gradient" for r in rows) == 2
+    assert all(p.read_bytes() == data for p, data in before.items())
+
+
+def test_other_settings_need_overwrite(run):
+    src, out = run
+    assert main(["compare", str(src), "--out", str(out), "--methods", "saliency", *FAST[:-2], "--steps", "3"]) == 2

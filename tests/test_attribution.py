@@ -36,7 +36,7 @@ def test_captum_saliency_equals_the_fused_plq_saliency(explainer, batch4):
     captum = Saliency(explainer.model).attribute(crops[:2].clone().requires_grad_(True), abs=True,
                                                   additional_forward_args=(weights,))
     assert out["attribution"].abs().max() > 1e-5  # a real map, not zeros
-    # the fused path returns the signed gradient ∂M_Q/∂I; Saliency(abs=True) its magnitude
+    # the fused path returns |∂M_Q/∂I|, as Saliency(abs=True) does
     torch.testing.assert_close(captum, out["attribution"], rtol=0, atol=1e-6)
     torch.testing.assert_close(merge_channels(captum), out["saliency"], rtol=0, atol=1e-6)
 

@@ -48,3 +48,64 @@ def pixelate(crop: np.ndarray, block: int) -> np.ndarray:
     s = crop.shape[0]
     small = cv2.resize(crop, (max(1, s // block), max(1, s // block)), interpolation=cv2.INTER_AREA)
     return cv2.resize(small, (crop.shape[1], s), interpolation=cv2.INTER_NEAREST)
+
+
+def soft_alpha(mask: np.ndarray, sigma: float = 0.8) -> np.ndarray:
+    """bool mask [S, S] → float32 alpha [S, S] in 0..1 with edges softened by a Gaussian of ``sigma`` px."""
+    alpha = mask.astype(np.float32)
+    return cv2.GaussianBlur(alpha, (0, 0), sigmaX=sigma, sigmaY=sigma) if sigma > 0 else alpha
+
+
+def paint(crop: np.ndarray, alpha: np.ndarray, colour: np.ndarray | tuple[float, float, float],
+          rng: np.random.Generator | None = None, texture: float = 0.0) -> np.ndarray:
+    """Blend an occluder onto ``crop``: alpha float [S, S] (0..1), colour RGB [3] or image [S, S, 3] (0..255),
+    plus per-pixel grey-level noise of std ``texture`` drawn from ``rng`` (needed when texture > 0)."""
+    layer = np.broadcast_to(np.asarray(colour, np.float32), crop.shape).astype(np.float32)
+    if texture > 0:
+        layer = layer + rng.normal(0.0, texture, crop.shape[:2])[..., None]
+    a = np.asarray(alpha, np.float32)[..., None]
+    return np.clip((1 - a) * crop + a * layer, 0, 255).round().astype(np.uint8)
+
+
+def directional_light(crop: np.ndarray, direction: tuple[float, float], strength: float) -> np.ndarray:
+    """One-sided light: brightness × (1 + strength·t), t running linearly from -1 to 1 across the crop along
+    ``direction`` (x, y; need not be unit)."""
+    s = crop.shape[0]
+    dx, dy = np.asarray(direction, np.float64) / np.linalg.norm(direction)
+    ys, xs = np.mgrid[0:s, 0:crop.shape[1]].astype(np.float64)
+    t = ((xs - (crop.shape[1] - 1) / 2) * dx + (ys - (s - 1) / 2) * dy) / ((s - 1) / 2)
+    gain = 1 + strength * np.clip(t, -1, 1)
+    return np.clip(crop * gain[..., None], 0, 255).round().astype(np.uint8)
+
+
+def exposure(crop: np.ndarray, stops: float) -> np.ndarray:
+    """Exposure change by ``stops`` (×2**stops on linear light, sRGB gamma 2.2 approximated), clipped."""
+    lin = (crop / 255.0) ** 2.2 * (2.0 ** stops)
+    return (np.clip(lin, 0, 1) ** (1 / 2.2) * 255).round().astype(np.uint8)
+
+
+def rotate(crop: np.ndarray, points: np.ndarray, degrees: float,
+           centre: tuple[float, float]) -> tuple[np.ndarray, np.ndarray]:
+    """In-plane rotation (roll) by ``degrees`` (counter-clockwise on screen) about ``centre`` (x, y px).
+
+    Returns the rotated crop (borders mirrored) and ``points`` [N, 2] mapped the same way.
+    """
+    m = cv2.getRotationMatrix2D((float(centre[0]), float(centre[1])), degrees, 1.0)
+    out = cv2.warpAffine(crop, m, (crop.shape[1], crop.shape[0]), flags=cv2.INTER_LINEAR,
+                         borderMode=cv2.BORDER_REFLECT_101)
+    return out, np.asarray(points, np.float64) @ m[:, :2].T + m[:, 2]
+
+
+def clutter(crop: np.ndarray, where: np.ndarray, rng: np.random.Generator, shapes: int = 40) -> np.ndarray:
+    """Replace the pixels in ``where`` (bool [S, S]) by a busy scene of random coloured rectangles and discs."""
+    h, w = crop.shape[:2]
+    scene = np.full_like(crop, rng.integers(0, 256, 3, dtype=np.uint8))
+    for _ in range(shapes):
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        x, y = int(rng.integers(0, w)), int(rng.integers(0, h))
+        r = int(rng.integers(max(2, w // 30), max(3, w // 6)))
+        if rng.random() < 0.5:
+            cv2.rectangle(scene, (x - r, y - r // 2), (x + r, y + r), colour, -1)
+        else:
+            cv2.circle(scene, (x, y), r, colour, -1)
+    return np.where(where[..., None], scene, crop)

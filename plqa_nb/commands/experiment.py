@@ -1,0 +1,216 @@
+"""``plqa experiment masking|inpainting|icao``: the paper's analyses as resumable batch runs.
+
+Each writes DIR/<experiment>.csv (several rows per photo; error rows name the file), one
+DIR/<experiment>/<input path>.npz of images and PLQ maps per photo (what the figures are drawn
+from, so a resumed run still draws every photo), and DIR/figures/*.png; a summary goes to stdout.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+from pathlib import Path
+from typing import Callable
+
+from ..batch import ResultTable, atomic_save_figure, atomic_save_png, common_root, output_stem, run_batch
+from ..errors import InputError
+from ..images import IMAGE_SUFFIXES, iter_image_files
+from ..experiments import icao, inpainting, masking, plots
+from ..experiments.common import FaceCrop, FaceResult, Panel, load_panels, save_panels
+from ..experiments.regions import REGIONS
+from .common import add_batch_options, add_model_options, make_explainer, print_summary
+
+BASE = ["file", "status", "error", "output"]
+MASKING_COLUMNS = BASE + ["size", "index", "size_px", "x", "y", "quality_org", "quality_mask", "delta_q", "delta_p",
+                          "feedback", "seconds"]
+INPAINTING_COLUMNS = BASE + ["method", "quality_before", "quality_before_std", "quality_after", "quality_after_std",
+                             "masked_fraction", "change", "feedback", "seconds"]
+ICAO_COLUMNS = (BASE + ["violation", "category", "affected_region", "quality", "quality_ref", "delta_q", "worst_region",
+                        "degraded_region", "degraded_ratio"] + [f"plq_{r}" for r in REGIONS + ("face",)]
+                + ["feedback", "seconds"])
+
+
+def register(sub) -> None:
+    p = sub.add_parser("experiment", help="the paper's analyses: random masks, inpainting, ICAO violations",
+                       description="Reproducible batch experiments on aligned faces; see each sub-command.")
+    exp = p.add_subparsers(dest="experiment", required=True)
+
+    m = exp.add_parser("masking", help="random black squares on good faces (Eqs. 7-8, Figs. 5-6)")
+    _common_options(m)
+    m.add_argument("--sizes", type=_number, nargs="+", default=list(masking.SIZES),
+                   help="square sides on the paper's 112-px scale (default 10 20 30 40 50)")
+    m.add_argument("--per-size", type=int, default=1, help="squares per size and face (default 1)")
+    m.set_defaults(func=run_masking)
+
+    i = exp.add_parser("inpainting", help="inpaint low-PLQ areas, Q̂ before/after with std (Figs. 3-4)")
+    _common_options(i)
+    i.add_argument("--mask-from", default="plq", metavar="plq|FILE_OR_FOLDER",
+                   help="'plq' (low-quality regions of the map, default), one mask image for every photo, or a "
+                        "folder with <stem>_mask.<ext> or <stem>.<ext> per photo; white = inpaint, of the photo's "
+                        "or the crop's size")
+    i.add_argument("--method", choices=sorted(inpainting.METHODS), default="telea", help="OpenCV inpainting")
+    i.add_argument("--repeats", type=int, default=10, help="quality estimates (seeds) for mean and std (default 10)")
+    i.set_defaults(func=run_inpainting)
+
+    c = exp.add_parser("icao", help="synthetic ICAO violations and the PLQ per face region (Fig. 7)")
+    _common_options(c)
+    c.add_argument("--only", action="append", default=None, metavar="CATEGORY",
+                   help=f"keep a category ({', '.join(icao.CATEGORIES)}) or a violation "
+                        f"({', '.join(icao.VIOLATIONS)}); repeatable")
+    c.add_argument("--save-images", action="store_true", help="write every variant to DIR/images/<input>/")
+    c.add_argument("--as-is", action="store_true",
+                   help="no synthetic violations: the region table of the photos as they are (real non-compliance)")
+    c.add_argument("--reference", type=Path, default=None,
+                   help="with --as-is: a compliant photo to compare with (quality_ref, delta_q)")
+    c.set_defaults(func=run_icao)
+
+
+def _number(text: str) -> int | float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text}: a size must be positive")
+    return int(value) if value.is_integer() else value
+
+
+def _common_options(p: argparse.ArgumentParser) -> None:
+    add_batch_options(p)
+    add_model_options(p)
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--examples", type=int, default=2, help="photos shown in the example grid (default 2)")
+
+
+def _fmt(value):
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.6f}"
+    return value
+
+
+def _ok_rows(path: Path) -> list[dict]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return [r for r in csv.DictReader(f) if r["status"] == "ok"]
+
+
+def _example_panels(out: Path, rows: list[dict], n: int) -> list[list[Panel]]:
+    outputs = list(dict.fromkeys(r["output"] for r in rows))[:n]
+    return [load_panels(out / o) for o in outputs]
+
+
+def _run(args: argparse.Namespace, name: str, columns: list[str], prepare: Callable,
+         experiment: Callable[[object, list], list[FaceResult]], after_face: Callable | None = None):
+    """Shared driver: batch over the inputs, one npz of panels per photo, rows appended; returns the ok rows."""
+    if not args.inputs:
+        raise SystemExit(f"plqa experiment {name}: give at least one INPUT (file or folder)")
+    root = common_root(iter_image_files(args.inputs))
+    table = ResultTable(args.out / f"{name}.csv", columns, overwrite=args.overwrite, multi_row=True)
+
+    def compute(items):
+        rows = []
+        for (file, _), res in zip(items, experiment([p for _, p in items])):
+            stem = output_stem(file, root)
+            rel = Path(name) / f"{stem}.npz"
+            save_panels(args.out / rel, res.panels)
+            if after_face is not None:
+                after_face(stem, res)
+            rows += [{**{k: _fmt(v) for k, v in row.items()}, "file": str(file), "status": "ok", "error": "",
+                      "output": str(rel)} for row in res.rows]
+        return rows
+
+    summary = run_batch(args.inputs, table, prepare, compute, batch_size=args.batch_size, debug=args.debug,
+                        desc=f"plqa experiment {name}")
+    print_summary(summary, f"experiment {name}")
+    return _ok_rows(table.path)
+
+
+def _face(explainer, file: Path) -> FaceCrop:
+    prepared = explainer.prepare(file)
+    return FaceCrop(str(file), prepared.aligned.crop, prepared.aligned.landmarks)
+
+
+def _print_table(records: list[dict]) -> None:
+    if records:
+        print("\t".join(records[0]))
+        for r in records:
+            print("\t".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values()))
+
+
+def run_masking(args: argparse.Namespace) -> int:
+    explainer = make_explainer(args)
+    rows = _run(args, "masking", MASKING_COLUMNS, lambda f: _face(explainer, f),
+                lambda faces: masking.run(explainer, faces, args.sizes, args.per_size, args.seed))
+    if rows:
+        atomic_save_figure(args.out / "figures" / "masking_distributions.png", plots.masking_distributions(rows))
+        atomic_save_figure(args.out / "figures" / "masking_examples.png",
+                           plots.panel_grid(_example_panels(args.out, rows, args.examples), "Random black squares"))
+        _print_table(masking.summary(rows))
+    return 0
+
+
+def find_mask(source: Path, file: Path) -> Path:
+    """The mask image for ``file``: ``source`` itself, or in the folder ``source`` <stem>_mask.* before <stem>.*."""
+    if not source.is_dir():
+        return source
+    for pattern in (f"{file.stem}_mask.*", f"{file.stem}.*"):
+        found = sorted(p for p in source.glob(pattern) if p.suffix.lower() in IMAGE_SUFFIXES
+                       and p.resolve() != file.resolve())
+        if found:
+            return found[0]
+    raise InputError(str(file), f"no mask <stem>_mask.* or <stem>.* in {source}")
+
+
+def run_inpainting(args: argparse.Namespace) -> int:
+    explainer = make_explainer(args)
+    mask_source = None if args.mask_from == "plq" else Path(args.mask_from)
+    if mask_source is not None and not mask_source.exists():
+        raise FileNotFoundError(f"--mask-from {mask_source}: no such file or folder")
+
+    def prepare(file: Path):
+        prepared = explainer.prepare(file)
+        mask = None if mask_source is None else inpainting.user_mask(find_mask(mask_source, file), prepared)
+        return FaceCrop(str(file), prepared.aligned.crop, prepared.aligned.landmarks), mask
+
+    def experiment(items):
+        masks = None if mask_source is None else [m for _, m in items]
+        return inpainting.run(explainer, [f for f, _ in items], masks, args.method, args.repeats, args.seed)
+
+    rows = _run(args, "inpainting", INPAINTING_COLUMNS, prepare, experiment)
+    if rows:
+        atomic_save_figure(args.out / "figures" / "inpainting_sorted.png", plots.inpainting_sorted(rows))
+        pairs = _example_panels(args.out, rows, 3 * args.examples)
+        lines = [sum(pairs[k:k + 3], []) for k in range(0, len(pairs), 3)]  # three before/after pairs a line
+        atomic_save_figure(args.out / "figures" / "inpainting_pairs.png",
+                           plots.panel_grid(lines, "Before and after inpainting"))
+        _print_table([inpainting.summary(rows)])
+    return 0
+
+
+def run_icao(args: argparse.Namespace) -> int:
+    explainer = make_explainer(args)
+    if args.as_is:
+        reference = None
+        if args.reference is not None:
+            try:
+                reference = _face(explainer, args.reference)
+            except InputError as exc:
+                raise ValueError(f"--reference: {exc}") from None
+
+        def experiment(faces):
+            return icao.run_as_is(explainer, faces, reference, args.seed)
+    else:
+        icao.select_violations(args.only)  # unknown names fail before any work
+
+        def experiment(faces):
+            return icao.run(explainer, faces, args.only, args.seed)
+
+    def save_images(stem: Path, res: FaceResult) -> None:
+        for panel in res.panels:
+            atomic_save_png(args.out / "images" / stem / f"{panel.label.replace(' ', '_')}.png", panel.image)
+
+    rows = _run(args, "icao", ICAO_COLUMNS, lambda f: _face(explainer, f), experiment,
+                save_images if args.save_images else None)
+    if rows:
+        atomic_save_figure(args.out / "figures" / "icao_grid.png",
+                           plots.panel_grid(_example_panels(args.out, rows, args.examples), "ICAO-style violations"))
+        if not args.as_is:
+            atomic_save_figure(args.out / "figures" / "icao_delta_q.png", plots.delta_by_violation(rows))
+        _print_table(icao.summary(rows))
+    return 0

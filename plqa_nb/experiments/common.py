@@ -1,0 +1,80 @@
+"""What the experiments share: the face they work on, per-face randomness, and image/map panels."""
+from __future__ import annotations
+
+import os
+import zlib
+from dataclasses import dataclass, field
+from pathlib import PurePath
+from typing import NamedTuple, Union
+
+import numpy as np
+
+from ..batch import atomic_save_npz
+from ..pipeline import PreparedFace
+
+
+class FaceCrop(NamedTuple):
+    """An aligned face: ``name`` (file or label), crop uint8 [S, S, 3], landmarks [5, 2] in crop px."""
+
+    name: str
+    crop: np.ndarray
+    landmarks: np.ndarray
+
+
+FaceLike = Union[FaceCrop, PreparedFace, tuple]
+
+
+def as_face_crop(face: FaceLike) -> FaceCrop:
+    """A PreparedFace (from ``Explainer.prepare``) or a (name, crop, landmarks) tuple → FaceCrop."""
+    if isinstance(face, PreparedFace):
+        return FaceCrop(face.source, face.aligned.crop, np.asarray(face.aligned.landmarks, np.float64))
+    name, crop, landmarks = face
+    return FaceCrop(str(name), np.asarray(crop, np.uint8), np.asarray(landmarks, np.float64))
+
+
+def face_rng(seed: int, name: str, purpose: str) -> np.random.Generator:
+    """The random generator of one face and purpose: depends on ``seed``, the file name of ``name`` (no
+    folders, so a run gives the same result wherever the photos lie) and ``purpose`` only, not on the
+    order or batching of the inputs."""
+    return np.random.default_rng([int(seed), zlib.crc32(f"{PurePath(str(name)).name}|{purpose}".encode())])
+
+
+@dataclass
+class Panel:
+    """One image of a figure grid: image uint8 [S, S, 3], its PLQ map [S, S], Q̂ and a label."""
+
+    image: np.ndarray
+    plq: np.ndarray
+    quality: float
+    label: str
+
+
+def save_panels(path: str | os.PathLike, panels: list[Panel]) -> None:
+    """Write panels to an .npz (atomic; maps as float16)."""
+    atomic_save_npz(path, images=np.stack([p.image for p in panels]),
+                    plq=np.stack([p.plq for p in panels]).astype(np.float16),
+                    quality=np.array([p.quality for p in panels], np.float64),
+                    labels=np.array([p.label for p in panels]))
+
+
+def load_panels(path: str | os.PathLike) -> list[Panel]:
+    """Read panels written by ``save_panels``."""
+    with np.load(path) as z:
+        return [Panel(img, plq.astype(np.float32), float(q), str(lab))
+                for img, plq, q, lab in zip(z["images"], z["plq"], z["quality"], z["labels"])]
+
+
+@dataclass
+class FaceResult:
+    """One face of an experiment: ``rows`` (dicts with the experiment's CSV columns), ``panels`` (images and
+    PLQ maps for its figure grid) and, for inpainting, the inpainted ``mask`` bool [S, S]."""
+
+    file: str
+    rows: list[dict]
+    panels: list[Panel] = field(repr=False)
+    mask: np.ndarray | None = field(default=None, repr=False)
+
+
+def table(results: list[FaceResult]) -> list[dict]:
+    """All rows of all faces, e.g. for ``pandas.DataFrame(table(results))``."""
+    return [row for r in results for row in r.rows]

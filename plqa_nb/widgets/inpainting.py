@@ -1,0 +1,118 @@
+"""Notebook 3, inpainting (paper Sec. V-A): pick a face, set the mask by a threshold on its PLQ map or by a
+rectangle, inpaint it, and compare Q̂ (mean ± std over estimator seeds) and the PLQ maps before and after."""
+from __future__ import annotations
+
+import hashlib
+
+import ipywidgets as w
+import numpy as np
+import plotly.graph_objects as go
+from IPython.display import HTML
+
+from ..experiments import inpainting
+from ..experiments.common import FaceResult
+from ..images import ImageLike
+from .common import (FaceSession, FaceUI, Settings, explainer_for, image_grid, outline_trace, plq_trace, quick,
+                     render_into, rgb_trace, table_html)
+
+
+def threshold_mask(session: FaceSession, settings: Settings, level: float = 0.5) -> np.ndarray:
+    """Low-PLQ regions of the face (``inpainting.plq_mask`` at ``level`` × the face's median PLQ), bool [S, S]."""
+    face = session.face_crop(settings.backbone)
+    return inpainting.plq_mask(session.explain(settings).plq, face.landmarks, level=level)
+
+
+def rectangle_mask(size: int, x: int, y: int, width: int, height: int) -> np.ndarray:
+    """bool [size, size], True in the rectangle with top-left (x, y) (crop px)."""
+    mask = np.zeros((size, size), bool)
+    mask[y:y + height, x:x + width] = True
+    return mask
+
+
+def mask_figure(session: FaceSession, settings: Settings, mask: np.ndarray, method: str = "telea") -> go.Figure:
+    """Preview (no quality computed): the crop, its PLQ map with the mask outlined, the inpainted crop."""
+    res = session.explain(settings)
+    fig = image_grid([[("aligned crop", rgb_trace(res.crop)), (f"PLQ, Q̂ = {res.quality:.3f}", plq_trace(res.plq)),
+                       (f"inpainted ({method})", rgb_trace(inpainting.inpaint(res.crop, mask, method)))]],
+                     title=f"{session.name}: mask covers {mask.mean():.1%} of the crop")
+    for col in (1, 2):
+        fig.add_trace(outline_trace(mask), row=1, col=col)
+    return fig
+
+
+def inpainting_result(session: FaceSession, settings: Settings, mask: np.ndarray, method: str = "telea",
+                      repeats: int = 10) -> FaceResult:
+    """``plqa_nb.experiments.inpainting.run`` on this face with ``mask`` (cached per mask, method, repeats)."""
+    key = (settings, hashlib.sha1(np.packbits(mask)).hexdigest(), mask.shape, method, repeats)
+    return session.memo("inpainting", key, lambda: inpainting.run(
+        explainer_for(settings, str(session.device)), [session.face_crop(settings.backbone)], [mask], method,
+        repeats)[0])
+
+
+def before_after_table(result: FaceResult) -> list[dict]:
+    """Rows before/after: Q̂ mean and std over the seeds, mean PLQ inside the mask, and the change
+    ('up' / 'down' beyond one std, else 'within')."""
+    row = result.rows[0]
+    return [{"image": p.label, "quality": row[f"quality_{p.label}"], "quality_std": row[f"quality_{p.label}_std"],
+             "plq_in_mask": float(p.plq[result.mask].mean()) if result.mask.any() else float("nan"),
+             "change": row["change"] if p.label == "after" else ""} for p in result.panels]
+
+
+def before_after_figure(result: FaceResult) -> go.Figure:
+    """The crop and its PLQ map before and after inpainting (mask outlined), Q̂ ± std in the titles."""
+    row = result.rows[0]
+    cells = [[(f"{p.label}: Q̂ = {row[f'quality_{p.label}']:.3f} ± {row[f'quality_{p.label}_std']:.3f}",
+               rgb_trace(p.image)) for p in result.panels],
+             [(f"PLQ {p.label}", plq_trace(p.plq, colorbar=i == 0)) for i, p in enumerate(result.panels)]]
+    fig = image_grid(cells, title=f"{result.file}: Q̂ {row['change']} after inpainting ({row['method']}, "
+                                  f"{row['masked_fraction']:.1%} of the crop)")
+    for col in (1, 2):
+        fig.add_trace(outline_trace(result.mask), row=2, col=col)
+    return fig
+
+
+class InpaintingUI(FaceUI):
+    """Mask by PLQ threshold or rectangle with a live preview; the button inpaints and scores
+    (``repeats`` estimator seeds), showing ``before_after_figure`` and ``before_after_table``."""
+
+    def __init__(self, samples: dict[str, ImageLike] | None = None, settings: Settings | None = None,
+                 device: str = "cpu", face: str | None = None):
+        super().__init__(samples, settings, device, face)
+        s = self.settings().crop_size()
+        self.mode = w.ToggleButtons(options=["PLQ threshold", "rectangle"], description="mask")
+        self.level = w.FloatSlider(value=0.5, min=0.05, max=1.0, step=0.05, description="level",
+                                   continuous_update=False)
+        self.rect = [w.IntSlider(value=v, min=0, max=s, description=d, continuous_update=False)
+                     for v, d in ((s // 4, "x"), (s // 4, "y"), (s // 2, "width"), (s // 6, "height"))]
+        self.method = w.Dropdown(options=list(inpainting.METHODS), description="method")
+        self.repeats = w.IntSlider(value=quick(10, 3), min=1, max=20, description="repeats", continuous_update=False)
+        self.button = w.Button(description="inpaint and score", button_style="primary")
+        self.result_out = w.Output()
+        self.button.on_click(lambda _: self.evaluate())
+        self._finish([[self.face, self.mode], [self.level], self.rect, [self.method, self.repeats, self.button]],
+                     observe=[self.mode, self.level, self.method, *self.rect])
+        self.widget.children += (self.result_out,)
+
+    def mask(self) -> np.ndarray:
+        """The mask the controls describe."""
+        if self.mode.value == "rectangle":
+            return rectangle_mask(self.settings().crop_size(), *(r.value for r in self.rect))
+        return threshold_mask(self.session(), self.settings(), self.level.value)
+
+    def render(self) -> list:
+        return [mask_figure(self.session(), self.settings(), self.mask(), self.method.value)]
+
+    def evaluate(self) -> None:
+        """Inpaint and score the current mask."""
+        def produce() -> list:
+            res = inpainting_result(self.session(), self.settings(), self.mask(), self.method.value,
+                                    self.repeats.value)
+            return [before_after_figure(res), HTML(table_html(before_after_table(res)))]
+
+        render_into(self.result_out, produce)
+
+
+def build_inpainting_ui(samples: dict[str, ImageLike] | None = None, settings: Settings | None = None,
+                        device: str = "cpu", face: str | None = None) -> InpaintingUI:
+    """The inpainting explorer (display it as the last expression of a cell)."""
+    return InpaintingUI(samples, settings, device, face)

@@ -1,0 +1,224 @@
+"""Notebook 1, the guided tutorial: photo → detection → alignment → quality → M_Q → saliency → PLQ map.
+
+Pure functions (a FaceSession and Settings in, a plotly Figure or a list-of-dicts table out) and
+``TutorialUI``, which wires pickers, an upload and sliders to them.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import replace
+
+import ipywidgets as w
+import numpy as np
+import plotly.graph_objects as go
+import torch
+from IPython.display import HTML
+from PIL import Image
+
+from ..backbones import available_backbones
+from ..images import ImageLike
+from ..plq import plq_from_saliency
+from ..quality import available_estimators, get_estimator
+from .common import (FaceSession, FaceUI, Settings, default_settings, image_grid, plq_trace, render_into, rgb_trace,
+                     table_html)
+
+LANDMARKS = ("left eye", "right eye", "nose", "mouth left", "mouth right")
+
+# estimator argument → (label, min, max, step); the sliders of the tutorial
+PARAM_SLIDERS: dict[str, dict[str, tuple[str, float, float, float]]] = {
+    "serfiq": {"m": ("passes m", 2, 200, 1), "p": ("dropout p", 0.05, 0.9, 0.05)},
+    "faceqan": {"k": ("copies k", 1, 20, 1), "l": ("BIM steps l", 1, 10, 1), "p": ("exponent p", 1.0, 10.0, 0.5)},
+}
+
+
+def _points(xy: np.ndarray, name: str, symbol: str, color: str) -> go.Scatter:
+    return go.Scatter(x=xy[:, 0], y=xy[:, 1], mode="markers", name=name, text=list(LANDMARKS),
+                      marker={"symbol": symbol, "size": 9, "color": color, "line": {"width": 1, "color": "black"}},
+                      hovertemplate="%{text}<extra>" + name + "</extra>")
+
+
+def alignment_figure(session: FaceSession, backbone: str) -> go.Figure:
+    """Detection (box and five landmarks on the photo) and alignment (the crop, its landmarks and the
+    backbone's template)."""
+    det = session.detection()
+    aligned = session.aligned(backbone)
+    fig = image_grid([[(f"detected: {det.faces_found} face(s), confidence {det.confidence:.3f}",
+                        rgb_trace(session.photo)),
+                       (f"aligned {aligned.crop.shape[0]}×{aligned.crop.shape[1]} crop ({backbone})",
+                        rgb_trace(aligned.crop))]], title=f"{session.name}: detection and alignment", panel_px=330)
+    x1, y1, x2, y2 = det.box
+    fig.add_shape(type="rect", x0=x1, y0=y1, x1=x2, y1=y2, line={"color": "lime", "width": 2}, row=1, col=1)
+    fig.add_trace(_points(det.landmarks, "landmarks", "circle", "lime"), row=1, col=1)
+    fig.add_trace(_points(aligned.landmarks, "landmarks in the crop", "circle", "lime"), row=1, col=2)
+    template = session.backbone(backbone).template
+    if template is not None:
+        fig.add_trace(_points(np.asarray(template), "template", "x", "magenta"), row=1, col=2)
+    fig.update_layout(showlegend=True, legend={"orientation": "h", "y": -0.02})
+    return fig
+
+
+def quality_table(session: FaceSession, settings: Settings) -> list[dict]:
+    """The numbers from Q to the PLQ map: rows with keys step, symbol, value, meaning."""
+    res = session.explain(settings)
+    sc = settings.scaling()
+    emb_sum = float(res.embedding.sum())
+    w = session.weight(settings)
+    params = ", ".join(f"{k}={v:g}" for k, v in settings.params) or "defaults"
+    return [
+        {"step": "quality", "symbol": "Q", "value": res.quality_raw,
+         "meaning": f"{res.quality_method} raw quality ({params}, seed {settings.seed})"},
+        {"step": "scaling", "symbol": "α", "value": sc.alpha, "meaning": "Eq. 2 stretch"},
+        {"step": "scaling", "symbol": "r", "value": sc.r, "meaning": "Eq. 2 centre (a development set's mean Q)"},
+        {"step": "scaling", "symbol": "Q̂", "value": res.quality, "meaning": "sigmoid(α (Q − r)), in [0, 1]"},
+        {"step": "regression", "symbol": "Σe", "value": emb_sum, "meaning": "sum of the embedding's components"},
+        {"step": "regression", "symbol": "w", "value": w, "meaning": f"Eq. 3 weight Q̂ / Σe ({settings.norm})"},
+        {"step": "regression", "symbol": "M_Q(I)", "value": w * emb_sum, "meaning": "w · Σe: M_Q reproduces Q̂"},
+        {"step": "saliency", "symbol": "mean Ŝ", "value": float(res.saliency.mean()),
+         "meaning": "Eq. 5: mean |∂M_Q/∂I| over colours, averaged over pixels"},
+        {"step": "PLQ", "symbol": "γ", "value": sc.gamma, "meaning": "Eq. 6 exponent: v = ½ at Ŝ = 10^(−γ/2)"},
+        {"step": "PLQ", "symbol": "mean P", "value": float(res.plq.mean()), "meaning": "mean pixel-level quality"},
+    ]
+
+
+def scaling_figure(session: FaceSession, settings: Settings) -> go.Figure:
+    """Eq. 2: the curve Q̂ = sigmoid(α (Q − r)) with this face's (Q, Q̂) and the centre r."""
+    sc = settings.scaling()
+    q = session.raw_quality(settings)
+    xs = np.linspace(min(0.0, q), max(1.0, q), 201)
+    fig = go.Figure([go.Scatter(x=xs, y=sc(torch.from_numpy(xs)).numpy(), mode="lines", name="Q̂(Q)"),
+                     go.Scatter(x=[q], y=[float(sc(torch.tensor(q)))], mode="markers", name="this face",
+                                marker={"size": 11, "color": "crimson"})])
+    fig.add_vline(x=sc.r, line_dash="dash", annotation_text="r")
+    fig.update_layout(title=f"Eq. 2 scaling, α = {sc.alpha:g}, r = {sc.r:g}", xaxis_title="raw quality Q",
+                      yaxis_title="Q̂", yaxis_range=[0, 1], width=480, height=320,
+                      margin={"l": 50, "r": 10, "t": 50, "b": 45})
+    return fig
+
+
+def plq_curve_figure(session: FaceSession, settings: Settings) -> go.Figure:
+    """Eq. 6: v(Ŝ) against log10 Ŝ for the current γ, over the histogram of this face's pixels."""
+    gamma = settings.scaling().gamma
+    logs = np.log10(np.maximum(session.explain(settings).saliency, 1e-12)).ravel()
+    lo, hi = -gamma / 2 - 3, -gamma / 2 + 3
+    counts, edges = np.histogram(np.clip(logs, lo, hi), bins=60, range=(lo, hi))
+    xs = np.linspace(lo, hi, 200)
+    fig = go.Figure([go.Bar(x=(edges[:-1] + edges[1:]) / 2, y=counts / max(counts.max(), 1), name="pixels (scaled)",
+                            marker_color="lightgray"),
+                     go.Scatter(x=xs, y=plq_from_saliency(10.0 ** xs, gamma), mode="lines", name="v(Ŝ)",
+                                line={"color": "seagreen", "width": 3})])
+    fig.update_layout(title=f"Eq. 6 mapping, γ = {gamma:g}", xaxis_title="log10 Ŝ", yaxis_title="PLQ",
+                      yaxis_range=[0, 1.02], bargap=0, width=480, height=320,
+                      margin={"l": 50, "r": 10, "t": 50, "b": 45})
+    return fig
+
+
+def maps_figure(session: FaceSession, settings: Settings) -> go.Figure:
+    """The tutorial's main figure: crop | saliency (log10 Ŝ) | PLQ map | PLQ on the photo."""
+    res = session.explain(settings)
+    mid = -settings.scaling().gamma / 2  # v = 1/2 here
+    sal = go.Heatmap(z=np.log10(np.maximum(res.saliency, 1e-12)), colorscale="gray", zmin=mid - 2, zmax=mid + 2,
+                     showscale=False, hovertemplate="log10 Ŝ %{z:.2f}<extra></extra>")
+    return image_grid([[("aligned crop", rgb_trace(res.crop)), ("saliency log10 Ŝ", sal),
+                        ("PLQ map P = v(Ŝ)", plq_trace(res.plq)), ("PLQ on the photo", rgb_trace(res.overlay()))]],
+                      title=f"{session.name}: Q̂ = {res.quality:.3f} (Q = {res.quality_raw:.3f}; "
+                            f"{res.backbone}, {res.quality_method})")
+
+
+def estimator_defaults(name: str) -> dict[str, float]:
+    """Starting values of an estimator's sliders: the quick-mode values where set, else its own defaults."""
+    quick = dict(default_settings(quality=name).params)
+    est = get_estimator(name)
+    return {k: quick.get(k, getattr(est, k)) for k in PARAM_SLIDERS.get(name, {})}
+
+
+class TutorialUI(FaceUI):
+    """Face picker and upload, backbone and estimator dropdowns, sliders for the estimator's arguments,
+    seed, α, r and γ; shows the step figures and the table, recomputing only the stages that changed."""
+
+    def __init__(self, samples: dict[str, ImageLike] | None = None, settings: Settings | None = None,
+                 device: str = "cpu", face: str | None = None):
+        super().__init__(samples, settings, device, face)
+        start = self.base_settings
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="your photo")
+        self.backbone = w.Dropdown(options=available_backbones(), value=start.backbone, description="backbone")
+        self.estimator = w.Dropdown(options=available_estimators(), value=start.estimator_name(),
+                                    description="estimator")
+        self.seed = w.IntSlider(value=start.seed, min=0, max=99, description="seed", continuous_update=False)
+        self.alpha = w.FloatLogSlider(base=10, min=-1, max=3, step=0.05, description="α", continuous_update=False)
+        self.r = w.FloatSlider(min=0.0, max=1.0, step=0.005, readout_format=".3f", description="r",
+                               continuous_update=False)
+        self.gamma = w.FloatSlider(min=3.0, max=11.0, step=0.1, description="γ", continuous_update=False)
+        self.params = w.HBox()
+        self.status = w.HTML()
+        self.out_steps, self.out_table = w.Output(), w.Output()
+        self._hold = False
+        self._param_sliders: dict[str, w.ValueWidget] = {}
+        self._reset_estimator(dict(start.params))
+        self._set_scaling(start)
+        self.estimator.observe(lambda _: self._on_estimator(), names="value")
+        self.upload.observe(lambda _: self._on_upload(), names="value")
+        self._finish([[self.face, self.upload], [self.backbone, self.estimator], [self.params],
+                      [self.alpha, self.r, self.gamma], [self.seed, self.status]],
+                     observe=[self.backbone, self.seed, self.alpha, self.r, self.gamma])
+        tabs = w.Tab(children=[self.output, self.out_steps, self.out_table])
+        for i, title in enumerate(("PLQ map", "detection, alignment, scaling, v(·)", "numbers")):
+            tabs.set_title(i, title)
+        self.widget.children = self.widget.children[:-1] + (tabs,)
+
+    def _set_scaling(self, settings: Settings) -> None:
+        sc = settings.scaling()
+        self._hold = True
+        self.alpha.value, self.r.value, self.gamma.value = sc.alpha, sc.r, sc.gamma
+        self._hold = False
+
+    def _reset_estimator(self, values: dict[str, float] | None = None) -> None:
+        name = self.estimator.value
+        values = {**estimator_defaults(name), **(values or {})}
+        self._param_sliders = {}
+        for key, (label, lo, hi, step) in PARAM_SLIDERS.get(name, {}).items():
+            kind = w.IntSlider if isinstance(step, int) else w.FloatSlider
+            slider = kind(value=values[key], min=lo, max=hi, step=step, description=label,
+                          continuous_update=False, style={"description_width": "initial"})
+            slider.observe(lambda _: self.update(), names="value")
+            self._param_sliders[key] = slider
+        self.params.children = list(self._param_sliders.values())
+
+    def _on_estimator(self) -> None:
+        self._reset_estimator()
+        self._set_scaling(replace(self.settings(), alpha=None, r=None, gamma=None))
+        self.update()
+
+    def _on_upload(self) -> None:
+        for f in self.upload.value:
+            key = f"upload: {f['name']}"
+            self.samples[key] = np.asarray(Image.open(io.BytesIO(bytes(f["content"]))).convert("RGB"))
+            self.face.options = list(self.samples)
+            self.face.value = key
+
+    def settings(self) -> Settings:
+        """The settings the controls show."""
+        params = {k: s.value for k, s in self._param_sliders.items()}
+        return Settings(backbone=self.backbone.value, quality=self.estimator.value,
+                        params=tuple(sorted(params.items())), seed=self.seed.value, alpha=self.alpha.value,
+                        r=self.r.value, gamma=self.gamma.value)
+
+    def render(self) -> list:
+        return [maps_figure(self.session(), self.settings())]
+
+    def update(self) -> None:
+        """Redraw all tabs for the current controls; only the changed stages recompute."""
+        if self._hold:
+            return
+        session, settings = self.session(), self.settings()
+        super().update()
+        render_into(self.out_steps, lambda: [alignment_figure(session, settings.backbone),
+                                             scaling_figure(session, settings), plq_curve_figure(session, settings)])
+        render_into(self.out_table, lambda: [HTML(table_html(quality_table(session, settings)))])
+        runs = ", ".join(f"{k} ×{v}" for k, v in sorted(session.computed.items()))
+        self.status.value = f"<small>stages computed for this face so far: {runs or 'none'}</small>"
+
+
+def build_tutorial_ui(samples: dict[str, ImageLike] | None = None, settings: Settings | None = None,
+                      device: str = "cpu", face: str | None = None) -> TutorialUI:
+    """The tutorial's interactive explorer (display it as the last expression of a cell)."""
+    return TutorialUI(samples, settings, device, face)

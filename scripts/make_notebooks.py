@@ -1,0 +1,342 @@
+"""Write the widget notebooks (notebooks/*.ipynb) from the cell texts below: clean, without outputs, with
+stable cell ids, so that regenerating them gives the same files.
+
+    python scripts/make_notebooks.py          # write
+    python scripts/make_notebooks.py --check  # exit 1 if a notebook on disk differs
+
+Every code cell only calls ``plqa_nb``; the widgets wrap pure functions of ``plqa_nb.widgets``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+
+CREDITS = """**Photos.** Face Research Lab London Set: DeBruine, L. & Jones, B. (2017), doi:10.6084/m9.figshare.5047666.v5,
+licensed CC BY 4.0. Eileen Collins (the "astronaut", NASA, via scikit-image) and Grace Hopper (US Navy):
+public domain."""
+
+QUICK = """*Quick mode:* with the environment variable `PLQA_QUICK=1` (the test suite sets it) the notebooks use a small
+number of estimator passes, faces and steps; numbers are then rougher, the flow is the same."""
+
+M, C = "markdown", "code"
+
+TUTORIAL = [
+    (M, f"""# 1 · Pixel-level face image quality, step by step
+
+A face recognition (FR) network turns an aligned face into an embedding. *How usable* that face is for the
+network is its **quality**; the PLQ map (Terhörst et al.) says, pixel by pixel, which parts of the face raise
+it and which lower it. This notebook walks through the whole flow on one photo:
+
+**photo → detection → alignment → quality Q → scaling Q̂ → regression model M_Q → saliency Ŝ → PLQ map P**
+
+and ends with an explorer where you pick a sample face or upload your own and move every parameter.
+
+{QUICK}
+
+{CREDITS}"""),
+    (C, """from dataclasses import replace
+
+from plqa_nb.data import sample_images
+from plqa_nb.widgets import FaceSession, build_tutorial_ui, default_settings, pick_face, show_table
+from plqa_nb.widgets.tutorial import (alignment_figure, maps_figure, plq_curve_figure, quality_table,
+                                      scaling_figure)
+
+settings = default_settings()  # backbone, quality estimator and its arguments, seed; α, r, γ: the defaults
+samples = sample_images()
+name = pick_face("london neutral 001", samples)
+session = FaceSession(samples[name], name=name)
+settings"""),
+    (M, """## Steps 1 and 2 · Detection and alignment
+
+MTCNN finds the face and five landmarks (eye centres, nose tip, mouth corners). A similarity transform
+(rotation, scale, shift) then moves those landmarks as close as possible to the backbone's **template**:
+where the network expects them in its square crop. Left: the detection on the photo; right: the aligned crop,
+its landmarks (green) and the template (magenta crosses)."""),
+    (C, """alignment_figure(session, settings.backbone)"""),
+    (M, """## Steps 3 and 4 · Quality Q and its scaling Q̂
+
+The **quality estimator** measures how stable the network's embedding of this face is:
+
+* **SER-FIQ** repeats the network's last layers *m* times with dropout (probability *p*) and scores how close
+  the *m* embeddings stay (Eq. 1);
+* **FaceQAN** pushes *k* noisy copies of the face *l* steps towards a different embedding (adversarial noise)
+  and scores how much the embedding resists, times the face's left-right symmetry.
+
+The raw Q is model-specific; **Eq. 2** maps it to Q̂ = sigmoid(α (Q − r)) in [0, 1], with r near the mean
+quality of a development set and α stretching it. The red dot is this face."""),
+    (C, """show_table([row for row in quality_table(session, settings) if row["step"] in ("quality", "scaling")])
+scaling_figure(session, settings)"""),
+    (M, """## Step 5 · The quality regression model M_Q
+
+M_Q is the FR network plus one linear node without bias on its embedding e. All weights are the same,
+w = Q̂ / Σ_k e_k (**Eq. 3**), so that M_Q(I) = w · Σ_k e_k(I) = Q̂ exactly for this image: the network now
+*outputs the quality*, and its gradient with respect to the pixels says how each pixel moves it."""),
+    (C, """show_table([row for row in quality_table(session, settings) if row["step"] == "regression"])"""),
+    (M, """## Steps 6 and 7 · Saliency Ŝ and the PLQ map P
+
+**Eq. 4–5:** the saliency Ŝ is the absolute gradient ∂M_Q/∂I, averaged over the three colour channels.
+**Eq. 6:** P = v(Ŝ) = 1 − 1 / (1 + 10^γ Ŝ²) maps it to [0, 1]. There is no per-image normalisation, so maps of
+different photos are comparable; γ only decides where the scale sits (v = ½ at Ŝ = 10^(−γ/2)).
+Colours: red (low pixel quality) → yellow → green (high), fixed to [0, 1]."""),
+    (C, """maps_figure(session, settings)"""),
+    (M, """How v(·) maps this face's saliencies (grey: the histogram of its pixels) for the current γ:"""),
+    (C, """plq_curve_figure(session, settings)"""),
+    (M, """## What a parameter change costs
+
+`FaceSession` keeps every stage of this face. Ŝ is proportional to the weight w = Q̂ / Σe, so a new γ only
+re-applies v(·), a new α or r only rescales Ŝ, and a new estimator, *m*, *p* or seed recomputes the quality,
+never the network's gradient. The counts below are the stages that ran for the changed settings:"""),
+    (C, """def stages_run(change):
+    before = dict(session.computed)
+    session.explain(change)
+    return {k: v - before.get(k, 0) for k, v in session.computed.items() if v != before.get(k, 0)} or "none"
+
+print("new γ:   ", stages_run(replace(settings, gamma=settings.scaling().gamma - 1)))
+print("new α, r:", stages_run(replace(settings, alpha=settings.scaling().alpha / 2, r=0.5)))
+print("new seed:", stages_run(replace(settings, seed=settings.seed + 1)))"""),
+    (M, """## The explorer
+
+Pick a sample face or upload your own photo (*your photo*); choose the backbone and the quality estimator;
+move the estimator's arguments (SER-FIQ: *m*, *p*; FaceQAN: *k*, *l*, *p*), the seed, α, r and γ. The tabs
+show the PLQ map, the step figures and all the numbers; the line above them counts the stages computed for
+the face so far. (The FaceNet backbones download their weights on first use.)"""),
+    (C, """build_tutorial_ui(face=name)"""),
+]
+
+COMPARE = [
+    (M, f"""# 2 · Comparing attribution methods
+
+The paper's PLQ map is a plain gradient (saliency). Other attribution methods explain the same quality model
+M_Q: SmoothGrad averages gradients of noisy copies, Integrated Gradients integrates them along a path from a
+baseline image, Occlusion hides windows, Grad-CAM weighs the last feature maps. Maps in gradient units are
+shown as PLQ (v(·) with γ), the others rank-normalised per image (*view* in the titles).
+
+**Faithfulness.** A map orders the pixels, most useful first. *Deletion* replaces them in that order by a
+filler and re-estimates Q̂: a faithful map makes Q̂ drop fast (low area under the curve, AUC). *Insertion*
+starts from the blurred face and restores them: Q̂ should rise fast (high AUC). A random order is the baseline.
+
+{QUICK}
+
+{CREDITS}"""),
+    (C, """from IPython.display import display
+
+from plqa_nb.attribution import available_methods
+from plqa_nb.widgets import build_compare_ui, default_settings, london_sessions, progress_bar, quick, show_table
+from plqa_nb.widgets.compare import DEFAULT_METHODS, curves_figure, method_maps_figure, run_comparison, timing_table
+
+settings = default_settings()
+print("available methods:", ", ".join(available_methods()))"""),
+    (M, """## Run the comparison on a few faces
+
+Every curve point is a real quality estimate, so this is the expensive cell (the bar shows the progress)."""),
+    (C, """bar, progress = progress_bar("faces")
+display(bar)
+faces, comparison = run_comparison(london_sessions(quick(4, 2)), settings, DEFAULT_METHODS[:quick(5, 2)],
+                                   steps=quick(20, 3), n_random=quick(3, 1), progress=progress)"""),
+    (M, """## The maps side by side
+
+One row per face: the crop, then each method's map with its deletion (D) and insertion (I) AUC."""),
+    (C, """method_maps_figure(faces, comparison)"""),
+    (M, """## Deletion and insertion curves
+
+Mean Q̂ over the faces against the fraction of pixels changed; dashed: the random order."""),
+    (C, """curves_figure(comparison)"""),
+    (M, """## Timing and summary
+
+Seconds per face for the attribution alone and with its two curves; mean AUCs; the share of faces on which
+the method beats the random order."""),
+    (C, """show_table(timing_table(comparison))"""),
+    (M, """## The explorer
+
+Choose faces and methods (ctrl/shift-click), the number of curve steps, the filler of deleted pixels and the
+number of random orders, then press *compare*."""),
+    (C, """build_compare_ui()"""),
+]
+
+INPAINTING = [
+    (M, f"""# 3 · Inpainting low-quality areas
+
+If the PLQ map is right, removing what it blames should raise the face's quality (paper, Sec. V-A). Here you
+pick a face, set a **mask** (by a threshold on its PLQ map, or a rectangle), let OpenCV **inpaint** it, and
+compare Q̂ before and after. Q̂ is estimated with several seeds: a change counts as *up* or *down* only beyond
+one standard deviation.
+
+{QUICK}
+
+{CREDITS}"""),
+    (C, """from plqa_nb.data import sample_images
+from plqa_nb.widgets import FaceSession, build_inpainting_ui, default_settings, pick_face, quick, show_table
+from plqa_nb.widgets.inpainting import (before_after_figure, before_after_table, inpainting_result, mask_figure,
+                                        rectangle_mask, threshold_mask)
+
+settings = default_settings()
+samples = sample_images()
+name = pick_face("grace_hopper", samples)  # glasses and a cap: a real occlusion
+session = FaceSession(samples[name], name=name)"""),
+    (M, """## A mask from the PLQ map
+
+`threshold_mask` keeps the connected regions inside the face whose smoothed PLQ is below *level* × the face's
+median PLQ (outlined in blue); the right panel previews the inpainting, no quality is computed yet."""),
+    (C, """mask = threshold_mask(session, settings, level=0.7)
+mask_figure(session, settings, mask)"""),
+    (M, """## Inpaint and score
+
+Q̂ before and after, each the mean ± std over several estimator seeds, and the two PLQ maps."""),
+    (C, """result = inpainting_result(session, settings, mask, repeats=quick(10, 3))
+show_table(before_after_table(result))
+before_after_figure(result)"""),
+    (M, """## A rectangle instead
+
+Any region can be tested; here a band across the eyes (crop pixels: x, y, width, height)."""),
+    (C, """s = settings.crop_size()
+mask_figure(session, settings, rectangle_mask(s, s // 5, s // 4, 3 * s // 5, s // 6))"""),
+    (M, """## The explorer
+
+Pick a face, choose the mask mode and move its sliders (the preview follows), then press *inpaint and score*."""),
+    (C, """build_inpainting_ui(face=name)"""),
+]
+
+MASKING = [
+    (M, f"""# 4 · Random masking
+
+A black square on a good face should lower its quality (Δ_Q̂ = Q̂_org − Q̂_mask > 0, **Eq. 7**) and the
+pixel quality inside the square (Δ_p = mean PLQ in the square, original minus masked, > 0, **Eq. 8**)
+(paper, Sec. V-B). First one square under your control, then random squares on several faces (Fig. 5).
+
+{QUICK}
+
+{CREDITS}"""),
+    (C, """from IPython.display import display
+
+from plqa_nb.experiments import masking
+from plqa_nb.widgets import (build_masking_ui, default_settings, london_sessions, pick_face, progress_bar, quick,
+                             show_table)
+from plqa_nb.widgets.masking import distributions_figure, masking_batch, square_figure, square_table
+
+settings = default_settings()
+session = london_sessions(1)[0]"""),
+    (M, """## One square
+
+Top-left corner (x, y) and side in crop pixels. The original's map is computed once; only the masked crop is
+explained for each new square."""),
+    (C, """s = settings.crop_size()
+x, y, size = s // 4, s // 3, s // 5
+show_table(square_table(session, settings, x, y, size))
+square_figure(session, settings, x, y, size)"""),
+    (M, """Move the square yourself:"""),
+    (C, """build_masking_ui(face=pick_face("london neutral 001"))"""),
+    (M, """## Random squares on several faces (Fig. 5)
+
+For every face and every size s (on the paper's 112-pixel scale, scaled to the crop), squares are placed at
+random inside the inner 90 % of the crop. The violins show Δ_Q̂ and Δ_p per size, with the share of squares
+that were noticed (> 0) under each."""),
+    (C, """bar, progress = progress_bar("faces")
+display(bar)
+rows = masking_batch(london_sessions(quick(20, 2)), settings, sizes=quick(masking.SIZES, (20, 50)),
+                     per_size=quick(3, 1), progress=progress)"""),
+    (C, """distributions_figure(rows)"""),
+    (C, """show_table(masking.summary(rows))"""),
+]
+
+ICAO = [
+    (M, f"""# 5 · ICAO-style violations
+
+Passport photos must follow the ICAO rules: no sunglasses or masks, even light, a sharp image, a plain
+background, a frontal pose. Starting from a compliant face, this notebook adds one violation at a chosen
+**strength** (0: none, 1: full; it blends the face with the fully violated one) and shows the PLQ map, the
+quality change Δ_Q̂ = Q̂_compliant − Q̂ (positive: worse), the mean PLQ per face region and the feedback in
+words that an enrolment system could give.
+
+{QUICK}
+
+{CREDITS}"""),
+    (C, """from IPython.display import HTML, display
+
+from plqa_nb.experiments.icao import VIOLATIONS
+from plqa_nb.widgets import build_icao_ui, default_settings, london_sessions, pick_face, show_table
+from plqa_nb.widgets.icao import (all_violations, icao_figure, region_table, violation_summary,
+                                  violations_figure)
+
+settings = default_settings()
+session = london_sessions(1)[0]
+print("violations:", ", ".join(VIOLATIONS))"""),
+    (M, """## One violation
+
+Sunglasses at 70 % opacity: the maps, the numbers and the feedback sentence."""),
+    (C, """summary = violation_summary(session, settings, "sunglasses", 0.7)
+display(HTML(f"<b>Feedback:</b> {summary['feedback']}"))
+show_table([summary])
+icao_figure(session, settings, "sunglasses", 0.7)"""),
+    (M, """Mean PLQ per region, compliant and with the violation (*covered*: the occluder hides at least 40 % of
+the region):"""),
+    (C, """show_table(region_table(session, settings, "sunglasses", 0.7))"""),
+    (M, """## The explorer
+
+Choose the face, the violation and its strength."""),
+    (C, """build_icao_ui(face=pick_face("london neutral 001"))"""),
+    (M, """## Every violation at full strength
+
+Δ_Q̂ per violation for this face (hover for the worst region)."""),
+    (C, """rows = all_violations(session, settings)
+show_table(rows, ["violation", "category", "quality", "delta_q", "worst_region", "affected_region", "feedback"])
+violations_figure(rows)"""),
+]
+
+SPECS = {
+    "01_tutorial.ipynb": TUTORIAL,
+    "02_attribution_comparison.ipynb": COMPARE,
+    "03_inpainting.ipynb": INPAINTING,
+    "04_random_masking.ipynb": MASKING,
+    "05_icao.ipynb": ICAO,
+}
+
+
+def build(name: str, cells: list[tuple[str, str]]) -> nbformat.NotebookNode:
+    """A clean notebook (no outputs, stable cell ids) from (kind, source) pairs."""
+    nb = new_notebook(metadata={
+        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+        "language_info": {"name": "python"},
+    })
+    stem = name.split("_")[0]
+    for i, (kind, source) in enumerate(cells):
+        cell = new_markdown_cell(source) if kind == M else new_code_cell(source)
+        cell["id"] = f"nb{stem}-{i:02d}"
+        nb.cells.append(cell)
+    return nb
+
+
+def render(name: str) -> str:
+    """The file text of notebook ``name``."""
+    return nbformat.writes(build(name, SPECS[name])) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only check that the files are up to date")
+    args = parser.parse_args(argv)
+    stale = []
+    NOTEBOOKS.mkdir(exist_ok=True)
+    for name in SPECS:
+        path = NOTEBOOKS / name
+        text = render(name)
+        if path.exists() and path.read_text() == text:
+            continue
+        stale.append(name)
+        if not args.check:
+            path.write_text(text)
+    if args.check and stale:
+        print("out of date (run python scripts/make_notebooks.py):", ", ".join(stale))
+        return 1
+    print(("checked" if args.check else "wrote") + f" {len(SPECS)} notebooks in {NOTEBOOKS}"
+          + (f" ({len(stale)} changed)" if not args.check else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

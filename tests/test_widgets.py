@@ -1,0 +1,281 @@
+"""The notebooks' pure widget functions on real faces with the dlib-resnet backbone, their caching, and the
+explorers driven programmatically (no browser)."""
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+from dataclasses import replace
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from PIL import Image
+
+from plqa_nb.experiments.icao import VIOLATIONS, make_variants
+from plqa_nb.pipeline import Explainer
+from plqa_nb.plq import PLQ_COLORSCALE
+from plqa_nb.widgets import common
+from plqa_nb.widgets import compare as wcompare
+from plqa_nb.widgets import icao as wicao
+from plqa_nb.widgets import inpainting as winp
+from plqa_nb.widgets import masking as wmask
+from plqa_nb.widgets import tutorial as wtut
+from plqa_nb.widgets.common import FaceSession, Settings
+
+FAST = Settings(quality="faceqan", params=(("k", 2), ("l", 1)))  # FaceQAN with few copies and steps
+
+
+@pytest.fixture(scope="module")
+def face_path(faces_dir):
+    return faces_dir / "london" / "neutral" / "001.jpg"
+
+
+@pytest.fixture(scope="module")
+def session(face_path) -> FaceSession:
+    return FaceSession(face_path)
+
+
+def _types(fig: go.Figure) -> list[str]:
+    return [t.type for t in fig.data]
+
+
+# -- common ---------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("on", True), ("0", False), ("", False)])
+def test_quick_mode_reads_the_environment(monkeypatch, value, expected):
+    monkeypatch.setenv("PLQA_QUICK", value)
+    assert common.quick_mode() is expected
+    assert common.quick("full", "small") == ("small" if expected else "full")
+
+
+def test_default_settings_shrink_the_estimator_in_quick_mode(monkeypatch):
+    monkeypatch.setenv("PLQA_QUICK", "1")
+    quick = common.default_settings()
+    assert dict(quick.params) == common.QUICK_PARAMS[quick.estimator_name()]
+    assert dict(common.default_settings(quality="serfiq").params) == {"m": 10}
+    monkeypatch.setenv("PLQA_QUICK", "0")
+    assert common.default_settings().params == ()
+
+
+def test_table_html_escapes_and_formats():
+    html = common.table_html([{"a": "<b>", "b": 0.123456789, "c": float("nan")}])
+    assert "&lt;b&gt;" in html and "0.1235" in html and "nan" in html and "<th" in html
+    assert "no rows" in common.table_html([])
+
+
+@pytest.mark.parametrize("settings", [FAST, Settings(quality="serfiq", params=(("m", 10),), seed=3)])
+def test_session_matches_the_explainer(session, face_path, settings):
+    """The cached stages give the same Q̂, saliency and PLQ map as the one-pass Explainer."""
+    ours = session.explain(settings)
+    ex = Explainer(**settings.explainer_args())
+    ref = ex.explain(face_path)
+    assert ours.quality == pytest.approx(ref.quality, abs=1e-5)
+    assert ours.quality_raw == pytest.approx(ref.quality_raw, abs=1e-5)
+    np.testing.assert_allclose(ours.saliency, ref.saliency, rtol=1e-3, atol=1e-9)
+    np.testing.assert_allclose(ours.plq, ref.plq, atol=1e-4)
+
+
+def test_a_slider_move_recomputes_only_what_it_changes(face_path):
+    s = FaceSession(face_path)
+    base = s.explain(FAST)
+    counts = dict(s.computed)
+    assert counts == {"detection": 1, "alignment": 1, "network": 1, "quality": 1}
+    sc = FAST.scaling()
+    gamma = s.explain(replace(FAST, gamma=sc.gamma - 1.5))
+    assert dict(s.computed) == counts  # γ: v(·) re-applied to the cached saliency
+    np.testing.assert_array_equal(gamma.saliency, base.saliency)
+    assert gamma.plq.mean() < base.plq.mean()  # lower γ → lower v for the same Ŝ
+    scaled = s.explain(replace(FAST, alpha=sc.alpha / 3, r=sc.r + 0.02))
+    assert dict(s.computed) == counts  # α, r: Ŝ rescaled by the new weight Q̂ / Σe
+    np.testing.assert_allclose(scaled.saliency, base.saliency * scaled.quality / base.quality, rtol=1e-4)
+    s.explain(replace(FAST, seed=1))
+    s.explain(FAST.with_params(k=3, l=1))
+    s.explain(replace(FAST, quality="serfiq", params=(("m", 5),)))
+    assert s.computed["quality"] == 4 and s.computed["network"] == 1 and s.computed["detection"] == 1
+
+
+# -- tutorial -------------------------------------------------------------------------------------------------
+def test_tutorial_figures(session):
+    res = session.explain(FAST)
+    fig = wtut.maps_figure(session, FAST)
+    assert _types(fig) == ["image", "heatmap", "heatmap", "image"]
+    plq = fig.data[2]
+    assert (plq.zmin, plq.zmax) == (0.0, 1.0)
+    assert [list(c) for c in plq.colorscale] == [list(c) for c in PLQ_COLORSCALE]
+    np.testing.assert_allclose(np.asarray(plq.z), res.plq)
+
+    align = wtut.alignment_figure(session, FAST.backbone)
+    assert _types(align) == ["image", "image", "scatter", "scatter", "scatter"]
+    assert len(align.layout.shapes) == 1  # the detection box
+    np.testing.assert_allclose(align.data[3].x, session.aligned(FAST.backbone).landmarks[:, 0])
+
+    scaling = wtut.scaling_figure(session, FAST)
+    assert scaling.data[1].x[0] == pytest.approx(res.quality_raw)
+    assert scaling.data[1].y[0] == pytest.approx(res.quality, abs=1e-6)
+
+    curve = wtut.plq_curve_figure(session, FAST).data[1]
+    assert np.all(np.diff(curve.y) >= 0) and 0 <= curve.y[0] < 0.01 and curve.y[-1] > 0.99
+
+
+def test_quality_table_follows_the_equations(session):
+    rows = {r["symbol"]: r for r in wtut.quality_table(session, FAST)}
+    assert all(set(r) == {"step", "symbol", "value", "meaning"} for r in rows.values())
+    sc = FAST.scaling()
+    q_hat = 1 / (1 + np.exp(-sc.alpha * (rows["Q"]["value"] - sc.r)))
+    assert rows["Q̂"]["value"] == pytest.approx(q_hat, abs=1e-5)
+    assert rows["M_Q(I)"]["value"] == pytest.approx(rows["Q̂"]["value"], rel=1e-4)  # Eq. 3
+    assert rows["γ"]["value"] == sc.gamma
+
+
+def _png(rgb: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rgb).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_tutorial_ui_reacts_to_its_controls(face_path):
+    ui = wtut.build_tutorial_ui({"face": face_path}, FAST)
+    session = ui.session()
+    assert dict(FAST.params).items() <= dict(ui.settings().params).items() and session.computed["network"] == 1
+    ui.gamma.value = 6.0
+    assert ui.settings().gamma == 6.0 and session.computed["network"] == 1 and session.computed["quality"] == 1
+    ui.estimator.value = "serfiq"
+    assert set(ui._param_sliders) == {"m", "p"}
+    assert ui.gamma.value == pytest.approx(replace(FAST, quality="serfiq").scaling().gamma)  # defaults restored
+    assert session.computed["quality"] == 2 and session.computed["network"] == 1
+    crop = session.aligned(FAST.backbone).crop
+    photo = np.asarray(Image.open(face_path).convert("RGB"))
+    ui.upload.value = ({"name": "mine.png", "type": "image/png", "size": 1, "last_modified": datetime.now(timezone.utc),
+                        "content": memoryview(_png(photo))},)
+    assert ui.face.value == "upload: mine.png"
+    assert ui.session().aligned(FAST.backbone).crop.shape == crop.shape
+    assert "network ×1" in ui.status.value
+
+
+# -- masking --------------------------------------------------------------------------------------------------
+def test_square_table_and_figure(session):
+    x, y, size = 40, 45, 30
+    row = wmask.square_table(session, FAST, x, y, size)[0]
+    image, q, plq = wmask.masked_face(session, FAST, x, y, size)
+    org = session.explain(FAST)
+    assert (image[y:y + size, x:x + size] == 0).all()
+    assert row["quality_mask"] == q and row["delta_q"] == pytest.approx(org.quality - q)
+    assert row["delta_p"] == pytest.approx(org.plq[y:y + size, x:x + size].mean() - plq[y:y + size, x:x + size].mean(),
+                                           abs=1e-6)
+    runs = session.computed["masked"]
+    fig = wmask.square_figure(session, FAST, x, y, size)
+    assert session.computed["masked"] == runs  # cached
+    assert _types(fig) == ["image", "image", "heatmap", "heatmap"] and len(fig.layout.shapes) == 3
+
+
+def test_masking_batch_and_distributions(face_path, faces_dir):
+    sessions = [FaceSession(face_path), FaceSession(faces_dir / "london" / "neutral" / "002.jpg")]
+    calls = []
+    rows = wmask.masking_batch(sessions, FAST, sizes=(20, 50), per_size=1, progress=lambda *a: calls.append(a))
+    assert calls == [(1, 2), (2, 2)]
+    assert len(rows) == 4 and {r["size"] for r in rows} == {20, 50}
+    assert {"delta_q", "delta_p", "quality_org", "quality_mask"} <= set(rows[0])
+    fig = wmask.distributions_figure(rows)
+    assert _types(fig) == ["violin"] * 4
+    assert fig.data[0].name.endswith("> 0") and len(fig.data[0].y) == 2
+
+
+def test_masking_ui(face_path):
+    ui = wmask.build_masking_ui({"face": face_path}, FAST)
+    session = ui.session()
+    assert session.computed["masked"] == 1
+    ui.size.value = 20
+    ui.size.value = 21
+    ui.size.value = 20  # back to a square seen before: cached
+    assert session.computed["masked"] == 3 and session.computed["network"] == 1
+
+
+# -- inpainting -----------------------------------------------------------------------------------------------
+def test_masks_and_preview(session):
+    s = FAST.crop_size()
+    rect = winp.rectangle_mask(s, 10, 20, 30, 15)
+    assert rect.sum() == 30 * 15 and rect[20, 10] and not rect[19, 10]
+    face = winp.threshold_mask(session, FAST, level=1.0)
+    faint = winp.threshold_mask(session, FAST, level=0.5)
+    assert face.dtype == bool and face.shape == (s, s) and face.sum() >= faint.sum()
+    fig = winp.mask_figure(session, FAST, rect)
+    assert _types(fig) == ["image", "heatmap", "image", "contour", "contour"]
+
+
+def test_inpainting_result_table_and_figure(session):
+    s = FAST.crop_size()
+    mask = winp.rectangle_mask(s, s // 4, s // 4, s // 2, s // 6)
+    result = winp.inpainting_result(session, FAST, mask, repeats=2)
+    assert winp.inpainting_result(session, FAST, mask.copy(), repeats=2) is result  # cached per mask
+    before, after = winp.before_after_table(result)
+    assert (before["image"], after["image"]) == ("before", "after")
+    assert before["quality"] == pytest.approx(np.mean([session.explain(replace(FAST, seed=k)).quality for k in (0, 1)]),
+                                              abs=1e-5)
+    assert after["change"] in ("up", "down", "within") and before["quality_std"] >= 0
+    assert after["plq_in_mask"] == pytest.approx(result.panels[1].plq[mask].mean())
+    fig = winp.before_after_figure(result)
+    assert _types(fig) == ["image", "image", "heatmap", "heatmap", "contour", "contour"]
+
+
+def test_inpainting_ui(face_path):
+    ui = winp.build_inpainting_ui({"face": face_path}, FAST)
+    ui.mode.value = "rectangle"
+    np.testing.assert_array_equal(ui.mask(), winp.rectangle_mask(FAST.crop_size(), *(r.value for r in ui.rect)))
+    ui.repeats.value = 1
+    ui.evaluate()
+    assert ui.session().computed["inpainting"] == 1
+
+
+# -- ICAO -----------------------------------------------------------------------------------------------------
+def test_variant_strength_blends(session):
+    face = session.face_crop(FAST.backbone)
+    none = wicao.icao_variant(session, FAST, "sunglasses", 0.0)
+    full = wicao.icao_variant(session, FAST, "sunglasses", 1.0)
+    np.testing.assert_array_equal(none.image, face.crop)
+    np.testing.assert_array_equal(full.image, make_variants(face, ["sunglasses"], FAST.seed)[0].image)
+    half = wicao.icao_variant(session, FAST, "sunglasses", 0.5).image.astype(int)
+    assert np.abs(half - (face.crop.astype(int) + full.image) / 2).max() <= 1
+    with pytest.raises(ValueError):
+        wicao.icao_variant(session, FAST, "sunglasses", 1.5)
+
+
+def test_icao_summary_table_and_figure(session):
+    summary = wicao.violation_summary(session, FAST, "sunglasses", 1.0)
+    assert summary["delta_q"] == pytest.approx(summary["quality_ref"] - summary["quality"])
+    assert summary["feedback"].startswith(f"Q̂ {summary['quality']:.2f}")
+    table = {r["region"]: r for r in wicao.region_table(session, FAST, "sunglasses", 1.0)}
+    assert set(table) == {"eyes", "nose", "mouth", "forehead", "cheeks", "background", "face"}
+    assert table["eyes"]["covered"] == "yes" and table["mouth"]["covered"] == ""
+    assert table["eyes"]["difference"] == pytest.approx(table["eyes"]["plq_violation"] - table["eyes"]["plq_reference"])
+    fig = wicao.icao_figure(session, FAST, "sunglasses", 1.0)
+    assert _types(fig) == ["image", "image", "heatmap", "heatmap", "contour"]
+
+
+def test_all_violations_and_their_figure(session):
+    rows = wicao.all_violations(session, FAST)
+    assert [r["violation"] for r in rows] == ["reference", *VIOLATIONS]
+    fig = wicao.violations_figure(rows)
+    assert sum(len(t.x) for t in fig.data) == len(VIOLATIONS) and all(t.type == "bar" for t in fig.data)
+
+
+def test_icao_ui(face_path):
+    ui = wicao.build_icao_ui({"face": face_path}, FAST)
+    ui.violation.value = "blur"
+    ui.strength.value = 0.5
+    assert ui.session().computed["icao"] == 3 and ui.session().computed["network"] == 1
+
+
+# -- attribution comparison -----------------------------------------------------------------------------------
+def test_comparison_figures_and_timing(session):
+    calls = []
+    faces, cmp = wcompare.run_comparison([session], FAST, ["saliency", "grad-cam"], steps=2, n_random=1,
+                                         progress=lambda *a: calls.append(a))
+    assert calls == [(1, 2), (2, 2)] and faces[0].name == session.name
+    maps = wcompare.method_maps_figure(faces, cmp)
+    assert _types(maps) == ["image", "heatmap", "heatmap"]
+    np.testing.assert_allclose(np.asarray(maps.data[1].z), cmp.methods["saliency"].view[0].numpy())
+    curves = wcompare.curves_figure(cmp)
+    assert [t.name for t in curves.data] == ["saliency", "saliency", "grad-cam", "grad-cam", "random", "random"]
+    table = wcompare.timing_table(cmp)
+    assert [r["method"] for r in table] == ["saliency", "grad-cam", "random"]
+    assert all(r["attribution_s"] > 0 for r in table[:2])
+    assert {"deletion_auc", "insertion_auc", "beats_random_deletion", "total_s"} <= set(table[0])

@@ -3,6 +3,7 @@ explorers driven programmatically (no browser)."""
 from __future__ import annotations
 
 import io
+import json
 from datetime import datetime, timezone
 from dataclasses import replace
 
@@ -22,6 +23,7 @@ from plqa_nb.widgets import masking as wmask
 from plqa_nb.widgets import tutorial as wtut
 from plqa_nb.widgets.common import FaceSession, Settings
 
+PLOTLY = "application/vnd.plotly.v1+json"
 FAST = Settings(quality="faceqan", params=(("k", 2), ("l", 1)))  # FaceQAN with few copies and steps
 
 
@@ -37,6 +39,11 @@ def session(face_path) -> FaceSession:
 
 def _types(fig: go.Figure) -> list[str]:
     return [t.type for t in fig.data]
+
+
+def _plotly(output) -> list[dict]:
+    """The plotly figures (JSON) an explorer's Output widget shows."""
+    return [o["data"][PLOTLY] for o in output.outputs if PLOTLY in o.get("data", {})]
 
 
 # -- common ---------------------------------------------------------------------------------------------------
@@ -139,9 +146,15 @@ def test_tutorial_ui_reacts_to_its_controls(face_path):
     ui.gamma.value = 6.0
     assert ui.settings().gamma == 6.0 and session.computed["network"] == 1 and session.computed["quality"] == 1
     ui.estimator.value = "serfiq"
-    assert set(ui._param_sliders) == {"m", "p"}
+    assert [c.description for c in ui.params.children] == ["passes m", "dropout p"]
     assert ui.gamma.value == pytest.approx(replace(FAST, quality="serfiq").scaling().gamma)  # defaults restored
     assert session.computed["quality"] == 2 and session.computed["network"] == 1
+    ui.gamma.value = 5.0
+    ui.backbone.value = "facenet-vggface2"  # weights download on first use; offline the status says so
+    offline = "could not be downloaded" in ui.status.value
+    assert ui.gamma.value == pytest.approx(5.0 if offline else 5.5)  # else FaceNet's default γ
+    ui.backbone.value = FAST.backbone
+    assert ui.gamma.value == pytest.approx(replace(FAST, quality="serfiq").scaling().gamma)
     crop = session.aligned(FAST.backbone).crop
     photo = np.asarray(Image.open(face_path).convert("RGB"))
     ui.upload.value = ({"name": "mine.png", "type": "image/png", "size": 1, "last_modified": datetime.now(timezone.utc),
@@ -149,6 +162,7 @@ def test_tutorial_ui_reacts_to_its_controls(face_path):
     assert ui.face.value == "upload: mine.png"
     assert ui.session().aligned(FAST.backbone).crop.shape == crop.shape
     assert "network ×1" in ui.status.value
+    assert _plotly(ui.output)[0]["layout"]["title"]["text"].startswith("upload: mine.png: Q̂ = ")
 
 
 # -- masking --------------------------------------------------------------------------------------------------
@@ -187,6 +201,8 @@ def test_masking_ui(face_path):
     ui.size.value = 21
     ui.size.value = 20  # back to a square seen before: cached
     assert session.computed["masked"] == 3 and session.computed["network"] == 1
+    row = wmask.square_table(session, FAST, ui.x.value, ui.y.value, 20)[0]
+    assert f"{row['delta_q']:+.3f}" in _plotly(ui.output)[0]["layout"]["title"]["text"]
 
 
 # -- inpainting -----------------------------------------------------------------------------------------------
@@ -223,6 +239,8 @@ def test_inpainting_ui(face_path):
     ui.repeats.value = 1
     ui.evaluate()
     assert ui.session().computed["inpainting"] == 1
+    assert [len(f["data"]) for f in _plotly(ui.result_out)] == [6]  # before/after images, maps, mask outlines
+    assert "<table" in ui.result_out.outputs[1]["data"]["text/html"]
 
 
 # -- ICAO -----------------------------------------------------------------------------------------------------
@@ -262,6 +280,8 @@ def test_icao_ui(face_path):
     ui.violation.value = "blur"
     ui.strength.value = 0.5
     assert ui.session().computed["icao"] == 3 and ui.session().computed["network"] == 1
+    assert "blur ×0.5" in json.dumps(_plotly(ui.output)[0]["layout"]["annotations"], ensure_ascii=False)
+    assert "Feedback:" in ui.output.outputs[1]["data"]["text/html"]
 
 
 # -- attribution comparison -----------------------------------------------------------------------------------
@@ -279,3 +299,14 @@ def test_comparison_figures_and_timing(session):
     assert [r["method"] for r in table] == ["saliency", "grad-cam", "random"]
     assert all(r["attribution_s"] > 0 for r in table[:2])
     assert {"deletion_auc", "insertion_auc", "beats_random_deletion", "total_s"} <= set(table[0])
+
+
+def test_compare_ui(face_path):
+    ui = wcompare.build_compare_ui({"face": face_path}, FAST)
+    assert ui.output.outputs == ()  # nothing runs before "compare"
+    ui.faces.value, ui.methods.value, ui.steps.value, ui.n_random.value = ("face",), ("saliency",), 2, 1
+    ui.run()
+    assert ui.bar.value == ui.bar.max == 2
+    maps, curves = _plotly(ui.output)
+    assert len(maps["data"]) == 2 and len(curves["data"]) == 4
+    assert "saliency" in ui.output.outputs[2]["data"]["text/html"]

@@ -21,7 +21,9 @@ from typing import Any, Callable, Sequence, TypeVar
 import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
+import plotly.io as pio
 import torch
+from IPython.core.formatters import DisplayFormatter
 from IPython.display import HTML, display
 from PIL import Image
 from plotly.subplots import make_subplots
@@ -30,8 +32,8 @@ from ..alignment import AlignedFace, align_face
 from ..backbones import DEFAULT_BACKBONE, Backbone, load_backbone
 from ..data import astronaut, london, sample_images
 from ..detection import Detection, detect_faces
-from ..images import ImageLike, describe, load_image
 from ..experiments.common import FaceCrop
+from ..images import ImageLike, describe, load_image
 from ..pipeline import Explainer, Explanation, crops_to_tensor
 from ..plq import PLQ_COLORSCALE, merge_channels, plq_from_saliency
 from ..quality import QualityScaling, default_scaling, get_estimator
@@ -40,6 +42,7 @@ from ..regression import QualityRegressionModel, quality_weights
 T = TypeVar("T")
 
 ASTRONAUT = "astronaut (skimage)"  # the sample name of plqa_nb.data.astronaut()
+_FORMATTER = DisplayFormatter()
 QUICK_PARAMS = {"serfiq": {"m": 10}, "faceqan": {"k": 2, "l": 1}}  # estimator arguments in quick mode
 
 
@@ -148,7 +151,7 @@ class FaceSession:
         """The face aligned to ``backbone``'s crop."""
         bb = self.backbone(backbone)
         return self.memo("alignment", (backbone,),
-                           lambda: align_face(self.photo, self.detection(), bb.crop_size, bb.template))
+                         lambda: align_face(self.photo, self.detection(), bb.crop_size, bb.template))
 
     def face_crop(self, backbone: str) -> FaceCrop:
         """The aligned face as the experiments take it: (name, crop, landmarks in crop px)."""
@@ -212,7 +215,8 @@ def explainer_for(settings: Settings, device: str = "cpu") -> Explainer:
     return Explainer(**settings.explainer_args(), device=device)
 
 
-def explain_images(settings: Settings, images: Sequence[np.ndarray], device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def explain_images(settings: Settings, images: Sequence[np.ndarray],
+                   device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Q̂ [N] and PLQ maps [N, S, S] of aligned crops (uint8 [S, S, 3]) under ``settings``, one batch."""
     ex = explainer_for(settings, device)
     out = ex.explain_tensor(crops_to_tensor(list(images), ex.device))
@@ -265,7 +269,8 @@ def plq_trace(plq: np.ndarray, name: str = "PLQ", colorbar: bool = True) -> go.H
 def outline_trace(mask: np.ndarray, color: str = "blue", name: str = "mask") -> go.Contour:
     """The outline of a bool mask [S, S], to lay over an image or map panel."""
     return go.Contour(z=np.asarray(mask, np.float32), contours={"start": 0.5, "end": 0.5, "coloring": "none"},
-                      line={"color": color, "width": 2}, showscale=False, name=name, hoverinfo="skip")
+                      line={"color": color, "width": 2}, showscale=False, showlegend=False, name=name,
+                      hoverinfo="skip")
 
 
 def image_grid(rows: Sequence[Sequence[tuple[str, go.BaseTraceType]]], title: str = "",
@@ -312,7 +317,7 @@ def show_table(rows: Sequence[dict], columns: Sequence[str] | None = None) -> No
     display(HTML(table_html(rows, columns)))
 
 
-def progress_bar(description: str = "faces") -> tuple[Any, Callable[[int, int], None]]:
+def progress_bar(description: str = "faces") -> tuple[w.IntProgress, Callable[[int, int], None]]:
     """An ipywidgets progress bar and the ``progress(done, total)`` callback that moves it."""
     bar = w.IntProgress(value=0, min=0, max=1, description=description)
 
@@ -324,39 +329,39 @@ def progress_bar(description: str = "faces") -> tuple[Any, Callable[[int, int], 
     return bar, progress
 
 
-def render_into(output: Any, produce: Callable[[], Sequence[Any]]) -> None:
-    """Clear an ipywidgets Output and display the items ``produce()`` returns (figures, HTML), or the error."""
-    with output:
-        output.clear_output(wait=True)
-        try:
-            for item in produce():
-                display(item)
-        except Exception as exc:  # noqa: BLE001 - a widget shows the error instead of dying silently
-            print(f"{type(exc).__name__}: {exc}")
+def output_item(item: Any) -> dict:
+    """A displayable (plotly Figure, IPython HTML, …) as a notebook output dict for ``Output.outputs``."""
+    if isinstance(item, go.Figure):
+        data = pio.renderers["plotly_mimetype"].to_mimebundle(item.to_dict())
+    else:
+        data, _ = _FORMATTER.format(item)
+    return {"output_type": "display_data", "data": data, "metadata": {}}
 
 
-class FaceUI:
-    """Base of the notebooks' explorers: a face picker over ``samples``, cached FaceSessions, an output area.
+def render_into(output: w.Output, produce: Callable[[], Sequence[Any]]) -> None:
+    """Replace an Output widget's content by the items ``produce()`` returns, or by the error.
 
-    Subclasses build their controls, call ``_finish(rows)`` and implement ``render()`` (the items to show).
+    It sets ``output.outputs`` instead of capturing with ``with output:``: that works from any callback,
+    and headless executors (nbclient) have no captured output to sync back to the kernel while a cell
+    runs, which can stall them.
     """
+    try:
+        outs = tuple(output_item(item) for item in produce())
+    except Exception as exc:  # noqa: BLE001 - a widget shows the error instead of dying silently
+        outs = ({"output_type": "stream", "name": "stderr", "text": f"{type(exc).__name__}: {exc}\n"},)
+    output.outputs = outs
+
+
+class Explorer:
+    """Base of the notebooks' explorers: sample photos, their cached FaceSessions, the map settings and the
+    ``widget`` to display."""
 
     def __init__(self, samples: dict[str, ImageLike] | None = None, settings: Settings | None = None,
-                 device: str = "cpu", face: str | None = None):
+                 device: str = "cpu"):
         self.samples = dict(samples if samples is not None else sample_images())
         self.base_settings = settings or default_settings()
         self.sessions = SessionCache(device)
-        self.face = w.Dropdown(options=list(self.samples), description="face",
-                               value=face if face in self.samples else next(iter(self.samples)))
-        self.output = w.Output()
         self.widget: w.Widget = w.VBox()
-
-    def _finish(self, rows: Sequence[Sequence[w.Widget]], observe: Sequence[w.Widget] = ()) -> None:
-        """Lay out the control rows above the output, redraw on every change of ``observe`` (and the face)."""
-        for c in (self.face, *observe):
-            c.observe(lambda _: self.update(), names="value")
-        self.widget = w.VBox([w.HBox(list(r)) for r in rows] + [self.output])
-        self.update()
 
     def _ipython_display_(self) -> None:
         display(self.widget)
@@ -364,6 +369,27 @@ class FaceUI:
     def settings(self) -> Settings:
         """The settings of the maps (fixed here; the tutorial reads them from its controls)."""
         return self.base_settings
+
+
+class FaceUI(Explorer):
+    """An explorer of one face at a time: a face picker and an output area.
+
+    Subclasses build their controls, call ``_finish(rows)`` and implement ``render()`` (the items to show).
+    """
+
+    def __init__(self, samples: dict[str, ImageLike] | None = None, settings: Settings | None = None,
+                 device: str = "cpu", face: str | None = None):
+        super().__init__(samples, settings, device)
+        self.face = w.Dropdown(options=list(self.samples), description="face",
+                               value=face if face in self.samples else next(iter(self.samples)))
+        self.output = w.Output()
+
+    def _finish(self, rows: Sequence[Sequence[w.Widget]], observe: Sequence[w.Widget] = ()) -> None:
+        """Lay out the control rows above the output, redraw on every change of ``observe`` (and the face)."""
+        for c in (self.face, *observe):
+            c.observe(lambda _: self.update(), names="value")
+        self.widget = w.VBox([w.HBox(list(r)) for r in rows] + [self.output])
+        self.update()
 
     def session(self) -> FaceSession:
         """The picked face's session (its cached stages)."""

@@ -6,17 +6,17 @@ from typing import Callable, Sequence
 
 import ipywidgets as w
 import plotly.graph_objects as go
-from IPython.display import HTML, display
+from IPython.display import HTML
 from plotly.subplots import make_subplots
 
 from ..attribution import available_methods, get_method
-from ..data import sample_images
+from ..attribution.baselines import REFERENCES
 from ..evaluation import Comparison, compare_methods
 from ..experiments.common import FaceCrop
 from ..images import ImageLike
 from ..pipeline import crops_to_tensor
-from .common import (FaceSession, SessionCache, Settings, default_settings, explainer_for, image_grid, plq_trace,
-                     progress_bar, quick, render_into, rgb_trace, table_html)
+from .common import (Explorer, FaceSession, Settings, explainer_for, image_grid, plq_trace, progress_bar, quick,
+                     render_into, rgb_trace, table_html)
 
 DEFAULT_METHODS = ("saliency", "smoothgrad", "integrated-gradients", "occlusion", "grad-cam")
 
@@ -48,8 +48,9 @@ def method_maps_figure(faces: Sequence[FaceCrop], comparison: Comparison) -> go.
     and insertion (I) AUC."""
     rows = []
     for b, face in enumerate(faces):
-        row = [(f"{face.name}<br>Q̂ {float(comparison.quality[b]):.3f}, random D {float(comparison.random_deletion_auc[b]):.2f}"
-                f" I {float(comparison.random_insertion_auc[b]):.2f}", rgb_trace(face.crop))]
+        row = [(f"{face.name}<br>Q̂ {float(comparison.quality[b]):.3f}, "
+                f"random D {float(comparison.random_deletion_auc[b]):.2f} "
+                f"I {float(comparison.random_insertion_auc[b]):.2f}", rgb_trace(face.crop))]
         for j, (name, res) in enumerate(comparison.methods.items()):
             row.append((f"{name} ({get_method(name).view})<br>D {float(res.deletion_auc[b]):.2f} "
                         f"I {float(res.insertion_auc[b]):.2f}",
@@ -101,15 +102,13 @@ def timing_table(comparison: Comparison) -> list[dict]:
     return rows
 
 
-class CompareUI:
+class CompareUI(Explorer):
     """Choose faces, methods, curve steps, filler and random orders; the button runs ``run_comparison`` with a
-    progress bar and shows the maps, the curves and the timing table."""
+    progress bar and shows the maps, the curves and the timing table; ``last`` keeps (faces, Comparison)."""
 
     def __init__(self, samples: dict[str, ImageLike] | None = None, settings: Settings | None = None,
                  device: str = "cpu"):
-        self.samples = dict(samples if samples is not None else sample_images())
-        self.settings = settings or default_settings()
-        self.sessions = SessionCache(device)
+        super().__init__(samples, settings, device)
         names = list(self.samples)
         london = [n for n in names if n.startswith("london neutral")] or names
         self.faces = w.SelectMultiple(options=names, value=london[:quick(4, 2)], rows=6, description="faces")
@@ -117,7 +116,7 @@ class CompareUI:
         self.methods = w.SelectMultiple(options=methods, rows=6, description="methods",
                                         value=[m for m in DEFAULT_METHODS if m in methods][:quick(5, 2)])
         self.steps = w.IntSlider(value=quick(20, 4), min=2, max=100, description="steps")
-        self.filler = w.Dropdown(options=["black", "blur", "mean"], description="filler")
+        self.filler = w.Dropdown(options=list(REFERENCES), description="filler")
         self.n_random = w.IntSlider(value=quick(3, 1), min=1, max=10, description="random orders")
         self.button = w.Button(description="compare", button_style="primary")
         self.bar, self._progress = progress_bar("faces")
@@ -127,14 +126,11 @@ class CompareUI:
         self.widget = w.VBox([w.HBox([self.faces, self.methods]), w.HBox([self.steps, self.filler, self.n_random]),
                               w.HBox([self.button, self.bar]), self.output])
 
-    def _ipython_display_(self) -> None:
-        display(self.widget)
-
     def run(self) -> None:
         """Compare the chosen methods on the chosen faces and show the results."""
         def produce() -> list:
             sessions = [self.sessions.get(n, self.samples[n]) for n in self.faces.value]
-            self.last = run_comparison(sessions, self.settings, self.methods.value, self.steps.value,
+            self.last = run_comparison(sessions, self.settings(), self.methods.value, self.steps.value,
                                        self.filler.value, self.n_random.value, progress=self._progress)
             faces, result = self.last
             return [method_maps_figure(faces, result), curves_figure(result), HTML(table_html(timing_table(result)))]

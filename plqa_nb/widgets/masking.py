@@ -17,7 +17,8 @@ from .common import (FaceSession, FaceUI, Settings, explain_images, explainer_fo
                      table_html)
 
 
-def masked_face(session: FaceSession, settings: Settings, x: int, y: int, size: int) -> tuple[np.ndarray, float, np.ndarray]:
+def masked_face(session: FaceSession, settings: Settings, x: int, y: int,
+                size: int) -> tuple[np.ndarray, float, np.ndarray]:
     """The crop with a black size×size square (crop px, top-left x, y), its Q̂ and PLQ map [S, S] (cached)."""
     def compute() -> tuple[np.ndarray, float, np.ndarray]:
         image = black_square(session.aligned(settings.backbone).crop, x, y, size)
@@ -76,7 +77,7 @@ def distributions_figure(rows: Sequence[dict]) -> go.Figure:
         for s in sizes:
             values = np.array([float(r[key]) for r in rows if float(r["size"]) == s])
             fig.add_trace(go.Violin(y=values, name=f"s={s:g}<br>{np.mean(values > 0):.0%} > 0", box_visible=True,
-                                    meanline_visible=True, points="all", pointpos=0, jitter=0.3,
+                                    meanline_visible=True, points="all", pointpos=0, jitter=0.3, spanmode="hard",
                                     line_color="seagreen" if col == 1 else "darkorange", showlegend=False),
                           row=1, col=col)
         fig.add_hline(y=0, line_color="black", line_width=1, row=1, col=col)

@@ -5,6 +5,7 @@ Pure functions (a FaceSession and Settings in, a plotly Figure or a list-of-dict
 """
 from __future__ import annotations
 
+import html
 import io
 from dataclasses import replace
 
@@ -16,6 +17,7 @@ from IPython.display import HTML
 from PIL import Image
 
 from ..backbones import available_backbones
+from ..errors import ModelUnavailableError
 from ..images import ImageLike
 from ..plq import plq_from_saliency
 from ..quality import available_estimators, get_estimator
@@ -155,11 +157,12 @@ class TutorialUI(FaceUI):
         self._param_sliders: dict[str, w.ValueWidget] = {}
         self._reset_estimator(dict(start.params))
         self._set_scaling(start)
-        self.estimator.observe(lambda _: self._on_estimator(), names="value")
+        self.estimator.observe(lambda _: self._on_model(new_estimator=True), names="value")
+        self.backbone.observe(lambda _: self._on_model(new_estimator=False), names="value")
         self.upload.observe(lambda _: self._on_upload(), names="value")
         self._finish([[self.face, self.upload], [self.backbone, self.estimator], [self.params],
                       [self.alpha, self.r, self.gamma], [self.seed, self.status]],
-                     observe=[self.backbone, self.seed, self.alpha, self.r, self.gamma])
+                     observe=[self.seed, self.alpha, self.r, self.gamma])
         tabs = w.Tab(children=[self.output, self.out_steps, self.out_table])
         for i, title in enumerate(("PLQ map", "detection, alignment, scaling, v(·)", "numbers")):
             tabs.set_title(i, title)
@@ -183,15 +186,21 @@ class TutorialUI(FaceUI):
             self._param_sliders[key] = slider
         self.params.children = list(self._param_sliders.values())
 
-    def _on_estimator(self) -> None:
-        self._reset_estimator()
-        self._set_scaling(replace(self.settings(), alpha=None, r=None, gamma=None))
+    def _on_model(self, new_estimator: bool) -> None:
+        """A new backbone or estimator: its default α, r, γ (and the estimator's default arguments)."""
+        try:
+            if new_estimator:
+                self._reset_estimator()
+            self._set_scaling(replace(self.settings(), alpha=None, r=None, gamma=None))
+        except ModelUnavailableError as exc:  # e.g. FaceNet weights not downloadable here
+            self.status.value = f"<b>{html.escape(str(exc))}</b>"
+            return
         self.update()
 
     def _on_upload(self) -> None:
         for f in self.upload.value:
             key = f"upload: {f['name']}"
-            self.samples[key] = np.asarray(Image.open(io.BytesIO(bytes(f["content"]))).convert("RGB"))
+            self.samples[key] = Image.open(io.BytesIO(bytes(f["content"])))  # loaded by FaceSession
             self.face.options = list(self.samples)
             self.face.value = key
 

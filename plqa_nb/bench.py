@@ -9,8 +9,8 @@ one at its end) and ``cudnn.benchmark`` is on during the run.
 Keys of ``run_benchmark``'s result:
 
 * ``latency_ms``: per-face milliseconds at batch 1 for ``forward``, ``forward_backward``,
-  ``quality_serfiq``, ``quality_faceqan``, ``plq_map_serfiq`` (the fused path: trunk once,
-  head-only dropout passes, one backward), ``plq_map_faceqan``, and ``map_smoothgrad`` and
+  ``quality_serfiq``, ``quality_faceqan``, ``quality_ers``, ``plq_map_serfiq`` (the fused path: trunk
+  once, head-only dropout passes, one backward), ``plq_map_faceqan``, ``plq_map_ers``, and ``map_smoothgrad`` and
   ``map_integrated-gradients`` at their defaults (SER-FIQ as the estimator);
 * ``plq_over_fwd_bwd`` = plq_map_serfiq / forward_backward;
   ``faceqan_over_fwd_bwd`` = plq_map_faceqan / forward_backward;
@@ -40,7 +40,8 @@ import torch
 from .backbones import DEFAULT_BACKBONE, Backbone, available_backbones, load_backbone
 from .data import astronaut
 from .pipeline import Explainer, crops_to_tensor
-from .quality import QualityScaling, serfiq_full_network
+from .quality import QualityScaling, Recognizability, serfiq_full_network
+from .quality.recognizability import shipped_ui_centre
 
 FACENET_RANDOM = "facenet-random"  # FaceNet-size network with random weights: timing only
 CPU_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
@@ -183,6 +184,9 @@ def run_benchmark(device: str = "cpu", backbone: str = DEFAULT_BACKBONE, quick: 
 
         serfiq, faceqan = explainer("serfiq"), explainer("faceqan")
         crop = crops_to_tensor([serfiq.prepare(astronaut()).aligned.crop], dev)
+        with torch.no_grad():  # ERS with the backbone's shipped centre, or any unit vector (timing only)
+            centre = None if shipped_ui_centre(net.name) is not None else net(crop)[0].cpu()
+        ers = Explainer(net, quality=Recognizability(centre), calibration=scaling, device=device, seed=seed)
         others = {f"map_{name}": explainer("serfiq", name) for name in OTHER_METHODS}
 
         def no_grad_forward() -> None:
@@ -194,8 +198,10 @@ def run_benchmark(device: str = "cpu", backbone: str = DEFAULT_BACKBONE, quick: 
             "forward_backward": lambda: forward_backward(net, crop),
             "quality_serfiq": lambda: serfiq.quality(crop),
             "quality_faceqan": lambda: faceqan.quality(crop),
+            "quality_ers": lambda: ers.quality(crop),
             "plq_map_serfiq": lambda: serfiq.explain_tensor(crop),
             "plq_map_faceqan": lambda: faceqan.explain_tensor(crop),
+            "plq_map_ers": lambda: ers.explain_tensor(crop),
             **{k: (lambda e=e: e.explain_tensor(crop)) for k, e in others.items()},
         }
         amp = torch.autocast(dev.type, dtype=torch.bfloat16) if autocast else nullcontext()

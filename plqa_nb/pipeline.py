@@ -21,7 +21,7 @@ from .detection import Detection, detect_faces
 from .errors import NumericalError
 from .images import ImageLike, describe, load_image
 from .plq import merge_channels, overlay_on_photo, plq_from_saliency
-from .quality import QualityEstimator, QualityScaling, default_scaling, get_estimator
+from .quality import QualityEstimator, QualityScaling, default_scaling, get_estimator, read_calibration
 from .regression import QualityRegressionModel, _ClipGradNorm, quality_weights
 
 
@@ -87,28 +87,33 @@ class Explainer:
         method: attribution method name (see ``plqa_nb.attribution``); "saliency" is the paper's PLQ.
         calibration: QualityScaling, a calibration JSON path, or None for the backbone's defaults.
         device: "cpu" or "cuda".
-        norm: Eq. 3 denominator, "signed" (authors' code) or "l1" (paper text).
+        norm: Eq. 3 denominator, "signed" (authors' code) or "l1" (paper text); None = the backbone's default
+            (the one its default gamma was calibrated with), or the norm named in a calibration file.
         clip_grad: per-image gradient L2 clipping (None: off).
         quality_params: constructor arguments of the estimator (e.g. {"m": 20}).
     """
 
     def __init__(self, backbone: str | Backbone = DEFAULT_BACKBONE, quality: str | QualityEstimator | None = None,
                  method: str = "saliency", calibration: QualityScaling | str | os.PathLike | None = None,
-                 device: str = "cpu", seed: int = 0, norm: str = "signed", clip_grad: float | None = None,
+                 device: str = "cpu", seed: int = 0, norm: str | None = None, clip_grad: float | None = None,
                  quality_params: dict | None = None):
         self.device = torch.device(device)
         self.backbone = load_backbone(backbone, self.device)
         if quality is None:
             quality = self.backbone.defaults.quality
         self.estimator = get_estimator(quality, **(quality_params or {})) if isinstance(quality, str) else quality
+        calibrated_norm = self.backbone.defaults.norm
         if calibration is None:
             calibration = default_scaling(self.backbone, self.estimator.name)
         elif not isinstance(calibration, QualityScaling):
-            calibration = QualityScaling.load(calibration)
+            record = read_calibration(calibration)
+            self.estimator.use_calibration(record)
+            calibrated_norm = record.get("norm", calibrated_norm)
+            calibration = QualityScaling.from_record(record, calibration)
         self.scaling = calibration
         self.method = method
         self.seed = seed
-        self.norm = norm
+        self.norm = calibrated_norm if norm is None else norm
         self.model = QualityRegressionModel(self.backbone, clip_grad=clip_grad)
 
     # -- stages -------------------------------------------------------------------------------------

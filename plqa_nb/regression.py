@@ -2,7 +2,8 @@
 
 M_Q(I) = Σ_k w_k e_k(I) with e the backbone's normalised embedding and, for a reference
 image I_ref, every w_k = Q̂(I_ref) / Σ_k e_k(I_ref) ("signed", as the authors' code:
-M_Q(I_ref) = Q̂ exactly) or Q̂ / ‖e(I_ref)‖₁ ("l1", as the paper's text).
+M_Q(I_ref) = Q̂ exactly) or Q̂ / ‖e(I_ref)‖₁ ("l1", as the paper's text: M_Q(I_ref) = Q̂ Σe/‖e‖₁, and
+the maps of different photos share one scale). Each backbone names its default in its defaults.
 
 ``forward(images, weights)``: images [B, 3, S, S] in 0..255, weights [B] or [B, D] (one
 row per image: Captum's NoiseTunnel and IntegratedGradients expand them with the

@@ -14,8 +14,8 @@ from plqa_nb.pipeline import Explainer, crops_to_tensor
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
-LATENCY_KEYS = {"forward", "forward_backward", "quality_serfiq", "quality_faceqan", "plq_map_serfiq",
-                "plq_map_faceqan", *(f"map_{m}" for m in OTHER_METHODS)}
+LATENCY_KEYS = {"forward", "forward_backward", "quality_serfiq", "quality_faceqan", "quality_ers", "plq_map_serfiq",
+                "plq_map_faceqan", "plq_map_ers", *(f"map_{m}" for m in OTHER_METHODS)}
 
 
 @pytest.fixture(scope="module", params=["cpu", pytest.param("cuda", marks=cuda_only)])

@@ -102,3 +102,66 @@ def test_explain_api_on_a_photo(faces_dir):
     assert len(fig.axes) >= 3
     # the face centre is more useful than the crop corners (PLQ carries signal, not noise)
     assert r.plq[50:100, 50:100].mean() > r.plq[:15, :15].mean()
+
+
+def test_ers_drops_for_blur_and_squares_on_real_faces(london_crops):
+    """The default estimator of dlib-resnet notices strong blur (σ = 6 px; mild blur only in about 2 of 3 photos,
+    see the README) and a 50-px black square (112-px scale) on real faces."""
+    from plqa_nb import degradations as dg
+
+    ex = Explainer("dlib-resnet")
+    assert ex.estimator.name == "ers" and ex.norm == "l1"
+    s = london_crops[0].shape[0]
+    px = dg.to_crop_px(50, s)
+    rng = np.random.default_rng(0)
+    squares = [dg.black_square(c, *dg.random_square_position(rng, s, px), px) for c in london_crops]
+    q = ex.quality(crops_to_tensor(london_crops))[0]
+    q_blur = ex.quality(crops_to_tensor([gaussian_blur(c, 6.0) for c in london_crops]))[0]
+    q_square = ex.quality(crops_to_tensor(squares))[0]
+    assert (q_blur < q).float().mean() >= 5 / 6, (q, q_blur)
+    assert (q_square < q).float().mean() >= 4 / 6, (q, q_square)
+
+
+def test_ers_centre_from_a_few_photos_is_the_shipped_one(faces_dir):
+    """`ui_centre` from 8 smiling photos lands next to the shipped centre (made from all 102)."""
+    from plqa_nb.quality import ui_centre
+    from plqa_nb.quality.recognizability import shipped_ui_centre
+
+    ex = Explainer("dlib-resnet")
+    crops = [ex.prepare(faces_dir / "london" / "smiling" / f"{i:03d}.jpg").aligned.crop for i in range(1, 9)]
+    centre = ui_centre(ex.backbone, crops)
+    shipped = shipped_ui_centre("dlib-resnet")
+    assert centre.shape == shipped.shape == (128,)
+    assert abs(float(centre.norm()) - 1) < 1e-5
+    assert float(centre @ shipped) > 0.99
+
+
+def test_ers_without_a_centre_names_the_fix():
+    from plqa_nb.backbones.facenet import FaceNet
+    from plqa_nb.quality import Recognizability
+
+    bb = FaceNet(dataset=None).eval()
+    with pytest.raises(ValueError, match="plqa calibrate"):
+        Recognizability().raw(bb, torch.zeros(1, 3, bb.crop_size, bb.crop_size))
+
+
+def test_calibration_file_carries_the_centre_and_norm(tmp_path, london_crops):
+    """calibrate → JSON → Explainer: the fitted centre and the norm come back (plumbing, random-weight backbone)."""
+    import json
+
+    import cv2
+
+    from plqa_nb.backbones.facenet import FaceNet
+    from plqa_nb.quality.calibration import calibrate
+
+    torch.manual_seed(0)
+    bb = FaceNet(dataset=None).eval()
+    crops = crops_to_tensor([cv2.resize(c, (bb.crop_size, bb.crop_size)) for c in london_crops[:3]])
+    ex = Explainer(bb, quality="ers", norm="l1")
+    scaling, extra = calibrate(ex, crops)
+    path = tmp_path / "calib.json"
+    path.write_text(json.dumps({"alpha": scaling.alpha, "r": scaling.r, "gamma": scaling.gamma, "norm": "l1", **extra}))
+    again = Explainer(bb, quality="ers", calibration=path)
+    assert again.norm == "l1" and again.scaling == scaling
+    torch.testing.assert_close(again.estimator.centre, torch.tensor(extra["ui_centre"]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(again.quality(crops)[1], ex.quality(crops)[1], atol=1e-5, rtol=0)

@@ -123,13 +123,17 @@ def test_tutorial_figures(session):
     assert np.all(np.diff(curve.y) >= 0) and 0 <= curve.y[0] < 0.01 and curve.y[-1] > 0.99
 
 
-def test_quality_table_follows_the_equations(session):
-    rows = {r["symbol"]: r for r in wtut.quality_table(session, FAST)}
+@pytest.mark.parametrize("norm", ["signed", "l1"])
+def test_quality_table_follows_the_equations(session, norm):
+    settings = replace(FAST, norm=norm)
+    rows = {r["symbol"]: r for r in wtut.quality_table(session, settings)}
     assert all(set(r) == {"step", "symbol", "value", "meaning"} for r in rows.values())
-    sc = FAST.scaling()
+    sc = settings.scaling()
     q_hat = 1 / (1 + np.exp(-sc.alpha * (rows["Q"]["value"] - sc.r)))
     assert rows["Q̂"]["value"] == pytest.approx(q_hat, abs=1e-5)
-    assert rows["M_Q(I)"]["value"] == pytest.approx(rows["Q̂"]["value"], rel=1e-4)  # Eq. 3
+    emb = session.network(settings.backbone).embedding
+    expected = 1.0 if norm == "signed" else float(emb.sum() / emb.abs().sum())  # Eq. 3: M_Q(I) = Q̂ · this
+    assert rows["M_Q(I)"]["value"] == pytest.approx(rows["Q̂"]["value"] * expected, rel=1e-4)
     assert rows["γ"]["value"] == sc.gamma
 
 

@@ -25,13 +25,17 @@ class BackboneDefaults:
     """Per-backbone parameters of the method (DESIGN.md §1).
 
     alpha, r: quality scaling Q̂ = sigmoid(alpha (Q - r)), one pair per estimator name.
-    gamma: PLQ visualisation exponent of Eq. 6 (gradients w.r.t. 0-255 pixels).
+    gamma: PLQ visualisation exponent of Eq. 6 (gradients w.r.t. 0-255 pixels), for maps made with
+        the Eq. 3 denominator ``norm``.
     quality: name of the default quality estimator for this backbone.
+    norm: the default Eq. 3 denominator, "signed" (Σe, the authors' code) or "l1" (‖e‖₁, the paper's
+        text); gamma belongs to it, since the two scale the saliency differently.
     """
 
     quality: str
     scaling: dict[str, tuple[float, float]]
     gamma: float
+    norm: str = "signed"
 
 
 class Backbone(nn.Module):

@@ -45,9 +45,9 @@ def run(args: argparse.Namespace) -> int:
     explainer = make_explainer(args)
     dev = _crops(explainer, args.folder)
     compliant = _crops(explainer, args.compliant) if args.compliant else None
-    s = calibrate(explainer, dev, compliant)
+    s, extra = calibrate(explainer, dev, compliant)
     record = {"alpha": s.alpha, "r": s.r, "gamma": s.gamma, "backbone": explainer.backbone.name,
-              "quality_method": explainer.estimator.name, "photos": int(dev.shape[0]), "seed": args.seed}
+              "quality_method": explainer.estimator.name, "norm": explainer.norm, "photos": int(dev.shape[0]), "seed": args.seed, **extra}
     atomic_write_bytes(args.out, (json.dumps(record, indent=2) + "\n").encode())
-    print(json.dumps(record))
+    print(json.dumps({k: v for k, v in record.items() if k not in extra}))
     return 0

@@ -15,6 +15,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quality", choices=available_estimators(), default=None,
                    help="quality estimator (default: the backbone's own choice)")
     p.add_argument("--calibration", type=Path, default=None, help="JSON from `plqa calibrate` (alpha, r, gamma)")
+    p.add_argument("--norm", choices=("signed", "l1"), default=None,
+                   help="Eq. 3 denominator: signed Σe (authors' code) or ‖e‖₁ (paper); default: the backbone's")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--seed", type=int, default=0, help="seed of every stochastic step")
 
@@ -30,7 +32,7 @@ def make_explainer(args: argparse.Namespace, method: str = "saliency", quality_p
     from ..pipeline import Explainer
 
     return Explainer(backbone=args.backbone, quality=args.quality, method=method, calibration=args.calibration,
-                     device=args.device, seed=args.seed, quality_params=quality_params)
+                     device=args.device, seed=args.seed, norm=args.norm, quality_params=quality_params)
 
 
 def print_summary(summary, what: str) -> None:

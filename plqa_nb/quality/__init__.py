@@ -1,13 +1,16 @@
 """Quality estimators by name. Add one: subclass ``QualityEstimator`` and ``register_estimator``.
 
-Names: ``serfiq`` (Eq. 1, head-only dropout passes), ``faceqan`` (adversarial noise).
+Names: ``serfiq`` (Eq. 1, head-only dropout passes), ``faceqan`` (adversarial noise), ``ers``
+(distance from the unrecognisable-identity centre, one forward pass).
 """
 from __future__ import annotations
 
 from typing import Callable
 
-from .base import QualityEstimator, QualityScaling, default_scaling, seeded_generator, seeded_uniform
+from .base import (QualityEstimator, QualityScaling, default_scaling, read_calibration, seeded_generator,
+                   seeded_uniform)
 from .faceqan import FaceQan
+from .recognizability import Recognizability, ui_centre
 from .serfiq import SerFiq, serfiq_full_network
 
 _ESTIMATORS: dict[str, Callable[..., QualityEstimator]] = {}
@@ -30,7 +33,8 @@ def get_estimator(name: str, **params) -> QualityEstimator:
 
 register_estimator("serfiq", SerFiq)
 register_estimator("faceqan", FaceQan)
+register_estimator("ers", Recognizability)
 
-__all__ = ["FaceQan", "QualityEstimator", "QualityScaling", "SerFiq", "available_estimators", "default_scaling",
-           "get_estimator", "register_estimator", "seeded_generator", "seeded_uniform",
-           "serfiq_full_network"]
+__all__ = ["FaceQan", "QualityEstimator", "QualityScaling", "Recognizability", "SerFiq", "available_estimators", "default_scaling",
+           "get_estimator", "read_calibration", "register_estimator", "seeded_generator", "seeded_uniform",
+           "serfiq_full_network", "ui_centre"]

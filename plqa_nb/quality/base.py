@@ -30,11 +30,26 @@ class QualityScaling:
     @classmethod
     def load(cls, path: str | Path) -> "QualityScaling":
         """Read a calibration JSON written by ``plqa calibrate``."""
+        return cls.from_record(read_calibration(path), path)
+
+    @classmethod
+    def from_record(cls, record: dict, source: str | Path = "calibration") -> "QualityScaling":
+        """From the dict of a calibration JSON."""
         try:
-            d = json.loads(Path(path).read_text())
-            return cls(alpha=float(d["alpha"]), r=float(d["r"]), gamma=float(d["gamma"]))
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}: not a calibration file ({exc})") from None
+            return cls(alpha=float(record["alpha"]), r=float(record["r"]), gamma=float(record["gamma"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{source}: not a calibration file ({exc!r})") from None
+
+
+def read_calibration(path: str | Path) -> dict:
+    """The dict of a calibration JSON; ValueError naming the file if it cannot be read."""
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: not a calibration file ({exc})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{path}: not a calibration file (no JSON object)")
+    return record
 
 
 def default_scaling(backbone: Backbone, estimator: str) -> QualityScaling:
@@ -50,6 +65,14 @@ class QualityEstimator:
     """
 
     name = "estimator"
+
+    def fit(self, backbone: Backbone, crops: list) -> dict:
+        """Fit per-backbone state from development crops (uint8 [S, S, 3] each) before (alpha, r) are fitted;
+        returns the JSON-ready entries to store in the calibration file (none by default)."""
+        return {}
+
+    def use_calibration(self, record: dict) -> None:
+        """Take per-backbone state from a calibration file's dict (nothing by default)."""
 
     def raw(self, backbone: Backbone, crops: torch.Tensor, features: torch.Tensor | None = None,
             seed: int = 0) -> torch.Tensor:

@@ -41,8 +41,14 @@ def fit_gamma(saliency_maps: np.ndarray) -> float:
 
 
 def calibrate(explainer, crops: torch.Tensor, compliant_crops: torch.Tensor | None = None,
-              batch_size: int = 16) -> QualityScaling:
-    """Fit (alpha, r, gamma) for an Explainer's backbone and estimator; crops [N, 3, S, S] 0..255."""
+              batch_size: int = 16) -> tuple[QualityScaling, dict]:
+    """Fit (alpha, r, gamma) for an Explainer's backbone and estimator; crops [N, 3, S, S] 0..255.
+
+    The estimator first fits its own per-backbone state (``QualityEstimator.fit``); returns the scaling and
+    the estimator's entries for the calibration file.
+    """
+    extra = explainer.estimator.fit(explainer.backbone,
+                                    list(crops.detach().round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()))
     raws, sals = [], []
     for part in crops.split(batch_size):
         raws.append(explainer.quality(part)[1].cpu())
@@ -52,4 +58,4 @@ def calibrate(explainer, crops: torch.Tensor, compliant_crops: torch.Tensor | No
         sals.append(explainer.explain_tensor(part)["saliency"].cpu())
     gamma = fit_gamma(torch.cat(sals).numpy())
     explainer.scaling = QualityScaling(alpha=alpha, r=r, gamma=gamma)
-    return explainer.scaling
+    return explainer.scaling, extra

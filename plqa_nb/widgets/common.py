@@ -43,7 +43,7 @@ T = TypeVar("T")
 
 ASTRONAUT = "astronaut (skimage)"  # the sample name of plqa_nb.data.astronaut()
 _FORMATTER = DisplayFormatter()
-QUICK_PARAMS = {"serfiq": {"m": 10}, "faceqan": {"k": 2, "l": 1}}  # estimator arguments in quick mode
+QUICK_PARAMS = {"serfiq": {"m": 10}, "faceqan": {"k": 2, "l": 1}, "ers": {}}  # estimator arguments in quick mode
 
 
 def quick_mode() -> bool:
@@ -62,7 +62,7 @@ class Settings:
 
     quality: estimator name (None: the backbone's default); params: its constructor arguments as
     sorted (name, value) pairs; alpha, r, gamma: None takes the backbone's defaults (Eq. 2, Eq. 6);
-    norm: Eq. 3 denominator ("signed" or "l1").
+    norm: Eq. 3 denominator ("signed" or "l1"; None: the backbone's default).
     """
 
     backbone: str = DEFAULT_BACKBONE
@@ -72,7 +72,11 @@ class Settings:
     alpha: float | None = None
     r: float | None = None
     gamma: float | None = None
-    norm: str = "signed"
+    norm: str | None = None
+
+    def eq3_norm(self) -> str:
+        """The Eq. 3 denominator, resolving None to the backbone's default."""
+        return self.norm or load_backbone(self.backbone).defaults.norm
 
     def estimator_name(self) -> str:
         """The estimator's name, resolving None to the backbone's default."""
@@ -96,7 +100,7 @@ class Settings:
     def explainer_args(self) -> dict[str, Any]:
         """Keyword arguments of ``Explainer`` giving the same Q̂ and maps."""
         return {"backbone": self.backbone, "quality": self.estimator_name(), "calibration": self.scaling(),
-                "seed": self.seed, "norm": self.norm, "quality_params": dict(self.params)}
+                "seed": self.seed, "norm": self.eq3_norm(), "quality_params": dict(self.params)}
 
 
 def default_settings(**changes: Any) -> Settings:
@@ -192,7 +196,7 @@ class FaceSession:
         """The Eq. 3 weight w = Q̂ / Σe (or Q̂ / ‖e‖₁)."""
         q_hat = settings.scaling()(torch.tensor([self.raw_quality(settings)]))
         emb = self.network(settings.backbone).embedding.cpu()
-        return float(quality_weights(emb, q_hat, settings.norm)[0])
+        return float(quality_weights(emb, q_hat, settings.eq3_norm())[0])
 
     def explain(self, settings: Settings) -> Explanation:
         """The explanation under ``settings``; Ŝ = |w| · unit saliency, P = v(Ŝ) with γ."""

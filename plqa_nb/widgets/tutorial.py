@@ -65,6 +65,7 @@ def quality_table(session: FaceSession, settings: Settings) -> list[dict]:
     sc = settings.scaling()
     emb_sum = float(res.embedding.sum())
     w = session.weight(settings)
+    signed = settings.eq3_norm() == "signed"
     params = ", ".join(f"{k}={v:g}" for k, v in settings.params) or "defaults"
     return [
         {"step": "quality", "symbol": "Q", "value": res.quality_raw,
@@ -73,8 +74,10 @@ def quality_table(session: FaceSession, settings: Settings) -> list[dict]:
         {"step": "scaling", "symbol": "r", "value": sc.r, "meaning": "Eq. 2 centre (a development set's mean Q)"},
         {"step": "scaling", "symbol": "Q̂", "value": res.quality, "meaning": "sigmoid(α (Q − r)), in [0, 1]"},
         {"step": "regression", "symbol": "Σe", "value": emb_sum, "meaning": "sum of the embedding's components"},
-        {"step": "regression", "symbol": "w", "value": w, "meaning": f"Eq. 3 weight Q̂ / Σe ({settings.norm})"},
-        {"step": "regression", "symbol": "M_Q(I)", "value": w * emb_sum, "meaning": "w · Σe: M_Q reproduces Q̂"},
+        {"step": "regression", "symbol": "w", "value": w,
+         "meaning": "Eq. 3 weight " + ("Q̂ / Σe (signed, the authors' code)" if signed else "Q̂ / ‖e‖₁ (l1, the paper)")},
+        {"step": "regression", "symbol": "M_Q(I)", "value": w * emb_sum,
+         "meaning": "w · Σe: M_Q reproduces Q̂" if signed else "w · Σe = Q̂ · Σe / ‖e‖₁ (Q̂ exactly with the signed form)"},
         {"step": "saliency", "symbol": "mean Ŝ", "value": float(res.saliency.mean()),
          "meaning": "Eq. 5: mean |∂M_Q/∂I| over colours, averaged over pixels"},
         {"step": "PLQ", "symbol": "γ", "value": sc.gamma, "meaning": "Eq. 6 exponent: v = ½ at Ŝ = 10^(−γ/2)"},

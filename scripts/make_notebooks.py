@@ -61,8 +61,10 @@ its landmarks (green) and the template (magenta crosses)."""),
     (C, """alignment_figure(session, settings.backbone)"""),
     (M, """## Steps 3 and 4 · Quality Q and its scaling Q̂
 
-The **quality estimator** measures how stable the network's embedding of this face is:
+The **quality estimator** measures how useful the network's embedding of this face is:
 
+* **ERS** (the default of `dlib-resnet`) scores how far the embedding lies from the network's "unrecognisable
+  identity", the place where it puts faces it cannot recognise (one forward pass);
 * **SER-FIQ** repeats the network's last layers *m* times with dropout (probability *p*) and scores how close
   the *m* embeddings stay (Eq. 1);
 * **FaceQAN** pushes *k* noisy copies of the face *l* steps towards a different embedding (adversarial noise)
@@ -75,8 +77,9 @@ scaling_figure(session, settings)"""),
     (M, """## Step 5 · The quality regression model M_Q
 
 M_Q is the FR network plus one linear node without bias on its embedding e. All weights are the same,
-w = Q̂ / Σ_k e_k (**Eq. 3**), so that M_Q(I) = w · Σ_k e_k(I) = Q̂ exactly for this image: the network now
-*outputs the quality*, and its gradient with respect to the pixels says how each pixel moves it."""),
+w = Q̂ / ‖e‖₁ (**Eq. 3** as the paper writes it; the authors' code divides by Σ_k e_k, so that
+M_Q(I) = Q̂ exactly, `norm="signed"`): the network now *outputs the quality*, and its gradient with respect to
+the pixels says how each pixel moves it. ‖e‖₁ keeps the maps of different photos on one scale."""),
     (C, """show_table([row for row in quality_table(session, settings) if row["step"] == "regression"])"""),
     (M, """## Steps 6 and 7 · Saliency Ŝ and the PLQ map P
 
@@ -89,7 +92,7 @@ Colours: red (low pixel quality) → yellow → green (high), fixed to [0, 1].""
     (C, """plq_curve_figure(session, settings)"""),
     (M, """## What a parameter change costs
 
-`FaceSession` keeps every stage of this face. Ŝ is proportional to the weight w = Q̂ / Σe, so a new γ only
+`FaceSession` keeps every stage of this face. Ŝ is proportional to the weight w (Eq. 3), so a new γ only
 re-applies v(·), a new α or r only rescales Ŝ, and a new estimator, *m*, *p* or seed recomputes the quality,
 never the network's gradient. The counts below are the stages that ran for the changed settings:"""),
     (C, """def stages_run(change):

@@ -152,7 +152,7 @@ class TutorialUI(FaceUI):
         self.alpha = w.FloatLogSlider(base=10, min=-1, max=3, step=0.05, description="α", continuous_update=False)
         self.r = w.FloatSlider(min=0.0, max=1.0, step=0.005, readout_format=".3f", description="r",
                                continuous_update=False)
-        self.gamma = w.FloatSlider(min=3.0, max=11.0, step=0.1, description="γ", continuous_update=False)
+        self.gamma = w.FloatSlider(min=3.0, max=16.0, step=0.1, description="γ", continuous_update=False)
         self.params = w.HBox()
         self.status = w.HTML()
         self.out_steps, self.out_table = w.Output(), w.Output()

@@ -17,6 +17,7 @@ import torch
 
 from .alignment import AlignedFace, align_face
 from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
+from .backbones.base import crops_to_tensor
 from .detection import Detection, detect_faces
 from .errors import NumericalError
 from .images import ImageLike, describe, load_image
@@ -68,14 +69,6 @@ class Explanation:
         from .figures import explanation_figure
 
         return explanation_figure(self)
-
-
-def crops_to_tensor(crops: np.ndarray | list[np.ndarray], device: str | torch.device = "cpu") -> torch.Tensor:
-    """uint8 crops [B, S, S, 3] (or a list of [S, S, 3]) → float [B, 3, S, S] in 0..255."""
-    arr = np.stack(crops) if isinstance(crops, list) else np.asarray(crops)
-    if arr.ndim == 3:
-        arr = arr[None]
-    return torch.from_numpy(np.ascontiguousarray(arr)).to(device).permute(0, 3, 1, 2).float()
 
 
 class Explainer:

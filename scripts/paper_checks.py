@@ -18,11 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from plqa_nb.errors import InputError
 from plqa_nb.experiments import icao, inpainting, masking
-from plqa_nb.experiments.common import FaceCrop, table
+from plqa_nb.experiments.common import FaceCrop, as_face_crop, table
 from plqa_nb.images import iter_image_files
 from plqa_nb.pipeline import Explainer
 
@@ -37,7 +35,7 @@ def prepare(explainer: Explainer, folder: Path, limit: int | None) -> list[FaceC
         except InputError as exc:
             print(f"skipped {exc}", file=sys.stderr)
             continue
-        faces.append(FaceCrop(Path(f).name, p.aligned.crop, np.asarray(p.aligned.landmarks, np.float64)))
+        faces.append(as_face_crop(p))
     return faces
 
 
@@ -77,7 +75,8 @@ def main() -> None:
     ap.add_argument("--backbone", default="dlib-resnet")
     ap.add_argument("--quality", default=None, help="estimator (default: the backbone's)")
     ap.add_argument("--calibration", default=None, help="calibration JSON")
-    ap.add_argument("--norm", default=None, choices=("signed", "l1"), help="Eq. 3 denominator (default: the backbone's)")
+    ap.add_argument("--norm", default=None, choices=("signed", "l1"),
+                    help="Eq. 3 denominator (default: the backbone's)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--per-size", type=int, default=1, help="squares per size and face")
     ap.add_argument("--repeats", type=int, default=3, help="quality estimates per inpainting image")
@@ -102,8 +101,8 @@ def main() -> None:
     print(f"done in {time.perf_counter() - t0:.0f} s")
     if args.json:
         args.json.write_text(json.dumps({"faces": len(faces), "backbone": explainer.backbone.name,
-                                         "quality": explainer.estimator.name, "norm": explainer.norm, "seed": args.seed, "rows": rows},
-                                        indent=1))
+                                         "quality": explainer.estimator.name, "norm": explainer.norm,
+                                         "seed": args.seed, "rows": rows}, indent=1))
 
 
 if __name__ == "__main__":

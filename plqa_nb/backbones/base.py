@@ -20,6 +20,14 @@ import torch.nn.functional as F
 from torch import nn
 
 
+def crops_to_tensor(crops: np.ndarray | list[np.ndarray], device: str | torch.device = "cpu") -> torch.Tensor:
+    """uint8 crops [B, S, S, 3] (or a list of [S, S, 3]) → float [B, 3, S, S] in 0..255."""
+    arr = np.stack(crops) if isinstance(crops, list) else np.asarray(crops)
+    if arr.ndim == 3:
+        arr = arr[None]
+    return torch.from_numpy(np.ascontiguousarray(arr)).to(device).permute(0, 3, 1, 2).float()
+
+
 @dataclass(frozen=True)
 class BackboneDefaults:
     """Per-backbone parameters of the method (DESIGN.md §1).

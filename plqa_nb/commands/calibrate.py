@@ -47,7 +47,8 @@ def run(args: argparse.Namespace) -> int:
     compliant = _crops(explainer, args.compliant) if args.compliant else None
     s, extra = calibrate(explainer, dev, compliant)
     record = {"alpha": s.alpha, "r": s.r, "gamma": s.gamma, "backbone": explainer.backbone.name,
-              "quality_method": explainer.estimator.name, "norm": explainer.norm, "photos": int(dev.shape[0]), "seed": args.seed, **extra}
+              "quality_method": explainer.estimator.name, "norm": explainer.norm, "photos": int(dev.shape[0]),
+              "seed": args.seed, **extra}
     atomic_write_bytes(args.out, (json.dumps(record, indent=2) + "\n").encode())
     print(json.dumps({k: v for k, v in record.items() if k not in extra}))
     return 0

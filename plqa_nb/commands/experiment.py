@@ -16,7 +16,7 @@ from ..batch import ResultTable, atomic_save_figure, atomic_save_png, common_roo
 from ..errors import InputError
 from ..images import IMAGE_SUFFIXES, iter_image_files
 from ..experiments import icao, inpainting, masking, plots
-from ..experiments.common import FaceCrop, FaceResult, Panel, load_panels, save_panels
+from ..experiments.common import FaceResult, Panel, as_face_crop, load_panels, save_panels
 from ..experiments.regions import REGIONS
 from .common import add_batch_options, add_model_options, make_explainer, print_summary
 
@@ -121,11 +121,6 @@ def _run(args: argparse.Namespace, name: str, columns: list[str], prepare: Calla
     return _ok_rows(table.path)
 
 
-def _face(explainer, file: Path) -> FaceCrop:
-    prepared = explainer.prepare(file)
-    return FaceCrop(str(file), prepared.aligned.crop, prepared.aligned.landmarks)
-
-
 def _print_table(records: list[dict]) -> None:
     if records:
         print("\t".join(records[0]))
@@ -135,7 +130,7 @@ def _print_table(records: list[dict]) -> None:
 
 def run_masking(args: argparse.Namespace) -> int:
     explainer = make_explainer(args)
-    rows = _run(args, "masking", MASKING_COLUMNS, lambda f: _face(explainer, f),
+    rows = _run(args, "masking", MASKING_COLUMNS, lambda f: as_face_crop(explainer.prepare(f)),
                 lambda faces: masking.run(explainer, faces, args.sizes, args.per_size, args.seed))
     if rows:
         atomic_save_figure(args.out / "figures" / "masking_distributions.png", plots.masking_distributions(rows))
@@ -166,7 +161,7 @@ def run_inpainting(args: argparse.Namespace) -> int:
     def prepare(file: Path):
         prepared = explainer.prepare(file)
         mask = None if mask_source is None else inpainting.user_mask(find_mask(mask_source, file), prepared)
-        return FaceCrop(str(file), prepared.aligned.crop, prepared.aligned.landmarks), mask
+        return as_face_crop(prepared), mask
 
     def experiment(items):
         masks = None if mask_source is None else [m for _, m in items]
@@ -189,7 +184,7 @@ def run_icao(args: argparse.Namespace) -> int:
         reference = None
         if args.reference is not None:
             try:
-                reference = _face(explainer, args.reference)
+                reference = as_face_crop(explainer.prepare(args.reference))
             except InputError as exc:
                 raise ValueError(f"--reference: {exc}") from None
 
@@ -205,7 +200,7 @@ def run_icao(args: argparse.Namespace) -> int:
         for panel in res.panels:
             atomic_save_png(args.out / "images" / stem / f"{panel.label.replace(' ', '_')}.png", panel.image)
 
-    rows = _run(args, "icao", ICAO_COLUMNS, lambda f: _face(explainer, f), experiment,
+    rows = _run(args, "icao", ICAO_COLUMNS, lambda f: as_face_crop(explainer.prepare(f)), experiment,
                 save_images if args.save_images else None)
     if rows:
         atomic_save_figure(args.out / "figures" / "icao_grid.png",

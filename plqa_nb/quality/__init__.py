@@ -35,6 +35,6 @@ register_estimator("serfiq", SerFiq)
 register_estimator("faceqan", FaceQan)
 register_estimator("ers", Recognizability)
 
-__all__ = ["FaceQan", "QualityEstimator", "QualityScaling", "Recognizability", "SerFiq", "available_estimators", "default_scaling",
-           "get_estimator", "read_calibration", "register_estimator", "seeded_generator", "seeded_uniform",
-           "serfiq_full_network", "ui_centre"]
+__all__ = ["FaceQan", "QualityEstimator", "QualityScaling", "Recognizability", "SerFiq", "available_estimators",
+           "default_scaling", "get_estimator", "read_calibration", "register_estimator", "seeded_generator",
+           "seeded_uniform", "serfiq_full_network", "ui_centre"]

@@ -66,8 +66,8 @@ class QualityEstimator:
 
     name = "estimator"
 
-    def fit(self, backbone: Backbone, crops: list) -> dict:
-        """Fit per-backbone state from development crops (uint8 [S, S, 3] each) before (alpha, r) are fitted;
+    def fit(self, backbone: Backbone, crops: torch.Tensor) -> dict:
+        """Fit per-backbone state from development crops [N, 3, S, S] (0..255) before (alpha, r) are fitted;
         returns the JSON-ready entries to store in the calibration file (none by default)."""
         return {}
 

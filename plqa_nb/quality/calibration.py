@@ -47,8 +47,7 @@ def calibrate(explainer, crops: torch.Tensor, compliant_crops: torch.Tensor | No
     The estimator first fits its own per-backbone state (``QualityEstimator.fit``); returns the scaling and
     the estimator's entries for the calibration file.
     """
-    extra = explainer.estimator.fit(explainer.backbone,
-                                    list(crops.detach().round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()))
+    extra = explainer.estimator.fit(explainer.backbone, crops)
     raws, sals = [], []
     for part in crops.split(batch_size):
         raws.append(explainer.quality(part)[1].cpu())

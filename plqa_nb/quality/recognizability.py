@@ -16,6 +16,7 @@ into the calibration file.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from importlib import resources
 from typing import Sequence
 
@@ -24,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..backbones.base import Backbone
+from ..backbones.base import Backbone, crops_to_tensor
 from ..degradations import gaussian_blur
 from .base import QualityEstimator
 
@@ -50,8 +51,7 @@ def _embed(backbone: Backbone, images: Sequence[np.ndarray], batch_size: int) ->
     out = []
     with torch.no_grad():
         for i in range(0, len(images), batch_size):
-            x = torch.from_numpy(np.stack(images[i:i + batch_size])).permute(0, 3, 1, 2).float().to(device)
-            out.append(backbone(x).cpu())
+            out.append(backbone(crops_to_tensor(list(images[i:i + batch_size]), device)).cpu())
     return torch.cat(out)
 
 
@@ -68,8 +68,13 @@ def ui_centre(backbone: Backbone, crops: Sequence[np.ndarray], batch_size: int =
     return F.normalize(torch.stack(kinds).mean(0), dim=0)
 
 
+def _unit(centre: Sequence[float] | torch.Tensor) -> torch.Tensor:
+    return F.normalize(torch.as_tensor(centre, dtype=torch.float32), dim=0)
+
+
+@lru_cache(maxsize=None)
 def shipped_ui_centre(backbone_name: str) -> torch.Tensor | None:
-    """The centre shipped for a backbone, or None."""
+    """The centre shipped for a backbone, or None (read once per process)."""
     path = resources.files(__package__).joinpath("ui_centres", f"{backbone_name}.json")
     if not path.is_file():
         return None
@@ -83,7 +88,7 @@ class Recognizability(QualityEstimator):
     name = "ers"
 
     def __init__(self, centre: Sequence[float] | torch.Tensor | None = None):
-        self.centre = None if centre is None else F.normalize(torch.as_tensor(centre, dtype=torch.float32), dim=0)
+        self.centre = None if centre is None else _unit(centre)
 
     def centre_for(self, backbone: Backbone) -> torch.Tensor:
         """The centre used with ``backbone``."""
@@ -94,13 +99,15 @@ class Recognizability(QualityEstimator):
                              f"and pass --calibration calib.json")
         return centre
 
-    def fit(self, backbone: Backbone, crops: list) -> dict:
-        self.centre = ui_centre(backbone, crops)
+    def fit(self, backbone: Backbone, crops: torch.Tensor) -> dict:
+        # the destructions run in OpenCV, on uint8 [S, S, 3] images
+        images = crops.detach().round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+        self.centre = ui_centre(backbone, list(images))
         return {"ui_centre": [round(float(v), 7) for v in self.centre]}
 
     def use_calibration(self, record: dict) -> None:
         if self.centre is None and "ui_centre" in record:
-            self.centre = F.normalize(torch.tensor(record["ui_centre"], dtype=torch.float32), dim=0)
+            self.centre = _unit(record["ui_centre"])
 
     def raw(self, backbone: Backbone, crops: torch.Tensor, features: torch.Tensor | None = None,
             seed: int = 0) -> torch.Tensor:

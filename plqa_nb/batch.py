@@ -1,6 +1,7 @@
 """Batch runs over folders: one CSV row per input, atomic outputs, resume after a kill.
 
 Rules (shared by every verb that walks files):
+* rows must hold only the table's columns (an unknown key is an error, never silently dropped);
 * each input yields one row (several with ``multi_row``, written together); an ``InputError``
   becomes a single row with status ``error`` and the run goes on; no traceback unless ``debug``;
 * every output file is written to a temporary name and renamed, so a killed run leaves
@@ -71,7 +72,7 @@ def atomic_save_figure(path: str | os.PathLike, fig, dpi: int = 110) -> None:
 
 def atomic_save_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequence[str]) -> None:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="raise", lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
     atomic_write_bytes(path, buf.getvalue().encode())
@@ -139,7 +140,7 @@ class ResultTable:
 
     def append(self, rows: Iterable[dict]) -> None:
         buf = io.StringIO()
-        w = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="ignore", lineterminator="\n")
+        w = csv.DictWriter(buf, fieldnames=self.columns, extrasaction="raise", lineterminator="\n")
         w.writerows(rows)
         with open(self.path, "a", encoding="utf-8") as f:
             f.write(buf.getvalue())

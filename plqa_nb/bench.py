@@ -40,12 +40,23 @@ import torch
 from .backbones import DEFAULT_BACKBONE, Backbone, available_backbones, load_backbone
 from .data import astronaut
 from .pipeline import Explainer, crops_to_tensor
-from .quality import QualityScaling, Recognizability, serfiq_full_network
-from .quality.recognizability import shipped_ui_centre
+from .stages import prepare_face
+from .quality import serfiq_full_network
 
 FACENET_RANDOM = "facenet-random"  # FaceNet-size network with random weights: timing only
 CPU_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 CUDA_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
+
+
+def _timing_calibration(net: Backbone, quality: str, crop: torch.Tensor | None = None) -> dict:
+    """A calibration for timing a network without calibrated defaults (random weights): α = 1, r = 0, the
+    backbone's γ and norm, and for ERS the crop's own embedding as the centre (any unit vector times the same)."""
+    record = {"alpha": 1.0, "r": 0.0, "gamma": net.defaults.gamma, "backbone": net.name, "quality_method": quality,
+              "norm": net.defaults.norm}
+    if quality == "ers" and crop is not None:
+        with torch.no_grad():
+            record["ui_centre"] = net(crop)[0].cpu().tolist()
+    return record
 
 
 @dataclass(frozen=True)
@@ -175,18 +186,15 @@ def run_benchmark(device: str = "cpu", backbone: str = DEFAULT_BACKBONE, quick: 
     load_start = _load_average()
     try:
         net, weights = load_bench_backbone(backbone, dev)
-        scaling = None if weights == "pretrained" else QualityScaling(1.0, 0.0, net.defaults.gamma)
+        crop = crops_to_tensor([prepare_face(astronaut(), net, dev).aligned.crop], dev)
 
         def explainer(quality: str, method: str = "saliency") -> Explainer:
-            params = {"m": m} if quality == "serfiq" else mode.faceqan
-            return Explainer(net, quality=quality, method=method, calibration=scaling, device=device, seed=seed,
+            params = {"m": m} if quality == "serfiq" else mode.faceqan if quality == "faceqan" else {}
+            calibration = None if weights == "pretrained" else _timing_calibration(net, quality, crop)
+            return Explainer(net, quality=quality, method=method, calibration=calibration, device=device, seed=seed,
                              quality_params=params)
 
-        serfiq, faceqan = explainer("serfiq"), explainer("faceqan")
-        crop = crops_to_tensor([serfiq.prepare(astronaut()).aligned.crop], dev)
-        with torch.no_grad():  # ERS with the backbone's shipped centre, or any unit vector (timing only)
-            centre = None if shipped_ui_centre(net.name) is not None else net(crop)[0].cpu()
-        ers = Explainer(net, quality=Recognizability(centre), calibration=scaling, device=device, seed=seed)
+        serfiq, faceqan, ers = explainer("serfiq"), explainer("faceqan"), explainer("ers")
         others = {f"map_{name}": explainer("serfiq", name) for name in OTHER_METHODS}
 
         def no_grad_forward() -> None:

@@ -19,6 +19,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import matplotlib
+
+    matplotlib.use("Agg")  # the verbs only write figures to files; chosen here, never on import
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

@@ -1,13 +1,10 @@
 """Static figures (matplotlib) for result files and the README."""
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .plq import PLQ_COLORMAP  # noqa: E402
+from .plq import PLQ_COLORMAP
 
 
 def explanation_figure(result):

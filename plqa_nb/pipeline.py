@@ -1,6 +1,10 @@
-"""The whole flow for one image or a batch: load → detect → align → quality → M_Q → attribution → PLQ.
+"""The whole flow, two ways over the same stages (``plqa_nb.stages``) and one ``ModelConfig``:
 
-``Explainer`` holds the configured parts; ``explain(image)`` is the one-call API::
+* ``Explainer``: a batch of faces in one pass (the CLI, the experiments, ``plqa compare``);
+* ``FaceAnalysis``: one photo whose stages are cached, so that a new γ, α, r, norm or estimator costs
+  no network pass (the notebooks).
+
+``explain(image)`` is the one-call API::
 
     from plqa_nb import explain
     result = explain("photo.jpg")
@@ -9,8 +13,10 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from collections import Counter
+from functools import lru_cache
 from pathlib import Path
+from typing import Any, Callable, Mapping, TypeVar
 
 import numpy as np
 import torch
@@ -18,109 +24,73 @@ import torch
 from .alignment import AlignedFace, align_face
 from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
 from .backbones.base import crops_to_tensor
+from .config import ModelConfig, resolve_config
 from .detection import Detection, detect_faces
 from .errors import NumericalError
 from .images import ImageLike, describe, load_image
-from .plq import merge_channels, overlay_on_photo, plq_from_saliency
-from .quality import QualityEstimator, QualityScaling, default_scaling, get_estimator, read_calibration
-from .regression import QualityRegressionModel, _ClipGradNorm, quality_weights
+from .plq import merge_channels, plq_from_saliency
+from .regression import QualityRegressionModel, quality_weights
+from .stages import (Explanation, FaceCrop, NetworkPass, PreparedFace, maps_from_pass, network_pass, prepare_face,
+                     raw_quality)
 
+T = TypeVar("T")
 
-@dataclass
-class PreparedFace:
-    """A loaded photo and its aligned face. photo: uint8 [H, W, 3]."""
-
-    source: str
-    photo: np.ndarray
-    detection: Detection
-    aligned: AlignedFace
-
-
-@dataclass
-class Explanation:
-    """What plqa_nb says about one face.
-
-    crop: uint8 [S, S, 3]; plq, saliency: float32 [S, S]; embedding: float32 [D];
-    quality: Q̂ in [0, 1]; quality_raw: the estimator's Q; matrix: [2, 3] photo → crop.
-    """
-
-    source: str
-    crop: np.ndarray
-    plq: np.ndarray
-    saliency: np.ndarray
-    embedding: np.ndarray
-    quality: float
-    quality_raw: float
-    faces_found: int
-    matrix: np.ndarray
-    backbone: str
-    quality_method: str
-    attribution: str
-    photo: np.ndarray | None = field(default=None, repr=False)
-
-    def overlay(self, alpha: float = 0.55) -> np.ndarray:
-        """The PLQ map warped back and blended onto the original photo, uint8 [H, W, 3]."""
-        if self.photo is None:
-            raise ValueError("no original photo kept for this explanation")
-        return overlay_on_photo(self.photo, self.plq, self.matrix, alpha)
-
-    def figure(self):
-        """A matplotlib figure: crop, PLQ map (and overlay when the photo is kept), Q̂ in the title."""
-        from .figures import explanation_figure
-
-        return explanation_figure(self)
+__all__ = ["Explainer", "Explanation", "FaceAnalysis", "PreparedFace", "cached_explainer", "crops_to_tensor",
+           "explain"]
 
 
 class Explainer:
-    """Configured flow. All stochastic steps draw from ``seed``.
+    """A configured flow for batches of faces. All stochastic steps draw from the configuration's seed.
 
     Args:
         backbone: registry name or a Backbone.
-        quality: estimator name ("serfiq", "faceqan") or instance; None = the backbone's default.
+        quality: estimator name ("ers", "serfiq", "faceqan", ...); None = the calibration's or the backbone's.
         method: attribution method name (see ``plqa_nb.attribution``); "saliency" is the paper's PLQ.
-        calibration: QualityScaling, a calibration JSON path, or None for the backbone's defaults.
+        calibration: a calibration JSON path (or its dict), or None for the backbone's defaults.
         device: "cpu" or "cuda".
-        norm: Eq. 3 denominator, "signed" (authors' code) or "l1" (paper text); None = the backbone's default
-            (the one its default gamma was calibrated with), or the norm named in a calibration file.
-        clip_grad: per-image gradient L2 clipping (None: off).
-        quality_params: constructor arguments of the estimator (e.g. {"m": 20}).
+        seed, norm, clip_grad, quality_params: see ``ModelConfig``; None = the calibration's or the backbone's.
+        config: a resolved ``ModelConfig`` instead of the arguments above (backbone must then be its name or
+            the matching Backbone).
     """
 
-    def __init__(self, backbone: str | Backbone = DEFAULT_BACKBONE, quality: str | QualityEstimator | None = None,
-                 method: str = "saliency", calibration: QualityScaling | str | os.PathLike | None = None,
+    def __init__(self, backbone: str | Backbone = DEFAULT_BACKBONE, quality: str | None = None,
+                 method: str = "saliency", calibration: str | os.PathLike | Mapping | None = None,
                  device: str = "cpu", seed: int = 0, norm: str | None = None, clip_grad: float | None = None,
-                 quality_params: dict | None = None):
+                 quality_params: Mapping[str, Any] | None = None, config: ModelConfig | None = None):
         self.device = torch.device(device)
-        self.backbone = load_backbone(backbone, self.device)
-        if quality is None:
-            quality = self.backbone.defaults.quality
-        self.estimator = get_estimator(quality, **(quality_params or {})) if isinstance(quality, str) else quality
-        calibrated_norm = self.backbone.defaults.norm
-        if calibration is None:
-            calibration = default_scaling(self.backbone, self.estimator.name)
-        elif not isinstance(calibration, QualityScaling):
-            record = read_calibration(calibration)
-            self.estimator.use_calibration(record)
-            calibrated_norm = record.get("norm", calibrated_norm)
-            calibration = QualityScaling.from_record(record, calibration)
-        self.scaling = calibration
+        self.backbone = load_backbone(config.backbone if config is not None and isinstance(backbone, str)
+                                      else backbone, self.device)
+        self.config = config if config is not None else resolve_config(
+            self.backbone, quality, calibration, norm=norm, clip_grad=clip_grad, quality_params=quality_params,
+            seed=seed)
+        if self.config.backbone != self.backbone.name:
+            raise ValueError(f"configuration for backbone '{self.config.backbone}' given with '{self.backbone.name}'")
+        self.estimator = self.config.make_estimator()
         self.method = method
-        self.seed = seed
-        self.norm = calibrated_norm if norm is None else norm
-        self.model = QualityRegressionModel(self.backbone, clip_grad=clip_grad)
+        self.model = QualityRegressionModel(self.backbone, clip_grad=self.config.clip_grad)
+
+    @property
+    def scaling(self):
+        """Eq. 2 and Eq. 6 parameters of the configuration."""
+        return self.config.scaling()
+
+    @property
+    def seed(self) -> int:
+        return self.config.seed
+
+    @property
+    def norm(self) -> str:
+        return self.config.norm
 
     # -- stages -------------------------------------------------------------------------------------
     def prepare(self, image: ImageLike) -> PreparedFace:
         """Load, detect (largest face) and align to the backbone's crop; raises InputError subclasses."""
-        source = describe(image)
-        photo = load_image(image)
-        detection = detect_faces(photo, source, device=str(self.device))
-        aligned = align_face(photo, detection, self.backbone.crop_size, self.backbone.template)
-        return PreparedFace(source, photo, detection, aligned)
+        return prepare_face(image, self.backbone, self.device)
 
     def quality(self, crops: torch.Tensor, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Q̂ [B] and raw Q [B] of crops [B, 3, S, S] (0..255)."""
-        raw = self.estimator.raw(self.backbone, crops.to(self.device), seed=self.seed if seed is None else seed)
+        raw = raw_quality(self.estimator, self.backbone, crops.to(self.device), None,
+                          self.seed if seed is None else seed)
         return self.scaling(raw), raw
 
     def weights(self, crops: torch.Tensor, quality_hat: torch.Tensor) -> torch.Tensor:
@@ -129,39 +99,30 @@ class Explainer:
             return quality_weights(self.backbone(crops.to(self.device)), quality_hat, self.norm)
 
     def explain_tensor(self, crops: torch.Tensor, seed: int | None = None) -> dict[str, torch.Tensor]:
-        """Crops [B, 3, S, S] (0..255) → dict of quality, quality_raw [B], embedding [B, D],
+        """Crops [B, 3, S, S] (0..255) → dict of quality, quality_raw, weights [B], embedding [B, D],
         attribution [B, 3, S, S] (raw; |gradient| for saliency), saliency [B, S, S] (Eq. 5), plq [B, S, S] (Eq. 6).
 
-        With the "saliency" method the trunk runs once: the estimator reuses its features,
-        then one backward pass gives the map.
+        With the "saliency" method the network runs once forward and once backward (``stages``); the
+        estimator reuses the trunk's features.
         """
         seed = self.seed if seed is None else seed
-        x = crops.to(self.device).float().detach().requires_grad_(True)
+        x = crops.to(self.device).float().detach()
         if self.method == "saliency":
-            x_in = x if self.model.clip_grad is None else _ClipGradNorm.apply(x, self.model.clip_grad)
-            with torch.enable_grad():
-                feats = self.backbone.trunk(x_in)
-                raw = self.estimator.raw(self.backbone, x.detach(), features=feats.detach(), seed=seed)
-                q_hat = self.scaling(raw)
-                emb = self.backbone.head(feats)
-                w = quality_weights(emb, q_hat, self.norm)
-                (grad,) = torch.autograd.grad(self.model.from_embeddings(emb, w).sum(), x)
-            attr, emb = grad.abs(), emb.detach()  # |∂M_Q/∂I| as Captum's Saliency(abs=True)
-        else:
-            from .attribution import get_method
+            net = network_pass(self.backbone, x)
+            return maps_from_pass(net, raw_quality(self.estimator, self.backbone, x, net, seed), self.config)
+        from .attribution import get_method
 
-            q_hat, raw = self.quality(x.detach(), seed)
-            with torch.no_grad():
-                emb = self.backbone(x.detach())
-            w = quality_weights(emb, q_hat, self.norm)
-            attr = get_method(self.method).attribute(self.model, x.detach(), w, seed=seed)
-        bad = ~torch.isfinite(attr.detach().flatten(1)).all(1)
+        net = network_pass(self.backbone, x, gradient=False)
+        raw = raw_quality(self.estimator, self.backbone, x, net, seed)
+        q_hat = self.scaling(raw)
+        w = quality_weights(net.embedding, q_hat, self.norm)
+        attr = get_method(self.method).attribute(self.model, x, w, seed=seed)
+        bad = ~torch.isfinite(attr.flatten(1)).all(1)
         if bad.any():
-            raise NumericalError(f"non-finite gradients for {int(bad.sum())} of {len(bad)} face(s); "
-                                 "try clip_grad or norm='l1'")
-        sal = merge_channels(attr.detach())
-        return {"quality": q_hat.detach(), "quality_raw": raw.detach(), "embedding": emb,
-                "attribution": attr.detach(), "saliency": sal, "plq": plq_from_saliency(sal, self.scaling.gamma)}
+            raise NumericalError(f"non-finite attributions for {int(bad.sum())} of {len(bad)} face(s)")
+        sal = merge_channels(attr)
+        return {"quality": q_hat, "quality_raw": raw, "weights": w, "embedding": net.embedding, "attribution": attr,
+                "saliency": sal, "plq": plq_from_saliency(sal, self.config.gamma)}
 
     def explain_prepared(self, faces: list[PreparedFace], seed: int | None = None,
                          keep_photo: bool = True) -> list[Explanation]:
@@ -170,12 +131,11 @@ class Explainer:
             return []
         out = self.explain_tensor(crops_to_tensor([f.aligned.crop for f in faces], self.device), seed)
         cpu = {k: v.cpu().numpy() for k, v in out.items()}
-        bb = getattr(self.backbone, "name", "custom")
         return [Explanation(source=f.source, crop=f.aligned.crop, plq=cpu["plq"][i].astype(np.float32),
                             saliency=cpu["saliency"][i].astype(np.float32),
                             embedding=cpu["embedding"][i].astype(np.float32), quality=float(cpu["quality"][i]),
                             quality_raw=float(cpu["quality_raw"][i]), faces_found=f.detection.faces_found,
-                            matrix=f.aligned.matrix, backbone=bb, quality_method=self.estimator.name,
+                            matrix=f.aligned.matrix, backbone=self.backbone.name, quality_method=self.estimator.name,
                             attribution=self.method, photo=f.photo if keep_photo else None)
                 for i, f in enumerate(faces)]
 
@@ -184,14 +144,92 @@ class Explainer:
         return self.explain_prepared([self.prepare(image)], seed)[0]
 
 
-_EXPLAINERS: dict[tuple, Explainer] = {}
+@lru_cache(maxsize=8)
+def cached_explainer(config: ModelConfig, method: str = "saliency", device: str = "cpu") -> Explainer:
+    """An Explainer per (configuration, method, device), reused: keyed by the configuration's content."""
+    return Explainer(config=config, method=method, device=device)
 
 
 def explain(image: ImageLike, backbone: str = DEFAULT_BACKBONE, quality: str | None = None,
             method: str = "saliency", calibration: str | Path | None = None, device: str = "cpu",
             seed: int = 0) -> Explanation:
     """Explain one face with a cached Explainer; see ``Explainer`` for the arguments."""
-    key = (backbone, quality, method, str(calibration), device, seed)
-    if key not in _EXPLAINERS:
-        _EXPLAINERS[key] = Explainer(backbone, quality, method, calibration, device, seed)
-    return _EXPLAINERS[key].explain(image)
+    config = resolve_config(backbone, quality, calibration, seed=seed)
+    return cached_explainer(config, method, device).explain(image)
+
+
+class FaceAnalysis:
+    """One photo and its stages, each computed once per what it depends on (the notebooks' engine).
+
+    detection: once; alignment and the network pass (features, embedding, gradient of the unit model):
+    per backbone; raw quality: per backbone, estimator, its arguments, state and seed. ``explain(config)``
+    is then arithmetic (``stages.maps_from_pass``). ``computed`` counts the runs of each stage.
+    """
+
+    def __init__(self, image: ImageLike, name: str | None = None, device: str = "cpu"):
+        self.name = name or "/".join(Path(describe(image)).parts[-2:])
+        self.photo = load_image(image)
+        self.device = torch.device(device)
+        self.computed: Counter[str] = Counter()
+        self._cache: dict[tuple, Any] = {}
+
+    def memo(self, stage: str, key: tuple, compute: Callable[[], T]) -> T:
+        """``compute()`` once per (stage, key) for this face; counted in ``computed[stage]``."""
+        k = (stage,) + key
+        if k not in self._cache:
+            self._cache[k] = compute()
+            self.computed[stage] += 1
+        return self._cache[k]
+
+    def backbone(self, name: str) -> Backbone:
+        return load_backbone(name, self.device)
+
+    def detection(self) -> Detection:
+        """The largest face of the photo (MTCNN)."""
+        return self.memo("detection", (), lambda: detect_faces(self.photo, self.name, str(self.device)))
+
+    def aligned(self, backbone: str) -> AlignedFace:
+        """The face aligned to ``backbone``'s crop."""
+        bb = self.backbone(backbone)
+        return self.memo("alignment", (backbone,),
+                         lambda: align_face(self.photo, self.detection(), bb.crop_size, bb.template))
+
+    def face_crop(self, backbone: str) -> FaceCrop:
+        """The aligned face as the experiments take it: (name, crop, landmarks in crop px)."""
+        aligned = self.aligned(backbone)
+        return FaceCrop(self.name, aligned.crop, np.asarray(aligned.landmarks, np.float64))
+
+    def crops(self, backbone: str) -> torch.Tensor:
+        """The aligned crop as a float tensor [1, 3, S, S] in 0..255."""
+        return crops_to_tensor([self.aligned(backbone).crop], self.device)
+
+    def network(self, backbone: str) -> NetworkPass:
+        """Trunk features, embedding and the unit model's gradient: one forward and one backward pass."""
+        return self.memo("network", (backbone,), lambda: network_pass(self.backbone(backbone), self.crops(backbone)))
+
+    def raw_quality(self, config: ModelConfig) -> float:
+        """The estimator's raw Q (before Eq. 2) under ``config``."""
+        key = (config.backbone, config.quality, config.quality_params, config.estimator_state, config.seed)
+        return self.memo("quality", key, lambda: float(raw_quality(
+            config.make_estimator(), self.backbone(config.backbone), self.crops(config.backbone),
+            self.network(config.backbone), config.seed)[0]))
+
+    def maps(self, config: ModelConfig) -> dict[str, torch.Tensor]:
+        """``stages.maps_from_pass`` of this face under ``config`` (arithmetic on the cached stages)."""
+        raw = torch.tensor([self.raw_quality(config)], device=self.device)
+        return maps_from_pass(self.network(config.backbone), raw, config)
+
+    def weight(self, config: ModelConfig) -> float:
+        """The Eq. 3 weight w = Q̂ / Σe (or Q̂ / ‖e‖₁)."""
+        return float(self.maps(config)["weights"][0])
+
+    def explain(self, config: ModelConfig) -> Explanation:
+        """The explanation under ``config`` (the paper's saliency map)."""
+        out = {k: v[0].cpu().numpy() for k, v in self.maps(config).items()}
+        aligned = self.aligned(config.backbone)
+        return Explanation(source=self.name, crop=aligned.crop, plq=out["plq"].astype(np.float32),
+                           saliency=out["saliency"].astype(np.float32), embedding=out["embedding"].astype(np.float32),
+                           quality=float(out["quality"]), quality_raw=float(out["quality_raw"]),
+                           faces_found=self.detection().faces_found, matrix=aligned.matrix,
+                           backbone=config.backbone, quality_method=config.quality, attribution="saliency",
+                           photo=self.photo)

@@ -40,25 +40,23 @@ and ends with an explorer where you pick a sample face or upload your own and mo
 {QUICK}
 
 {CREDITS}"""),
-    (C, """from dataclasses import replace
-
-from plqa_nb.data import sample_images
-from plqa_nb.widgets import FaceSession, build_tutorial_ui, default_settings, pick_face, show_table
+    (C, """from plqa_nb.data import sample_images
+from plqa_nb.widgets import FaceAnalysis, build_tutorial_ui, notebook_config, pick_face, show_table
 from plqa_nb.widgets.tutorial import (alignment_figure, maps_figure, plq_curve_figure, quality_table,
                                       scaling_figure)
 
-settings = default_settings()  # backbone, quality estimator and its arguments, seed; α, r, γ: the defaults
+config = notebook_config()  # backbone, estimator and its arguments, α, r, γ, norm, seed: the defaults
 samples = sample_images()
 name = pick_face("london neutral 001", samples)
-session = FaceSession(samples[name], name=name)
-settings"""),
+session = FaceAnalysis(samples[name], name=name)
+print(config.describe())"""),
     (M, """## Steps 1 and 2 · Detection and alignment
 
 MTCNN finds the face and five landmarks (eye centres, nose tip, mouth corners). A similarity transform
 (rotation, scale, shift) then moves those landmarks as close as possible to the backbone's **template**:
 where the network expects them in its square crop. Left: the detection on the photo; right: the aligned crop,
 its landmarks (green) and the template (magenta crosses)."""),
-    (C, """alignment_figure(session, settings.backbone)"""),
+    (C, """alignment_figure(session, config.backbone)"""),
     (M, """## Steps 3 and 4 · Quality Q and its scaling Q̂
 
 The **quality estimator** measures how useful the network's embedding of this face is:
@@ -72,37 +70,37 @@ The **quality estimator** measures how useful the network's embedding of this fa
 
 The raw Q is model-specific; **Eq. 2** maps it to Q̂ = sigmoid(α (Q − r)) in [0, 1], with r near the mean
 quality of a development set and α stretching it. The red dot is this face."""),
-    (C, """show_table([row for row in quality_table(session, settings) if row["step"] in ("quality", "scaling")])
-scaling_figure(session, settings)"""),
+    (C, """show_table([row for row in quality_table(session, config) if row["step"] in ("quality", "scaling")])
+scaling_figure(session, config)"""),
     (M, """## Step 5 · The quality regression model M_Q
 
 M_Q is the FR network plus one linear node without bias on its embedding e. All weights are the same,
 w = Q̂ / ‖e‖₁ (**Eq. 3** as the paper writes it; the authors' code divides by Σ_k e_k, so that
 M_Q(I) = Q̂ exactly, `norm="signed"`): the network now *outputs the quality*, and its gradient with respect to
 the pixels says how each pixel moves it. ‖e‖₁ keeps the maps of different photos on one scale."""),
-    (C, """show_table([row for row in quality_table(session, settings) if row["step"] == "regression"])"""),
+    (C, """show_table([row for row in quality_table(session, config) if row["step"] == "regression"])"""),
     (M, """## Steps 6 and 7 · Saliency Ŝ and the PLQ map P
 
 **Eq. 4–5:** the saliency Ŝ is the absolute gradient ∂M_Q/∂I, averaged over the three colour channels.
 **Eq. 6:** P = v(Ŝ) = 1 − 1 / (1 + 10^γ Ŝ²) maps it to [0, 1]. There is no per-image normalisation, so maps of
 different photos are comparable; γ only decides where the scale sits (v = ½ at Ŝ = 10^(−γ/2)).
 Colours: red (low pixel quality) → yellow → green (high), fixed to [0, 1]."""),
-    (C, """maps_figure(session, settings)"""),
+    (C, """maps_figure(session, config)"""),
     (M, """How v(·) maps this face's saliencies (grey: the histogram of its pixels) for the current γ:"""),
-    (C, """plq_curve_figure(session, settings)"""),
+    (C, """plq_curve_figure(session, config)"""),
     (M, """## What a parameter change costs
 
-`FaceSession` keeps every stage of this face. Ŝ is proportional to the weight w (Eq. 3), so a new γ only
+`FaceAnalysis` keeps every stage of this face. Ŝ is proportional to the weight w (Eq. 3), so a new γ only
 re-applies v(·), a new α or r only rescales Ŝ, and a new estimator, *m*, *p* or seed recomputes the quality,
-never the network's gradient. The counts below are the stages that ran for the changed settings:"""),
+never the network's gradient. The counts below are the stages that ran for the changed configuration:"""),
     (C, """def stages_run(change):
     before = dict(session.computed)
     session.explain(change)
     return {k: v - before.get(k, 0) for k, v in session.computed.items() if v != before.get(k, 0)} or "none"
 
-print("new γ:   ", stages_run(replace(settings, gamma=settings.scaling().gamma - 1)))
-print("new α, r:", stages_run(replace(settings, alpha=settings.scaling().alpha / 2, r=0.5)))
-print("new seed:", stages_run(replace(settings, seed=settings.seed + 1)))"""),
+print("new γ:   ", stages_run(config.replace(gamma=config.gamma - 1)))
+print("new α, r:", stages_run(config.replace(alpha=config.alpha / 2, r=0.5)))
+print("new seed:", stages_run(config.replace(seed=config.seed + 1)))"""),
     (M, """## The explorer
 
 Pick a sample face or upload your own photo (*your photo*); choose the backbone and the quality estimator;
@@ -130,17 +128,17 @@ starts from the blurred face and restores them: Q̂ should rise fast (high AUC).
     (C, """from IPython.display import display
 
 from plqa_nb.attribution import available_methods
-from plqa_nb.widgets import build_compare_ui, default_settings, london_sessions, progress_bar, quick, show_table
+from plqa_nb.widgets import build_compare_ui, notebook_config, london_sessions, progress_bar, quick, show_table
 from plqa_nb.widgets.compare import DEFAULT_METHODS, curves_figure, method_maps_figure, run_comparison, timing_table
 
-settings = default_settings()
+config = notebook_config()
 print("available methods:", ", ".join(available_methods()))"""),
     (M, """## Run the comparison on a few faces
 
 Every curve point is a real quality estimate, so this is the expensive cell (the bar shows the progress)."""),
     (C, """bar, progress = progress_bar("faces")
 display(bar)
-faces, comparison = run_comparison(london_sessions(quick(4, 2)), settings, DEFAULT_METHODS[:quick(5, 2)],
+faces, comparison = run_comparison(london_sessions(quick(4, 2)), config, DEFAULT_METHODS[:quick(5, 2)],
                                    steps=quick(20, 3), n_random=quick(3, 1), progress=progress)"""),
     (M, """## The maps side by side
 
@@ -174,31 +172,31 @@ one standard deviation.
 
 {CREDITS}"""),
     (C, """from plqa_nb.data import sample_images
-from plqa_nb.widgets import FaceSession, build_inpainting_ui, default_settings, pick_face, quick, show_table
+from plqa_nb.widgets import FaceAnalysis, build_inpainting_ui, notebook_config, pick_face, quick, show_table
 from plqa_nb.widgets.inpainting import (before_after_figure, before_after_table, inpainting_result, mask_figure,
                                         rectangle_mask, threshold_mask)
 
-settings = default_settings()
+config = notebook_config()
 samples = sample_images()
 name = pick_face("grace_hopper", samples)  # glasses and a cap: a real occlusion
-session = FaceSession(samples[name], name=name)"""),
+session = FaceAnalysis(samples[name], name=name)"""),
     (M, """## A mask from the PLQ map
 
 `threshold_mask` keeps the connected regions inside the face whose smoothed PLQ is below *level* × the face's
 median PLQ (outlined in blue); the right panel previews the inpainting, no quality is computed yet."""),
-    (C, """mask = threshold_mask(session, settings, level=0.7)
-mask_figure(session, settings, mask)"""),
+    (C, """mask = threshold_mask(session, config, level=0.7)
+mask_figure(session, config, mask)"""),
     (M, """## Inpaint and score
 
 Q̂ before and after, each the mean ± std over several estimator seeds, and the two PLQ maps."""),
-    (C, """result = inpainting_result(session, settings, mask, repeats=quick(10, 3))
+    (C, """result = inpainting_result(session, config, mask, repeats=quick(10, 3))
 show_table(before_after_table(result))
 before_after_figure(result)"""),
     (M, """## A rectangle instead
 
 Any region can be tested; here a band across the eyes (crop pixels: x, y, width, height)."""),
-    (C, """s = settings.crop_size()
-mask_figure(session, settings, rectangle_mask(s, s // 5, s // 4, 3 * s // 5, s // 6))"""),
+    (C, """s = config.crop_size
+mask_figure(session, config, rectangle_mask(s, s // 5, s // 4, 3 * s // 5, s // 6))"""),
     (M, """## The explorer
 
 Pick a face, choose the mask mode and move its sliders (the preview follows), then press *inpaint and score*."""),
@@ -218,20 +216,20 @@ pixel quality inside the square (Δ_p = mean PLQ in the square, original minus m
     (C, """from IPython.display import display
 
 from plqa_nb.experiments import masking
-from plqa_nb.widgets import (build_masking_ui, default_settings, london_sessions, pick_face, progress_bar, quick,
+from plqa_nb.widgets import (build_masking_ui, notebook_config, london_sessions, pick_face, progress_bar, quick,
                              show_table)
 from plqa_nb.widgets.masking import distributions_figure, masking_batch, square_figure, square_table
 
-settings = default_settings()
+config = notebook_config()
 session = london_sessions(1)[0]"""),
     (M, """## One square
 
 Top-left corner (x, y) and side in crop pixels. The original's map is computed once; only the masked crop is
 explained for each new square."""),
-    (C, """s = settings.crop_size()
+    (C, """s = config.crop_size
 x, y, size = s // 4, s // 3, s // 5
-show_table(square_table(session, settings, x, y, size))
-square_figure(session, settings, x, y, size)"""),
+show_table(square_table(session, config, x, y, size))
+square_figure(session, config, x, y, size)"""),
     (M, """Move the square yourself:"""),
     (C, """build_masking_ui(face=pick_face("london neutral 001"))"""),
     (M, """## Random squares on several faces (Fig. 5)
@@ -241,7 +239,7 @@ random inside the inner 90 % of the crop. The violins show Δ_Q̂ and Δ_p per s
 that were noticed (> 0) under each."""),
     (C, """bar, progress = progress_bar("faces")
 display(bar)
-rows = masking_batch(london_sessions(quick(20, 2)), settings, sizes=quick(masking.SIZES, (20, 50)),
+rows = masking_batch(london_sessions(quick(20, 2)), config, sizes=quick(masking.SIZES, (20, 50)),
                      per_size=quick(3, 1), progress=progress)"""),
     (C, """distributions_figure(rows)"""),
     (C, """show_table(masking.summary(rows))"""),
@@ -262,23 +260,23 @@ words that an enrolment system could give.
     (C, """from IPython.display import HTML, display
 
 from plqa_nb.experiments.icao import VIOLATIONS
-from plqa_nb.widgets import build_icao_ui, default_settings, london_sessions, pick_face, show_table
+from plqa_nb.widgets import build_icao_ui, notebook_config, london_sessions, pick_face, show_table
 from plqa_nb.widgets.icao import (all_violations, icao_figure, region_table, violation_summary,
                                   violations_figure)
 
-settings = default_settings()
+config = notebook_config()
 session = london_sessions(1)[0]
 print("violations:", ", ".join(VIOLATIONS))"""),
     (M, """## One violation
 
 Sunglasses at 70 % opacity: the maps, the numbers and the feedback sentence."""),
-    (C, """summary = violation_summary(session, settings, "sunglasses", 0.7)
+    (C, """summary = violation_summary(session, config, "sunglasses", 0.7)
 display(HTML(f"<b>Feedback:</b> {summary['feedback']}"))
 show_table([summary])
-icao_figure(session, settings, "sunglasses", 0.7)"""),
+icao_figure(session, config, "sunglasses", 0.7)"""),
     (M, """Mean PLQ per region, compliant and with the violation (*covered*: the occluder hides at least 40 % of
 the region):"""),
-    (C, """show_table(region_table(session, settings, "sunglasses", 0.7))"""),
+    (C, """show_table(region_table(session, config, "sunglasses", 0.7))"""),
     (M, """## The explorer
 
 Choose the face, the violation and its strength."""),
@@ -286,7 +284,7 @@ Choose the face, the violation and its strength."""),
     (M, """## Every violation at full strength
 
 Δ_Q̂ per violation for this face (hover for the worst region)."""),
-    (C, """rows = all_violations(session, settings)
+    (C, """rows = all_violations(session, config)
 show_table(rows, ["violation", "category", "quality", "delta_q", "worst_region", "affected_region", "feedback"])
 violations_figure(rows)"""),
 ]

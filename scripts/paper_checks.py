@@ -8,7 +8,8 @@
 * inpainting the synthetic occlusions with the mask from the PLQ map (and, for comparison, with
   the exact occluder): Q̂ up / down beyond one std over the repeats.
 
-Every step is seeded (``--seed``); the photos' order does not matter.
+Every step is seeded (``--seed``); the photos' order does not matter. Each line is also a `plqa` verb
+(the README lists them): this script only runs the same experiment functions on one folder at once.
 """
 from __future__ import annotations
 
@@ -23,9 +24,6 @@ from plqa_nb.experiments import icao, inpainting, masking
 from plqa_nb.experiments.common import FaceCrop, as_face_crop, table
 from plqa_nb.images import iter_image_files
 from plqa_nb.pipeline import Explainer
-
-OCCLUSIONS = ("sunglasses", "face_mask", "cap", "hand_on_cheek")
-
 
 def prepare(explainer: Explainer, folder: Path, limit: int | None) -> list[FaceCrop]:
     faces = []
@@ -57,12 +55,10 @@ def icao_checks(explainer: Explainer, faces: list[FaceCrop]) -> list[dict]:
 
 
 def inpainting_checks(explainer: Explainer, faces: list[FaceCrop], repeats: int) -> list[dict]:
-    variants = [(FaceCrop(f"{f.name}:{v.name}", v.image, v.landmarks), v.occluder)
-                for f in faces for v in icao.make_variants(f, list(OCCLUSIONS), explainer.seed)]
-    occluded = [v for v, _ in variants]
     out = []
-    for label, masks in (("PLQ mask", None), ("exact occluder", [m for _, m in variants])):
-        s = inpainting.summary(table(inpainting.run(explainer, occluded, masks, repeats=repeats)))
+    for label, mask_from in (("PLQ mask", "plq"), ("exact occluder", "occluder")):
+        s = inpainting.summary(table(inpainting.run_occluded(explainer, faces, "occlusion", mask_from,
+                                                              repeats=repeats)))
         out.append({"check": f"inpainting occlusions, {label}: Q̂ up / down beyond one std", "n": s["n"],
                     "value": f"{100 * s['up']:.1f} % / {100 * s['down']:.1f} %"})
     return out

@@ -18,7 +18,7 @@ from PIL import Image
 
 from plqa_nb.data import sample_images
 from plqa_nb.experiments.masking import SIZES
-from plqa_nb.widgets import FaceSession, default_settings, london_sessions, pick_face, quick
+from plqa_nb.widgets import FaceAnalysis, london_sessions, notebook_config, pick_face, quick
 from plqa_nb.widgets import compare, icao, inpainting, masking, tutorial
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "figures"
@@ -26,22 +26,22 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "figures"
 
 def figures() -> dict[str, go.Figure]:
     """Notebook stem → its main figure."""
-    settings = default_settings()
+    config = notebook_config()
     samples = sample_images()
     first = london_sessions(1)[0]
     hopper = pick_face("grace_hopper", samples)
-    hopper_session = FaceSession(samples[hopper], name=hopper)
-    faces, comparison = compare.run_comparison(london_sessions(2), settings, compare.DEFAULT_METHODS,
+    hopper_session = FaceAnalysis(samples[hopper], name=hopper)
+    faces, comparison = compare.run_comparison(london_sessions(2), config, compare.DEFAULT_METHODS,
                                                steps=quick(8, 3), n_random=1)
-    rows = masking.masking_batch(london_sessions(quick(8, 2)), settings, SIZES, per_size=quick(2, 1))
-    mask = inpainting.threshold_mask(hopper_session, settings, level=0.7)
+    rows = masking.masking_batch(london_sessions(quick(8, 2)), config, SIZES, per_size=quick(2, 1))
+    mask = inpainting.threshold_mask(hopper_session, config, level=0.7)
     return {
-        "01_tutorial": tutorial.maps_figure(first, settings),
+        "01_tutorial": tutorial.maps_figure(first, config),
         "02_attribution_comparison": compare.method_maps_figure(faces, comparison),
         "03_inpainting": inpainting.before_after_figure(
-            inpainting.inpainting_result(hopper_session, settings, mask, repeats=quick(5, 2))),
+            inpainting.inpainting_result(hopper_session, config, mask, repeats=quick(5, 2))),
         "04_random_masking": masking.distributions_figure(rows),
-        "05_icao": icao.icao_figure(first, settings, "sunglasses", 1.0),
+        "05_icao": icao.icao_figure(first, config, "sunglasses", 1.0),
     }
 
 

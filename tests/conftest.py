@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("MPLBACKEND", "Agg")  # figures are drawn to files; the package itself chooses no backend
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -37,9 +39,16 @@ def dlib_module():
 
 
 @pytest.fixture(scope="session")
-def london_crops(faces_dir):
-    """Aligned dlib-resnet crops (uint8 [150,150,3]) of the first 6 London neutral photos, prepared once."""
+def london_faces(faces_dir):
+    """(name, aligned dlib-resnet crop uint8 [150,150,3]) of the first 12 London neutral photos, prepared once."""
     from plqa_nb.pipeline import Explainer
 
-    ex = Explainer("dlib-resnet", quality="serfiq", quality_params={"m": 10})
-    return [ex.prepare(faces_dir / "london" / "neutral" / f"{i:03d}.jpg").aligned.crop for i in range(1, 7)]
+    ex = Explainer("dlib-resnet")
+    return [(f"{i:03d}.jpg", ex.prepare(faces_dir / "london" / "neutral" / f"{i:03d}.jpg").aligned.crop)
+            for i in range(1, 13)]
+
+
+@pytest.fixture(scope="session")
+def london_crops(london_faces):
+    """The aligned crops of the first 6 London neutral photos."""
+    return [crop for _, crop in london_faces[:6]]

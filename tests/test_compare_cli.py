@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from plqa_nb.cli import main
+from plqa_nb.evaluation import spearman_matrix
 
-FAST = ["--quality", "serfiq", "--steps", "2", "--random", "2", "--infidelity", "2"]
+FAST = ["--steps", "2", "--random", "2", "--infidelity", "2"]  # the default model, short curves
 
 
 def _rows(out):
@@ -39,13 +40,17 @@ def test_rows_per_file_and_method_with_documented_columns(run):
         assert all(np.isfinite(float(r[c])) for r in ok), c
     z = np.load(out / ok[0]["output"])
     assert z["attribution"].shape == (3, 150, 150) and z["view"].shape == (150, 150)
-    assert z["deletion"].shape == (3,) and float(z["deletion_auc"]) == pytest.approx(float(ok[0]["deletion_auc"]))
+    assert z["deletion"].shape == (3,) and float(z["deletion_auc"]) == pytest.approx(float(ok[0]["deletion_auc"]), abs=1e-6)  # the CSV keeps 6 decimals
     assert all((out / r["figure"]).is_file() for r in ok)
     for name in ("summary.png", "summary.md", "summary.csv", "spearman.csv"):
         assert (out / name).is_file(), name
     with open(out / "spearman.csv") as f:
         sp = list(csv.DictReader(f))
-    assert len(sp) == 2 and all(-1 <= float(r["spearman"]) <= 1 for r in sp)
+    assert len(sp) == 2
+    for r in sp:  # the rank correlation of the two saved maps of that face
+        maps = {m["method"]: np.load(out / m["output"])["saliency"] for m in ok if m["file"] == r["file"]}
+        expected = spearman_matrix(np.stack([maps[r["method_a"]], maps[r["method_b"]]]))[0, 1]
+        assert float(r["spearman"]) == pytest.approx(expected, abs=1e-5)
 
 
 def test_rerun_adds_only_the_missing_method_and_keeps_outputs(run):
@@ -58,6 +63,8 @@ def test_rerun_adds_only_the_missing_method_and_keeps_outputs(run):
     assert all(p.read_bytes() == data for p, data in before.items())
 
 
-def test_other_settings_need_overwrite(run):
+def test_other_settings_need_overwrite(run, capsys):
     src, out = run
+    capsys.readouterr()
     assert main(["compare", str(src), "--out", str(out), "--methods", "saliency", *FAST[:-2], "--steps", "3"]) == 2
+    assert "holds results of other settings {'steps': (2, 3)" in capsys.readouterr().err

@@ -23,8 +23,8 @@ def _csv(path):
 
 @pytest.fixture(scope="module")
 def explainer():
-    """The real dlib-resnet network with a light FaceQAN (2 copies, 2 steps) to keep the tests short."""
-    return Explainer("dlib-resnet", quality="faceqan", quality_params={"k": 2, "l": 2})
+    """The default model: the real dlib-resnet network and its default estimator."""
+    return Explainer("dlib-resnet")
 
 
 @pytest.fixture(scope="module")
@@ -134,9 +134,16 @@ def test_masking_rows_reproduce_and_match_their_maps(explainer, faces):
     assert table(masking.run(explainer, faces[:1], sizes=(50,), per_size=2, seed=5)) == rows
     assert (rows[0]["x"], rows[0]["y"]) != (rows[1]["x"], rows[1]["y"])
     summary = masking.summary(rows)
-    assert summary[0]["n"] == 2 and 0 <= summary[0]["delta_p_pos"] <= 1
-    plots.masking_distributions(rows)
-    plots.panel_grid([res[0].panels])
+    assert summary[0]["n"] == 2
+    assert summary[0]["delta_p_pos"] == np.mean([r["delta_p"] > 0 for r in rows])
+    assert summary[0]["delta_q_median"] == pytest.approx(np.median([r["delta_q"] for r in rows]))
+    fig = plots.masking_distributions(rows)
+    assert len(fig.axes) == 2 and all(len(ax.collections) >= 1 for ax in fig.axes)  # one violin group per panel
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [f"s=50\n{summary[0]['delta_q_pos']:.0%} > 0"]
+    grid = plots.panel_grid([res[0].panels])
+    shown = [ax for ax in grid.axes if ax.images]
+    assert len(shown) == 2 * len(res[0].panels)  # each panel's image and its map
+    np.testing.assert_array_equal(shown[len(res[0].panels)].images[0].get_array(), original.plq)
 
 
 def test_icao_rows_are_consistent(explainer, faces):
@@ -157,7 +164,10 @@ def test_icao_rows_are_consistent(explainer, faces):
         assert set(ICAO_COLUMNS) - set(r) == {"status", "error", "output", "seconds"}
     assert len(res[0].panels) == 3
     assert table(icao.run(explainer, faces[:1], only=["cap", "blur"], seed=1)) == rows
-    plots.delta_by_violation(rows)
+    fig = plots.delta_by_violation(rows)
+    labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert [lab.split("\n")[0] for lab in labels] == ["cap", "blur"]  # the reference is not a violation
+    assert labels[0].endswith(f"{float(rows[1]['delta_q'] > 0):.0%} > 0")
     as_is = icao.run_as_is(explainer, faces[1:], reference=faces[0], seed=1)[0].rows[0]
     assert as_is["violation"] == "as-is" and as_is["quality_ref"] == pytest.approx(rows[0]["quality"], abs=1e-6)
 
@@ -182,15 +192,18 @@ def test_inpainting_run(explainer, faces):
     row = res[0].rows[0]
     assert set(INPAINTING_COLUMNS) - set(row) == {"status", "error", "output", "seconds"}
     assert row["masked_fraction"] == pytest.approx(cap.occluder.mean())
-    assert row["quality_before_std"] >= 0 and row["quality_after_std"] >= 0
-    assert row["change"] == inpainting.change(row["quality_before"], row["quality_before_std"],
-                                              row["quality_after"], row["quality_after_std"])
+    assert row["quality_before_std"] == row["quality_after_std"] == 0.0  # the default estimator is deterministic
+    assert row["change"] == ("up" if row["quality_after"] > row["quality_before"] else "down")
     before, after = res[0].panels
     assert np.array_equal(before.image, cap.image)
     assert not np.array_equal(after.image[cap.occluder], cap.image[cap.occluder])
     assert np.array_equal(after.image[~cap.occluder], cap.image[~cap.occluder])
-    plots.inpainting_sorted([row, {**row, "quality_before": 0.1}])
-    assert inpainting.summary([row])["n"] == 1
+    rows = [row, {**row, "quality_before": 0.1, "change": "up"}]
+    fig = plots.inpainting_sorted(rows)
+    before_line = fig.axes[0].lines[0]
+    np.testing.assert_allclose(before_line.get_ydata(), sorted([0.1, row["quality_before"]]))
+    summary = inpainting.summary(rows)
+    assert summary["n"] == 2 and summary["up"] == np.mean([r["change"] == "up" for r in rows])
 
 
 # -- batch tables with several rows per file --------------------------------------------------------------------
@@ -214,8 +227,7 @@ def test_cli_masking_and_icao_with_bad_input_and_resume(faces_dir, tmp_path, cap
     bad = tmp_path / "broken.jpg"
     bad.write_text("not a photo")
     out = tmp_path / "m"
-    args = ["experiment", "masking", str(good), str(bad), "--out", str(out), "--sizes", "30", "50",
-            "--quality", "serfiq", "--seed", "2"]
+    args = ["experiment", "masking", str(good), str(bad), "--out", str(out), "--sizes", "30", "50", "--seed", "2"]
     assert main(args) == 0
     rows = _csv(out / "masking.csv")
     assert [r["status"] for r in rows].count("ok") == 2 and list(rows[0]) == MASKING_COLUMNS
@@ -229,14 +241,15 @@ def test_cli_masking_and_icao_with_bad_input_and_resume(faces_dir, tmp_path, cap
     assert "1 already done" in capsys.readouterr().err
 
     out = tmp_path / "i"
-    assert main(["experiment", "icao", str(good), "--out", str(out), "--only", "occlusion", "--save-images",
-                 "--quality", "serfiq"]) == 0
+    assert main(["experiment", "icao", str(good), "--out", str(out), "--only", "occlusion", "--save-images"]) == 0
     rows = _csv(out / "icao.csv")
     assert [r["violation"] for r in rows] == ["reference", "sunglasses", "face_mask", "cap", "hand_on_cheek"]
     assert all(not math.isnan(float(r["plq_eyes"])) and r["feedback"] for r in rows)
     assert len(list((out / "images").rglob("*.png"))) == 5
     assert (out / "figures" / "icao_grid.png").exists() and (out / "figures" / "icao_delta_q.png").exists()
+    capsys.readouterr()
     assert main(["experiment", "icao", str(good), "--out", str(tmp_path / "x"), "--only", "hats"]) == 2
+    assert "unknown violation or category ['hats']" in capsys.readouterr().err
 
 
 def test_cli_inpainting_with_user_masks(faces_dir, tmp_path, explainer):
@@ -250,10 +263,12 @@ def test_cli_inpainting_with_user_masks(faces_dir, tmp_path, explainer):
     Image.fromarray(mask).save(masks / "003_mask.png")
     out = tmp_path / "p"
     assert main(["experiment", "inpainting", str(good), str(faces_dir / "london" / "neutral" / "004.jpg"),
-                 "--out", str(out), "--mask-from", str(masks), "--repeats", "2", "--quality", "serfiq"]) == 0
+                 "--out", str(out), "--mask-from", str(masks), "--repeats", "2"]) == 0
     rows = {r["file"].split("/")[-1]: r for r in _csv(out / "inpainting.csv")}
     assert rows["004.jpg"]["status"] == "error" and "no mask" in rows["004.jpg"]["error"]
     ok = rows["003.jpg"]
     assert ok["status"] == "ok" and 0.005 < float(ok["masked_fraction"]) < 0.3
-    assert ok["change"] in ("up", "down", "within") and float(ok["quality_before_std"]) >= 0
+    before, after = float(ok["quality_before"]), float(ok["quality_after"])
+    assert float(ok["quality_before_std"]) == 0.0  # the default estimator is deterministic
+    assert ok["change"] == ("up" if after > before else "down" if after < before else "within")
     assert (out / "figures" / "inpainting_sorted.png").exists() and (out / "figures" / "inpainting_pairs.png").exists()

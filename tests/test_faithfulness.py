@@ -10,6 +10,8 @@ from plqa_nb.evaluation import (auc, compare_methods, face_random_orders, faithf
 from plqa_nb.pipeline import Explainer, crops_to_tensor
 from plqa_nb.plq import merge_channels
 
+pytestmark = pytest.mark.numerics  # verdicts on float values: also run on SSE4.1 kernels (.ci/run)
+
 S = 20
 
 
@@ -78,36 +80,45 @@ def test_spearman_and_rank_view_match_scipy():
 
 @pytest.fixture(scope="module")
 def explainer():
-    return Explainer("dlib-resnet", quality="serfiq")  # m = 100: the calibrated (alpha, r) assume it
+    return Explainer("dlib-resnet")
 
 
-def test_face_random_orders_depend_on_the_face_not_on_the_batch(london_crops):
-    crops = crops_to_tensor(london_crops[:3])
-    batch = face_random_orders(crops, 2, seed=0)
-    assert torch.equal(face_random_orders(crops[1:2], 2, seed=0)[0], batch[1])
+def test_face_random_orders_depend_on_the_face_name_not_on_the_batch():
+    names = ["a/001.jpg", "b/002.jpg", "003.jpg"]
+    batch = face_random_orders(names, 2, 150 * 150, seed=0)
+    assert torch.equal(face_random_orders(names[1:2], 2, 150 * 150, seed=0)[0], batch[1])
+    assert torch.equal(face_random_orders(["elsewhere/001.jpg"], 2, 150 * 150, seed=0)[0], batch[0])  # folders
     assert not torch.equal(batch[0], batch[1]) and not torch.equal(batch[0, 0], batch[0, 1])
+    assert not torch.equal(face_random_orders(names, 2, 150 * 150, seed=1), batch)
     assert torch.equal(batch[0, 0].sort().values, torch.arange(150 * 150))
 
 
-def test_the_metric_can_fail_noise_maps_do_not_beat_random_but_plq_does(explainer, london_crops):
-    """On 6 real faces with real Q̂ (SER-FIQ): maps of pure noise (6 per face) are random orders in disguise,
-    so they beat the median of 5 random orders in about half of the cases (exactly half in expectation),
-    far from the 80 % bar; the paper's saliency order deletes quality faster on most faces."""
-    crops = crops_to_tensor(london_crops)
+def test_the_metric_can_fail_noise_maps_do_not_beat_random_but_plq_does(explainer, london_faces):
+    """On 12 real faces (default model, 3 deletion steps of 2 %): maps of pure noise are random orders in
+    disguise, so on average they delete quality no faster than random orders; the paper's saliency does.
+
+    Measured on the three kernel sets (default AVX-512, AVX2, SSE4.1; the random orders are drawn from the
+    face names, so they do not follow the CPU): mean gain of saliency over the median random AUC 0.144-0.146,
+    of the noise maps -0.003; saliency beats random on 12 of 12 faces, noise maps on 47 %. The bounds below
+    leave at least 0.037 of room to each. (With 6 faces and random orders drawn from the pixels, the old
+    version of this test flipped between kernel sets.)"""
+    names = [n for n, _ in london_faces]
+    crops = crops_to_tensor([c for _, c in london_faces])
     sal = explainer.explain_tensor(crops)["saliency"]
     noise = torch.rand(len(crops), 6, *sal.shape[1:], generator=torch.Generator().manual_seed(11))
     orders = torch.cat([pixel_order(torch.cat([sal[:, None], noise], 1), seed=0),
-                        face_random_orders(crops, 5, seed=0)], 1)
+                        face_random_orders(names, 5, crops[0, 0].numel(), seed=0)], 1)
     curves = faithfulness_curves(crops, orders, lambda x: explainer.quality(x, seed=0)[0], steps=3,
                                  insertion=False)
-    d = curves.deletion_auc  # [6 faces, 1 saliency + 6 noise + 5 random]
+    d = curves.deletion_auc  # [12 faces, 1 saliency + 6 noise + 5 random]
     rnd = d[:, 7:].median(1, keepdim=True).values
-    sal_share = (d[:, :1] < rnd).float().mean().item()
-    noise_share = (d[:, 1:7] < rnd).float().mean().item()
-    print(f"beats random: saliency {sal_share:.2f} of faces, noise maps {noise_share:.2f} of 36")
-    assert curves.insertion is None and curves.deletion.shape == (6, 12, 4)
-    assert sal_share >= 0.8
-    assert noise_share < 0.8 and noise_share < sal_share
+    gain_sal, gain_noise = (rnd - d[:, :1]).mean().item(), (rnd - d[:, 1:7]).mean().item()
+    share_sal, share_noise = (d[:, :1] < rnd).float().mean().item(), (d[:, 1:7] < rnd).float().mean().item()
+    print(f"gain over random: saliency {gain_sal:.3f}, noise {gain_noise:.3f}; beats random: saliency "
+          f"{share_sal:.2f}, noise {share_noise:.2f}")
+    assert curves.insertion is None and curves.deletion.shape == (12, 12, 4)
+    assert gain_sal > 0.06 and abs(gain_noise) < 0.04
+    assert share_sal >= 10 / 12 and 0.2 < share_noise < 0.8
 
 
 def test_infidelity_prefers_the_signed_gradient_to_noise(explainer, london_crops):

@@ -56,6 +56,7 @@ def kernel_dir(tmp_path_factory) -> Path:
 def test_notebook_runs_headless(name, kernel_dir, faces_dir, monkeypatch):
     monkeypatch.setenv("JUPYTER_PATH", str(kernel_dir))
     monkeypatch.setenv("PLQA_QUICK", "1")
+    monkeypatch.setenv("PLQA_STRICT", "1")  # an explorer's error fails its cell instead of showing in the widget
     monkeypatch.setenv("PLQA_FACES", str(faces_dir))
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     t0 = time.perf_counter()

@@ -8,6 +8,9 @@ from plqa_nb.pipeline import Explainer, crops_to_tensor
 from plqa_nb.plq import merge_channels, plq_from_saliency
 from plqa_nb.quality import FaceQan, SerFiq
 from plqa_nb.regression import QualityRegressionModel, quality_weights
+from tolerances import PATH_PLQ_ATOL, PATH_SALIENCY_REL, max_relative
+
+pytestmark = pytest.mark.numerics  # verdicts on float values: also run on SSE4.1 kernels (.ci/run)
 
 
 @pytest.fixture(scope="module")
@@ -41,11 +44,12 @@ def test_serfiq_reuses_trunk_features(crops):
 
 
 def test_faceqan_sees_blur_on_real_faces(london_crops):
+    """Every one of 6 faces: Q̂ drops by 0.44 or more under blur on all three kernel sets (DESIGN.md §2b)."""
     ex = Explainer("dlib-resnet", quality="faceqan")
     sharp = crops_to_tensor(london_crops)
     blurred = crops_to_tensor([gaussian_blur(c, 3.0) for c in london_crops])
     q_sharp, q_blur = ex.quality(sharp)[0], ex.quality(blurred)[0]
-    assert ((q_blur < q_sharp).float().mean() >= 5 / 6), (q_sharp, q_blur)
+    assert (q_sharp - q_blur > 0.1).all(), (q_sharp, q_blur)
 
 
 @pytest.mark.parametrize("norm", ["signed", "l1"])
@@ -71,9 +75,10 @@ def test_fused_path_matches_model_gradient_and_is_seeded(crops):
     x = crops.clone().requires_grad_(True)
     w = ex.weights(crops, out["quality"])
     (g,) = torch.autograd.grad(ex.model(x, w).sum(), x)
-    torch.testing.assert_close(out["attribution"], g.abs(), atol=1e-7, rtol=1e-4)
-    torch.testing.assert_close(out["saliency"], merge_channels(g))
-    torch.testing.assert_close(out["plq"], plq_from_saliency(merge_channels(g), ex.scaling.gamma))
+    # the unit-model gradient times w (stages.py) against autograd through M_Q with its weight: rounding only
+    assert max_relative(out["attribution"], g.abs()) < PATH_SALIENCY_REL
+    assert max_relative(out["saliency"], merge_channels(g)) < PATH_SALIENCY_REL
+    assert (out["plq"] - plq_from_saliency(merge_channels(g), ex.scaling.gamma)).abs().max() < PATH_PLQ_ATOL
     assert out["plq"].shape == (3, 150, 150) and 0 <= out["plq"].min() and out["plq"].max() <= 1
 
 
@@ -94,7 +99,7 @@ def test_sum_guard_and_gradient_clipping(crops):
 def test_explain_api_on_a_photo(faces_dir):
     from plqa_nb import explain
 
-    r = explain(faces_dir / "london/neutral/003.jpg", quality="serfiq")
+    r = explain(faces_dir / "london/neutral/003.jpg")
     assert r.crop.shape == (150, 150, 3) and r.plq.shape == (150, 150) and r.embedding.shape == (128,)
     assert 0.0 <= r.quality <= 1.0 and r.faces_found == 1
     assert r.overlay().shape == r.photo.shape
@@ -105,12 +110,12 @@ def test_explain_api_on_a_photo(faces_dir):
 
 
 def test_ers_drops_for_blur_and_squares_on_real_faces(london_crops):
-    """The default estimator of dlib-resnet notices strong blur (σ = 6 px; mild blur only in about 2 of 3 photos,
-    see the README) and a 50-px black square (112-px scale) on real faces."""
+    """ERS notices strong blur (σ = 6 px; mild blur only in about 2 of 3 photos, see the README) and a 50-px
+    black square (112-px scale) on each of 6 real faces: the smallest drop is 0.043 (blur) and 0.050 (square) on
+    all three kernel sets, so a bound of 0.01 cannot flip on rounding."""
     from plqa_nb import degradations as dg
 
-    ex = Explainer("dlib-resnet")
-    assert ex.estimator.name == "ers" and ex.norm == "l1"
+    ex = Explainer("dlib-resnet", quality="ers")
     s = london_crops[0].shape[0]
     px = dg.to_crop_px(50, s)
     rng = np.random.default_rng(0)
@@ -118,8 +123,8 @@ def test_ers_drops_for_blur_and_squares_on_real_faces(london_crops):
     q = ex.quality(crops_to_tensor(london_crops))[0]
     q_blur = ex.quality(crops_to_tensor([gaussian_blur(c, 6.0) for c in london_crops]))[0]
     q_square = ex.quality(crops_to_tensor(squares))[0]
-    assert (q_blur < q).float().mean() >= 5 / 6, (q, q_blur)
-    assert (q_square < q).float().mean() >= 4 / 6, (q, q_square)
+    assert (q - q_blur > 0.01).all(), (q, q_blur)
+    assert (q - q_square > 0.01).all(), (q, q_square)
 
 
 def test_ers_centre_from_a_few_photos_is_the_shipped_one(faces_dir):
@@ -130,7 +135,7 @@ def test_ers_centre_from_a_few_photos_is_the_shipped_one(faces_dir):
     ex = Explainer("dlib-resnet")
     crops = [ex.prepare(faces_dir / "london" / "smiling" / f"{i:03d}.jpg").aligned.crop for i in range(1, 9)]
     centre = ui_centre(ex.backbone, crops)
-    shipped = shipped_ui_centre("dlib-resnet")
+    shipped = shipped_ui_centre(ex.backbone)
     assert centre.shape == shipped.shape == (128,)
     assert abs(float(centre.norm()) - 1) < 1e-5
     assert float(centre @ shipped) > 0.99
@@ -157,11 +162,15 @@ def test_calibration_file_carries_the_centre_and_norm(tmp_path, london_crops):
     torch.manual_seed(0)
     bb = FaceNet(dataset=None).eval()
     crops = crops_to_tensor([cv2.resize(c, (bb.crop_size, bb.crop_size)) for c in london_crops[:3]])
-    ex = Explainer(bb, quality="ers", norm="l1")
-    scaling, extra = calibrate(ex, crops)
+    ex = Explainer(bb, quality="ers", calibration={"alpha": 1.0, "r": 0.0, "gamma": 5.0, "norm": "l1",
+                                                   "backbone": bb.name, "quality_method": "ers",
+                                                   "ui_centre": [1.0] + [0.0] * 511})
+    config, extra = calibrate(ex, crops)
     path = tmp_path / "calib.json"
-    path.write_text(json.dumps({"alpha": scaling.alpha, "r": scaling.r, "gamma": scaling.gamma, "norm": "l1", **extra}))
-    again = Explainer(bb, quality="ers", calibration=path)
-    assert again.norm == "l1" and again.scaling == scaling
+    path.write_text(json.dumps({"alpha": config.alpha, "r": config.r, "gamma": config.gamma, "norm": "l1",
+                                "backbone": bb.name, "quality_method": "ers", **extra}))
+    again = Explainer(bb, calibration=path)
+    assert again.config == config and again.estimator.name == "ers" and again.norm == "l1"
     torch.testing.assert_close(again.estimator.centre, torch.tensor(extra["ui_centre"]), atol=1e-6, rtol=0)
-    torch.testing.assert_close(again.quality(crops)[1], ex.quality(crops)[1], atol=1e-5, rtol=0)
+    torch.testing.assert_close(again.quality(crops)[1], Explainer(bb, config=config).quality(crops)[1], atol=1e-5,
+                               rtol=0)

@@ -1,10 +1,14 @@
 """Attribution methods on the quality regression model, by name.
 
-Add one: subclass ``AttributionMethod`` (one small file) and ``register_method`` an
-instance below. ``available_methods()`` lists the names; every method returns raw
+Add one: subclass ``AttributionMethod`` (one small file) and ``register_method`` its
+factory below. ``available_methods()`` lists the names; ``get_method(name, **params)``
+builds a fresh instance (methods hold no state between calls); every method returns raw
 attributions [B, 3, S, S] and says in ``view`` how its map is shown ("plq" | "rank").
 """
 from __future__ import annotations
+
+from functools import partial
+from typing import Callable
 
 from .base import AttributionMethod, seeded_global_rng
 from .grad_cam import GradCamMethod
@@ -15,38 +19,40 @@ from .occlusion import OcclusionMethod
 from .saliency import InputXGradientMethod, SaliencyMethod
 from .smoothgrad import NoiseTunnelMethod
 
-_METHODS: dict[str, AttributionMethod] = {}
+_FACTORIES: dict[str, Callable[..., AttributionMethod]] = {}
 
 
-def register_method(method: AttributionMethod) -> None:
-    """Make ``method`` available under ``method.name`` (replacing one of the same name)."""
-    _METHODS[method.name] = method
+def register_method(name: str, factory: Callable[..., AttributionMethod]) -> None:
+    """Make ``get_method(name, **params)`` return ``factory(**params)`` (replacing a method of that name)."""
+    _FACTORIES[name] = factory
 
 
 def available_methods() -> list[str]:
-    return list(_METHODS)
+    return list(_FACTORIES)
 
 
-def get_method(name: str) -> AttributionMethod:
-    if name not in _METHODS:
+def get_method(name: str, **params) -> AttributionMethod:
+    """A new instance of method ``name``; ``params`` go to its constructor (e.g. n_steps=50 for IG)."""
+    if name not in _FACTORIES:
         raise KeyError(f"unknown attribution method '{name}'; available: {', '.join(available_methods())}")
-    return _METHODS[name]
+    return _FACTORIES[name](**params)
 
 
-for _method in (
-    SaliencyMethod(),
-    NoiseTunnelMethod("smoothgrad", "smoothgrad", view="plq"),
-    NoiseTunnelMethod("smoothgrad-sq", "smoothgrad_sq", view="rank"),
-    NoiseTunnelMethod("vargrad", "vargrad", view="rank"),
-    IntegratedGradientsMethod("integrated-gradients", baseline="black"),
-    IntegratedGradientsMethod("integrated-gradients-blur", baseline="blur"),
-    IntegratedGradientsMethod("integrated-gradients-mean", baseline="mean"),
-    GradientShapMethod(),
-    InputXGradientMethod(),
-    GuidedBackpropMethod(),
-    OcclusionMethod(),
-    GradCamMethod(),
+for _name, _factory in (
+    ("saliency", SaliencyMethod),
+    ("smoothgrad", partial(NoiseTunnelMethod, "smoothgrad", "smoothgrad", view="plq")),
+    ("smoothgrad-sq", partial(NoiseTunnelMethod, "smoothgrad-sq", "smoothgrad_sq", view="rank")),
+    ("vargrad", partial(NoiseTunnelMethod, "vargrad", "vargrad", view="rank")),
+    ("integrated-gradients", partial(IntegratedGradientsMethod, "integrated-gradients", baseline="black")),
+    ("integrated-gradients-blur", partial(IntegratedGradientsMethod, "integrated-gradients-blur", baseline="blur")),
+    ("integrated-gradients-mean", partial(IntegratedGradientsMethod, "integrated-gradients-mean", baseline="mean")),
+    ("gradient-shap", GradientShapMethod),
+    ("input-x-gradient", InputXGradientMethod),
+    ("guided-backprop", GuidedBackpropMethod),
+    ("occlusion", OcclusionMethod),
+    ("grad-cam", GradCamMethod),
 ):
-    register_method(_method)
+    register_method(_name, _factory)
 
-__all__ = ["AttributionMethod", "available_methods", "get_method", "register_method", "seeded_global_rng"]
+__all__ = ["AttributionMethod", "available_methods", "get_method", "register_method",
+           "seeded_global_rng"]

@@ -12,6 +12,7 @@ It is split in two at the last dropout site:
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -91,3 +92,16 @@ class Backbone(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Crops [B,3,S,S] in 0..255 → L2-normalised embeddings [B,D] (deterministic)."""
         return self.head(self.trunk(x))
+
+    def fingerprint(self) -> str:
+        """SHA-1 of the network's parameters and buffers (names, shapes, float32 bytes): what ties shipped
+        per-network data (an unrecognisable-identity centre, say) to these weights and not to a name.
+        Computed once per instance; weights are not expected to change after loading."""
+        cached = getattr(self, "_fingerprint", None)
+        if cached is None:
+            h = hashlib.sha1()
+            for key, value in sorted(self.state_dict().items()):
+                h.update(f"{key}:{tuple(value.shape)}".encode())
+                h.update(value.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+            cached = self._fingerprint = h.hexdigest()
+        return cached

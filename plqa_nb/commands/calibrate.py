@@ -45,10 +45,10 @@ def run(args: argparse.Namespace) -> int:
     explainer = make_explainer(args)
     dev = _crops(explainer, args.folder)
     compliant = _crops(explainer, args.compliant) if args.compliant else None
-    s, extra = calibrate(explainer, dev, compliant)
-    record = {"alpha": s.alpha, "r": s.r, "gamma": s.gamma, "backbone": explainer.backbone.name,
-              "quality_method": explainer.estimator.name, "norm": explainer.norm, "photos": int(dev.shape[0]),
-              "seed": args.seed, **extra}
+    config, extra = calibrate(explainer, dev, compliant)
+    record = {"alpha": config.alpha, "r": config.r, "gamma": config.gamma, "backbone": config.backbone,
+              "quality_method": config.quality, "norm": config.norm, "photos": int(dev.shape[0]),
+              "seed": config.seed, **extra}
     atomic_write_bytes(args.out, (json.dumps(record, indent=2) + "\n").encode())
     print(json.dumps({k: v for k, v in record.items() if k not in extra}))
     return 0

@@ -125,6 +125,7 @@ def run(args: argparse.Namespace) -> int:
                 continue
             rd, ri = float(comp.random_deletion_auc[i]), float(comp.random_insertion_auc[i])
             d, ins = float(r.deletion_auc[i]), float(r.insertion_auc[i])
+            beats_d, beats_i = (bool(b[i]) for b in comp.beats_random(m))
             views[m], scores[m] = r.view[i].cpu().numpy(), (d, ins)
             atomic_save_npz(args.out / npz, attribution=r.attribution[i].cpu().numpy().astype(np.float32),
                             saliency=r.saliency[i].cpu().numpy().astype(np.float32),
@@ -136,8 +137,8 @@ def run(args: argparse.Namespace) -> int:
             rows.append({"file": str(file), "method": m, "status": "ok", "error": "", "output": str(npz),
                          "figure": str(figure), "view": views_kind[m], "quality": _fmt(comp.quality[i]),
                          "deletion_auc": _fmt(d), "insertion_auc": _fmt(ins), "random_deletion_auc": _fmt(rd),
-                         "random_insertion_auc": _fmt(ri), "beats_random_deletion": int(d < rd),
-                         "beats_random_insertion": int(ins > ri),
+                         "random_insertion_auc": _fmt(ri), "beats_random_deletion": int(beats_d),
+                         "beats_random_insertion": int(beats_i),
                          "infidelity": _fmt(None if r.infidelity is None else r.infidelity[i]),
                          "sensitivity_max": _fmt(None if r.sensitivity is None else r.sensitivity[i]),
                          "attribution_seconds": f"{r.attribution_seconds:.3f}",
@@ -154,9 +155,9 @@ def run(args: argparse.Namespace) -> int:
         rows = []
         for todo, group in groups.items():
             crops = crops_to_tensor([p.aligned.crop for _, p in group], explainer.device)
-            comp = compare_methods(explainer, crops, todo, steps=args.steps, step=args.step, filler=args.filler,
-                                   n_random=args.random, seed=args.seed, infidelity_samples=args.infidelity,
-                                   sensitivity_samples=args.sensitivity)
+            comp = compare_methods(explainer, crops, todo, names=[str(f) for f, _ in group], steps=args.steps,
+                                   step=args.step, filler=args.filler, n_random=args.random, seed=args.seed,
+                                   infidelity_samples=args.infidelity, sensitivity_samples=args.sensitivity)
             for i, (f, p) in enumerate(group):
                 rows += face_rows(f, p.aligned.crop, i, comp)
         return rows

@@ -17,17 +17,12 @@ from ..errors import InputError
 from ..images import IMAGE_SUFFIXES, iter_image_files
 from ..experiments import icao, inpainting, masking, plots
 from ..experiments.common import FaceResult, Panel, as_face_crop, load_panels, save_panels
-from ..experiments.regions import REGIONS
 from .common import add_batch_options, add_model_options, make_explainer, print_summary
 
 BASE = ["file", "status", "error", "output"]
-MASKING_COLUMNS = BASE + ["size", "index", "size_px", "x", "y", "quality_org", "quality_mask", "delta_q", "delta_p",
-                          "feedback", "seconds"]
-INPAINTING_COLUMNS = BASE + ["method", "quality_before", "quality_before_std", "quality_after", "quality_after_std",
-                             "masked_fraction", "change", "feedback", "seconds"]
-ICAO_COLUMNS = (BASE + ["violation", "category", "affected_region", "quality", "quality_ref", "delta_q", "worst_region",
-                        "degraded_region", "degraded_ratio"] + [f"plq_{r}" for r in REGIONS + ("face",)]
-                + ["feedback", "seconds"])
+MASKING_COLUMNS = BASE + masking.COLUMNS + ["seconds"]
+INPAINTING_COLUMNS = BASE + inpainting.COLUMNS + ["seconds"]
+ICAO_COLUMNS = BASE + icao.COLUMNS + ["seconds"]
 
 
 def register(sub) -> None:
@@ -44,10 +39,13 @@ def register(sub) -> None:
 
     i = exp.add_parser("inpainting", help="inpaint low-PLQ areas, Q̂ before/after with std (Figs. 3-4)")
     _common_options(i)
-    i.add_argument("--mask-from", default="plq", metavar="plq|FILE_OR_FOLDER",
-                   help="'plq' (low-quality regions of the map, default), one mask image for every photo, or a "
-                        "folder with <stem>_mask.<ext> or <stem>.<ext> per photo; white = inpaint, of the photo's "
-                        "or the crop's size")
+    i.add_argument("--mask-from", default="plq", metavar="plq|occluder|FILE_OR_FOLDER",
+                   help="'plq' (low-quality regions of the map, default), 'occluder' (with --occlude: the exact "
+                        "synthetic occluder), one mask image for every photo, or a folder with <stem>_mask.<ext> "
+                        "or <stem>.<ext> per photo; white = inpaint, of the photo's or the crop's size")
+    i.add_argument("--occlude", action="append", default=None, metavar="CATEGORY",
+                   help="inpaint synthetic ICAO violations of each (compliant) photo instead of the photo itself, "
+                        "e.g. 'occlusion' or 'sunglasses' (as --only of `plqa experiment icao`); repeatable")
     i.add_argument("--method", choices=sorted(inpainting.METHODS), default="telea", help="OpenCV inpainting")
     i.add_argument("--repeats", type=int, default=10, help="quality estimates (seeds) for mean and std (default 10)")
     i.set_defaults(func=run_inpainting)
@@ -154,27 +152,44 @@ def find_mask(source: Path, file: Path) -> Path:
 
 def run_inpainting(args: argparse.Namespace) -> int:
     explainer = make_explainer(args)
-    mask_source = None if args.mask_from == "plq" else Path(args.mask_from)
-    if mask_source is not None and not mask_source.exists():
-        raise FileNotFoundError(f"--mask-from {mask_source}: no such file or folder")
+    if args.occlude:
+        icao.select_violations(args.occlude)  # unknown names fail before any work
+        if args.mask_from not in inpainting.MASK_SOURCES:
+            raise ValueError(f"--occlude takes --mask-from {' or '.join(inpainting.MASK_SOURCES)}")
 
-    def prepare(file: Path):
-        prepared = explainer.prepare(file)
-        mask = None if mask_source is None else inpainting.user_mask(find_mask(mask_source, file), prepared)
-        return as_face_crop(prepared), mask
+        def prepare(file: Path):
+            return as_face_crop(explainer.prepare(file))
 
-    def experiment(items):
-        masks = None if mask_source is None else [m for _, m in items]
-        return inpainting.run(explainer, [f for f, _ in items], masks, args.method, args.repeats, args.seed)
+        def experiment(faces):
+            return inpainting.run_occluded(explainer, faces, args.occlude, args.mask_from, args.method, args.repeats,
+                                           args.seed)
+    else:
+        if args.mask_from == "occluder":
+            raise ValueError("--mask-from occluder needs --occlude (the occluders are synthetic)")
+        mask_source = None if args.mask_from == "plq" else Path(args.mask_from)
+        if mask_source is not None and not mask_source.exists():
+            raise FileNotFoundError(f"--mask-from {mask_source}: no such file or folder")
+
+        def prepare(file: Path):
+            prepared = explainer.prepare(file)
+            mask = None if mask_source is None else inpainting.user_mask(find_mask(mask_source, file), prepared)
+            return as_face_crop(prepared), mask
+
+        def experiment(items):
+            masks = None if mask_source is None else [m for _, m in items]
+            return inpainting.run(explainer, [f for f, _ in items], masks, args.method, args.repeats, args.seed)
 
     rows = _run(args, "inpainting", INPAINTING_COLUMNS, prepare, experiment)
     if rows:
         atomic_save_figure(args.out / "figures" / "inpainting_sorted.png", plots.inpainting_sorted(rows))
-        pairs = _example_panels(args.out, rows, 3 * args.examples)
-        lines = [sum(pairs[k:k + 3], []) for k in range(0, len(pairs), 3)]  # three before/after pairs a line
+        if args.occlude:  # a line per photo: each variant before and after
+            lines = _example_panels(args.out, rows, args.examples)
+        else:
+            pairs = _example_panels(args.out, rows, 3 * args.examples)
+            lines = [sum(pairs[k:k + 3], []) for k in range(0, len(pairs), 3)]  # three before/after pairs a line
         atomic_save_figure(args.out / "figures" / "inpainting_pairs.png",
                            plots.panel_grid(lines, "Before and after inpainting"))
-        _print_table([inpainting.summary(rows)])
+        _print_table(inpainting.summary_by_violation(rows))
     return 0
 
 

@@ -82,13 +82,20 @@ class Comparison:
     random_insertion_auc: torch.Tensor
     methods: dict[str, MethodResult]
 
+    def beats_random(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per face, bool [B] each: method ``name``'s deletion AUC is below the median random one, and its
+        insertion AUC above."""
+        r = self.methods[name]
+        return r.deletion_auc < self.random_deletion_auc, r.insertion_auc > self.random_insertion_auc
 
-def compare_methods(explainer, crops: torch.Tensor, methods: Sequence[str], steps: int = 50, step: float = 0.02,
-                    filler: str = "black", n_random: int = 5, seed: int = 0, infidelity_samples: int = 10,
-                    sensitivity_samples: int = 0, chunk: int = 64) -> Comparison:
+
+def compare_methods(explainer, crops: torch.Tensor, methods: Sequence[str], names: Sequence[str] | None = None,
+                    steps: int = 50, step: float = 0.02, filler: str = "black", n_random: int = 5, seed: int = 0,
+                    infidelity_samples: int = 10, sensitivity_samples: int = 0, chunk: int = 64) -> Comparison:
     """Attribute crops [B, 3, S, S] (0..255) with each method and measure faithfulness.
 
-    Curves: ``steps`` points of ``step`` (fraction of the crop) each, see ``faithfulness_curves``.
+    Curves: ``steps`` points of ``step`` (fraction of the crop) each, see ``faithfulness_curves``; the random
+    orders of each face are drawn from its name in ``names`` (default: its index in the batch).
     Q̂ of every curve point comes from ``explainer.quality(·, seed)``; the Eq. 3 weights from
     the crops' own Q̂. All curves (methods and ``n_random`` random orders) of all faces go
     through the estimator together, in chunks of ``chunk`` images.
@@ -113,7 +120,8 @@ def compare_methods(explainer, crops: torch.Tensor, methods: Sequence[str], step
         extra_time[name] = time.perf_counter() - t0
     b = crops.shape[0]
     orders = torch.cat([pixel_order(torch.stack([sal[m] for m in methods], 1), seed),
-                        face_random_orders(crops, n_random, seed)], 1)
+                        face_random_orders(names or [str(i) for i in range(b)], n_random, crops[0, 0].numel(),
+                                           seed).to(crops.device)], 1)
     t0 = time.perf_counter()
     curves = faithfulness_curves(crops, orders, lambda x: explainer.quality(x, seed)[0], steps, filler, step, chunk)
     curve_time = (time.perf_counter() - t0) / orders.shape[1]

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import zlib
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import PurePath
+from typing import Callable, Sequence
 
 import torch
 from captum.metrics import infidelity, sensitivity_max
@@ -70,12 +71,12 @@ def random_orders(n: int, n_pixels: int, seed: int = 0) -> torch.Tensor:
     return torch.stack([torch.randperm(n_pixels, generator=g) for _ in range(n)])
 
 
-def face_random_orders(images: torch.Tensor, n: int, seed: int = 0) -> torch.Tensor:
-    """``n`` random pixel orders per face [B, n, S·S], drawn from ``seed`` and a checksum of the
-    face's pixels: independent between faces, and the same for a face in any batch."""
-    pixels = images.detach().round().clamp(0, 255).to(torch.uint8).cpu().numpy()
-    seeds = [(zlib.crc32(p.tobytes()) + 1_000_003 * seed) % 2**63 for p in pixels]
-    return torch.stack([random_orders(n, pixels.shape[-1] * pixels.shape[-2], s) for s in seeds]).to(images.device)
+def face_random_orders(names: Sequence[str], n: int, n_pixels: int, seed: int = 0) -> torch.Tensor:
+    """``n`` random pixel orders per face [B, n, n_pixels], drawn from ``seed`` and the face's name (its file
+    name, without folders): independent between faces, the same for a face in any batch, and the same on
+    every machine (a checksum of the pixels would follow the CPU's rounding in detection and alignment)."""
+    seeds = [(zlib.crc32(PurePath(str(name)).name.encode()) + 1_000_003 * seed) % 2**63 for name in names]
+    return torch.stack([random_orders(n, n_pixels, s) for s in seeds])
 
 
 def auc(values: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:

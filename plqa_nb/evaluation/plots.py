@@ -3,13 +3,10 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..plq import PLQ_COLORMAP  # noqa: E402
+from ..plq import PLQ_COLORMAP
 
 
 def face_figure(crop: np.ndarray, views: Mapping[str, np.ndarray], scores: Mapping[str, tuple[float, float]],

@@ -1,35 +1,19 @@
-"""What the experiments share: the face they work on, per-face randomness, and image/map panels."""
+"""What the experiments share: the face they work on (``stages.FaceCrop``), per-face randomness, image/map
+panels and result rows."""
 from __future__ import annotations
 
 import os
 import zlib
 from dataclasses import dataclass, field
 from pathlib import PurePath
-from typing import NamedTuple, Union
 
 import numpy as np
 
 from ..batch import atomic_save_npz
-from ..pipeline import PreparedFace
+from ..stages import FaceCrop, FaceLike, as_face_crop
 
-
-class FaceCrop(NamedTuple):
-    """An aligned face: ``name`` (file or label), crop uint8 [S, S, 3], landmarks [5, 2] in crop px."""
-
-    name: str
-    crop: np.ndarray
-    landmarks: np.ndarray
-
-
-FaceLike = Union[FaceCrop, PreparedFace, tuple]
-
-
-def as_face_crop(face: FaceLike) -> FaceCrop:
-    """A PreparedFace (from ``Explainer.prepare``) or a (name, crop, landmarks) tuple → FaceCrop."""
-    if isinstance(face, PreparedFace):
-        return FaceCrop(face.source, face.aligned.crop, np.asarray(face.aligned.landmarks, np.float64))
-    name, crop, landmarks = face
-    return FaceCrop(str(name), np.asarray(crop, np.uint8), np.asarray(landmarks, np.float64))
+__all__ = ["FaceCrop", "FaceLike", "FaceResult", "Panel", "as_face_crop", "face_rng", "load_panels", "save_panels",
+           "table"]
 
 
 def face_rng(seed: int, name: str, purpose: str) -> np.random.Generator:

@@ -23,13 +23,17 @@ import cv2
 import numpy as np
 
 from .. import degradations as dg
-from ..pipeline import Explainer, crops_to_tensor
+from ..backbones.base import crops_to_tensor
+from ..pipeline import Explainer
 from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, face_rng
 from .feedback import feedback
 from .regions import (REGIONS, FaceFrame, covered_regions, degraded_region, region_masks, region_means,
                       saliency_shares, worst_region)
 
 CATEGORIES = ("occlusion", "lighting", "sharpness", "geometry", "background")
+#: the columns of a row besides ``file`` (``plqa experiment icao`` adds status and timing columns around them)
+COLUMNS = (["violation", "category", "affected_region", "quality", "quality_ref", "delta_q", "worst_region",
+            "degraded_region", "degraded_ratio"] + [f"plq_{r}" for r in REGIONS + ("face",)] + ["feedback"])
 
 
 @dataclass
@@ -188,8 +192,8 @@ def _region_row(plq: np.ndarray, masks: dict[str, np.ndarray], quality: float,
     return row
 
 
-def _table(explainer: Explainer, entries: list[dict], reference: FaceCrop | None, seed: int | None,
-           reference_row: bool) -> tuple[list[dict], list[Panel]]:
+def measure(explainer: Explainer, entries: list[dict], reference: FaceCrop | None, seed: int | None = None,
+            reference_row: bool = True) -> tuple[list[dict], list[Panel]]:
     """Explain the reference (if any) and the entries (dicts: file, image, landmarks, violation, category,
     affected) in one batch; rows and panels in that order, the reference's only with ``reference_row``."""
     images = ([reference.crop] if reference is not None else []) + [e["image"] for e in entries]
@@ -230,14 +234,19 @@ def run(explainer: Explainer, faces: Sequence[FaceLike], only: str | Sequence[st
     seed = explainer.seed if seed is None else seed
     results = []
     for face in map(as_face_crop, faces):
-        ref_masks = region_masks(face.landmarks, face.crop.shape[0])
-        entries = [{"file": face.name, "image": v.image, "landmarks": v.landmarks, "violation": v.name,
-                    "category": v.category,
-                    "affected": "+".join(covered_regions(v.occluder, ref_masks)) if v.occluder is not None else ""}
-                   for v in make_variants(face, only, seed)]
-        rows, panels = _table(explainer, entries, face, seed, reference_row=True)
+        entries = [variant_entry(face, v) for v in make_variants(face, only, seed)]
+        rows, panels = measure(explainer, entries, face, seed, reference_row=True)
         results.append(FaceResult(face.name, rows, panels))
     return results
+
+
+def variant_entry(face: FaceCrop, variant: Variant) -> dict:
+    """The ``measure`` entry of one variant of ``face``: affected_region are the face regions (of the compliant
+    face) that the occluder covers at least 40 % ('+'-joined; empty for non-occlusions)."""
+    ref_masks = region_masks(face.landmarks, face.crop.shape[0])
+    affected = covered_regions(variant.occluder, ref_masks) if variant.occluder is not None else []
+    return {"file": face.name, "image": variant.image, "landmarks": variant.landmarks, "violation": variant.name,
+            "category": variant.category, "affected": "+".join(affected)}
 
 
 def run_as_is(explainer: Explainer, faces: Sequence[FaceLike], reference: FaceLike | None = None,
@@ -248,7 +257,7 @@ def run_as_is(explainer: Explainer, faces: Sequence[FaceLike], reference: FaceLi
     entries = [{"file": f.name, "image": f.crop, "landmarks": f.landmarks, "violation": "as-is", "category": "",
                 "affected": ""} for f in faces]
     ref = as_face_crop(reference) if reference is not None else None
-    rows, panels = _table(explainer, entries, ref, seed, reference_row=False)
+    rows, panels = measure(explainer, entries, ref, seed, reference_row=False)
     return [FaceResult(f.name, [row], [panel]) for f, row, panel in zip(faces, rows, panels)]
 
 

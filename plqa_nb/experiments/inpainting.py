@@ -14,14 +14,19 @@ import cv2
 import numpy as np
 
 from .. import degradations as dg
+from ..backbones.base import crops_to_tensor
 from ..errors import InputError
 from ..images import load_image
-from ..pipeline import Explainer, PreparedFace, crops_to_tensor
-from .common import FaceLike, FaceResult, Panel, as_face_crop
+from ..pipeline import Explainer, PreparedFace
+from . import icao
+from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop
 from .feedback import feedback
 from .regions import FaceFrame, region_masks, region_means
 
 METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+#: the columns of a row besides ``file`` (``plqa experiment inpainting`` adds status and timing columns)
+COLUMNS = ["violation", "method", "quality_before", "quality_before_std", "quality_after", "quality_after_std", "masked_fraction",
+           "change", "feedback"]
 
 
 def plq_mask(plq: np.ndarray, landmarks: np.ndarray, level: float = 0.5, smooth: float = 0.08,
@@ -82,8 +87,7 @@ def run(explainer: Explainer, faces: Sequence[FaceLike], masks: Sequence[np.ndar
     ``masks``: one bool [S, S] per face, or None to take ``plq_mask`` of each face's map. Q̂ is
     averaged over ``repeats`` estimator seeds seed, seed+1, ... (default seed: the explainer's); the
     std is the sample std (0 for one repeat). Per face: one row, panels before/after (Fig. 4) and the
-    mask. Row columns: file, method, quality_before,
-    quality_before_std, quality_after, quality_after_std, masked_fraction, change, feedback (before).
+    mask. Row columns: file and ``COLUMNS`` (violation empty; feedback on the image before inpainting).
     """
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
@@ -99,21 +103,47 @@ def run(explainer: Explainer, faces: Sequence[FaceLike], masks: Sequence[np.ndar
     after = [inpaint(f.crop, m, method) for f, m in zip(faces, masks)]
     out_a = explainer.explain_tensor(crops_to_tensor(after, explainer.device), seed)
     plq_a = out_a["plq"].cpu().numpy()
-    q = [np.concatenate([out_b["quality"].cpu().numpy(), out_a["quality"].cpu().numpy()])]
-    both = crops_to_tensor(before + after, explainer.device)
-    q += [explainer.quality(both, seed + r)[0].cpu().numpy() for r in range(1, repeats)]
-    q = np.stack(q).astype(float)  # [repeats, 2N]
+    both = crops_to_tensor(before + after, explainer.device)  # every repeat in the same batch: only the seed differs
+    q = np.stack([explainer.quality(both, seed + r)[0].cpu().numpy() for r in range(repeats)]).astype(float)  # [R, 2N]
     mean, std = q.mean(0), (q.std(0, ddof=1) if repeats > 1 else np.zeros(q.shape[1]))
     n = len(faces)
     results = []
     for i, f in enumerate(faces):
         qb, sb, qa, sa = mean[i], std[i], mean[n + i], std[n + i]
-        row = {"file": f.name, "method": method, "quality_before": qb, "quality_before_std": sb,
+        row = {"file": f.name, "violation": "", "method": method, "quality_before": qb, "quality_before_std": sb,
                "quality_after": qa, "quality_after_std": sa, "masked_fraction": float(masks[i].mean()),
                "change": change(qb, sb, qa, sa),
                "feedback": feedback(region_means(plq_b[i], region_masks(f.landmarks, f.crop.shape[0])), qb)}
         panels = [Panel(before[i], plq_b[i], qb, "before"), Panel(after[i], plq_a[i], qa, "after")]
         results.append(FaceResult(f.name, [row], panels, np.asarray(masks[i], bool)))
+    return results
+
+
+MASK_SOURCES = ("plq", "occluder")
+
+
+def run_occluded(explainer: Explainer, faces: Sequence[FaceLike], only: str | Sequence[str] = "occlusion",
+                 mask_from: str = "plq", method: str = "telea", repeats: int = 10,
+                 seed: int | None = None) -> list[FaceResult]:
+    """Inpainting of synthetic ICAO violations (``icao.make_variants``, default: the occluders) of compliant
+    faces: the occluded image is inpainted under the PLQ mask (``mask_from="plq"``) or under the exact occluder
+    (``"occluder"``, an upper bound for the fill). One FaceResult per face, a row per variant (``violation``
+    set), before/after panels of every variant in turn."""
+    if mask_from not in MASK_SOURCES:
+        raise ValueError(f"mask_from must be one of {MASK_SOURCES}, not {mask_from!r}")
+    seed = explainer.seed if seed is None else seed
+    results = []
+    for face in map(as_face_crop, faces):
+        variants = icao.make_variants(face, only, seed)
+        if mask_from == "occluder" and any(v.occluder is None for v in variants):
+            raise ValueError("mask_from='occluder' needs occlusion variants only")
+        occluded = [FaceCrop(face.name, v.image, v.landmarks) for v in variants]
+        masks = [v.occluder for v in variants] if mask_from == "occluder" else None
+        parts = run(explainer, occluded, masks, method, repeats, seed)
+        rows = [{**p.rows[0], "violation": v.name} for p, v in zip(parts, variants)]
+        panels = [Panel(panel.image, panel.plq, panel.quality, f"{v.name} {panel.label}")
+                  for p, v in zip(parts, variants) for panel in p.panels]
+        results.append(FaceResult(face.name, rows, panels))
     return results
 
 
@@ -123,3 +153,10 @@ def summary(rows: Sequence[dict]) -> dict:
     rise = np.array([float(r["quality_after"]) > float(r["quality_before"]) for r in rows])
     return {"n": len(rows), "up": float(np.mean(ch == "up")), "down": float(np.mean(ch == "down")),
             "within": float(np.mean(ch == "within")), "any_rise": float(np.mean(rise))}
+
+
+def summary_by_violation(rows: Sequence[dict]) -> list[dict]:
+    """``summary`` per violation (rows of ``run_occluded``) and of all rows together ("all")."""
+    names = [v for v in dict.fromkeys(str(r.get("violation", "")) for r in rows) if v]
+    groups = [(v, [r for r in rows if r.get("violation") == v]) for v in names] if len(names) > 1 else []
+    return [{"violation": v, **summary(sel)} for v, sel in groups + [("all", list(rows))]]

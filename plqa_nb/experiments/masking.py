@@ -7,53 +7,77 @@ the masked image (Eq. 8); positive values mean the square was noticed.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import NamedTuple, Sequence
 
 import numpy as np
 
 from .. import degradations as dg
-from ..pipeline import Explainer, crops_to_tensor
+from ..backbones.base import crops_to_tensor
+from ..pipeline import Explainer
 from .common import FaceLike, FaceResult, Panel, as_face_crop, face_rng
 from .feedback import feedback
 from .regions import region_masks, region_means
 
 SIZES = (10, 20, 30, 40, 50)
+#: the columns of a row (``plqa experiment masking`` adds file status and timing columns around them)
+COLUMNS = ["size", "index", "size_px", "x", "y", "quality_org", "quality_mask", "delta_q", "delta_p", "feedback"]
+
+
+class Square(NamedTuple):
+    """A black square: ``size`` on the 112-px scale (or as given), ``index`` among that size's squares,
+    side ``size_px`` and top-left corner (x, y) in crop px."""
+
+    size: float
+    index: int
+    size_px: int
+    x: int
+    y: int
+
+
+def random_squares(face: FaceLike, sizes: Sequence[float] = SIZES, per_size: int = 1, seed: int = 0) -> list[Square]:
+    """``per_size`` squares of each size (112-px scale) placed uniformly in the inner 90 % of the crop, drawn
+    from the face's own generator (independent of the other faces)."""
+    face = as_face_crop(face)
+    s = face.crop.shape[0]
+    rng = face_rng(seed, face.name, "masking")
+    squares = []
+    for size in sizes:
+        px = dg.to_crop_px(size, s)
+        squares += [Square(size, k, px, *dg.random_square_position(rng, s, px)) for k in range(per_size)]
+    return squares
+
+
+def measure(explainer: Explainer, face: FaceLike, squares: Sequence[Square], seed: int | None = None) -> FaceResult:
+    """Eqs. 7-8 for one face and its squares, explained in one batch (the original first).
+
+    Rows: one per square, with file and ``COLUMNS``; panels: the original and the first square of each size.
+    """
+    face = as_face_crop(face)
+    seed = explainer.seed if seed is None else seed
+    images = [face.crop] + [dg.black_square(face.crop, sq.x, sq.y, sq.size_px) for sq in squares]
+    out = explainer.explain_tensor(crops_to_tensor(images, explainer.device), seed)
+    q, plq = out["quality"].cpu().numpy().astype(float), out["plq"].cpu().numpy()
+    masks = region_masks(face.landmarks, face.crop.shape[0])
+    rows, panels = [], [Panel(face.crop, plq[0], float(q[0]), "original")]
+    for i, sq in enumerate(squares, start=1):
+        inside = (slice(sq.y, sq.y + sq.size_px), slice(sq.x, sq.x + sq.size_px))
+        rows.append({"file": face.name, **sq._asdict(), "quality_org": float(q[0]), "quality_mask": float(q[i]),
+                     "delta_q": float(q[0] - q[i]), "delta_p": float(plq[0][inside].mean() - plq[i][inside].mean()),
+                     "feedback": feedback(region_means(plq[i], masks), float(q[i]))})
+        if sq.index == 0:
+            panels.append(Panel(images[i], plq[i], float(q[i]), f"s={sq.size:g}"))
+    return FaceResult(face.name, rows, panels)
 
 
 def run(explainer: Explainer, faces: Sequence[FaceLike], sizes: Sequence[float] = SIZES, per_size: int = 1,
         seed: int | None = None) -> list[FaceResult]:
-    """Masking experiment; each face and all its squares are explained in one batch.
+    """Masking experiment: ``random_squares`` on each face, then ``measure`` (each face in one batch).
 
-    ``seed`` (default: the explainer's) places the squares (per face, independent of the other faces)
-    and seeds the estimator, identically for the original and the masked images. Per face: one row
-    per square; panels: the original and the first square of each size (Fig. 6). Row columns: file,
-    size, index, size_px, x, y (top-left, crop px), quality_org, quality_mask, delta_q, delta_p,
-    feedback (on the masked image).
+    ``seed`` (default: the explainer's) places the squares and seeds the estimator, identically for the
+    original and the masked images. Row columns: file and ``COLUMNS`` (feedback on the masked image).
     """
     seed = explainer.seed if seed is None else seed
-    results = []
-    for face in map(as_face_crop, faces):
-        s = face.crop.shape[0]
-        rng = face_rng(seed, face.name, "masking")
-        squares = []  # (size, index, size_px, x, y)
-        for size in sizes:
-            px = dg.to_crop_px(size, s)
-            squares += [(size, k, px, *dg.random_square_position(rng, s, px)) for k in range(per_size)]
-        images = [face.crop] + [dg.black_square(face.crop, x, y, px) for _, _, px, x, y in squares]
-        out = explainer.explain_tensor(crops_to_tensor(images, explainer.device), seed)
-        q, plq = out["quality"].cpu().numpy().astype(float), out["plq"].cpu().numpy()
-        masks = region_masks(face.landmarks, s)
-        rows, panels = [], [Panel(face.crop, plq[0], float(q[0]), "original")]
-        for i, (size, k, px, x, y) in enumerate(squares, start=1):
-            inside = (slice(y, y + px), slice(x, x + px))
-            rows.append({"file": face.name, "size": size, "index": k, "size_px": px, "x": x, "y": y,
-                         "quality_org": float(q[0]), "quality_mask": float(q[i]), "delta_q": float(q[0] - q[i]),
-                         "delta_p": float(plq[0][inside].mean() - plq[i][inside].mean()),
-                         "feedback": feedback(region_means(plq[i], masks), float(q[i]))})
-            if k == 0:
-                panels.append(Panel(images[i], plq[i], float(q[i]), f"s={size:g}"))
-        results.append(FaceResult(face.name, rows, panels))
-    return results
+    return [measure(explainer, face, random_squares(face, sizes, per_size, seed), seed) for face in faces]
 
 
 def summary(rows: Sequence[dict]) -> list[dict]:

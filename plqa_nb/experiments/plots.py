@@ -11,14 +11,11 @@ from __future__ import annotations
 
 from typing import Sequence
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from ..plq import PLQ_COLORMAP  # noqa: E402
-from .common import Panel  # noqa: E402
+from ..plq import PLQ_COLORMAP
+from .common import Panel
 
 
 def _col(rows: Sequence[dict], key: str) -> np.ndarray:

@@ -7,28 +7,33 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .base import (QualityEstimator, QualityScaling, default_scaling, read_calibration, seeded_generator,
-                   seeded_uniform)
+from .base import QualityEstimator, QualityScaling, read_calibration, seeded_generator, seeded_uniform
 from .faceqan import FaceQan
 from .recognizability import Recognizability, ui_centre
 from .serfiq import SerFiq, serfiq_full_network
 
-_ESTIMATORS: dict[str, Callable[..., QualityEstimator]] = {}
+_ESTIMATORS: dict[str, type[QualityEstimator]] = {}
 
 
-def register_estimator(name: str, factory: Callable[..., QualityEstimator]) -> None:
-    _ESTIMATORS[name] = factory
+def register_estimator(name: str, cls: type[QualityEstimator]) -> None:
+    """Make ``get_estimator(name, **params)`` build ``cls(**params)``."""
+    _ESTIMATORS[name] = cls
 
 
 def available_estimators() -> list[str]:
     return sorted(_ESTIMATORS)
 
 
-def get_estimator(name: str, **params) -> QualityEstimator:
-    """An estimator by name; ``params`` go to its constructor (e.g. m=10 for SER-FIQ)."""
+def estimator_class(name: str) -> type[QualityEstimator]:
+    """The class registered as ``name``; KeyError listing the available names."""
     if name not in _ESTIMATORS:
         raise KeyError(f"unknown quality estimator '{name}'; available: {', '.join(available_estimators())}")
-    return _ESTIMATORS[name](**params)
+    return _ESTIMATORS[name]
+
+
+def get_estimator(name: str, **params) -> QualityEstimator:
+    """A new estimator by name; ``params`` go to its constructor (e.g. m=10 for SER-FIQ)."""
+    return estimator_class(name)(**params)
 
 
 register_estimator("serfiq", SerFiq)
@@ -36,5 +41,5 @@ register_estimator("faceqan", FaceQan)
 register_estimator("ers", Recognizability)
 
 __all__ = ["FaceQan", "QualityEstimator", "QualityScaling", "Recognizability", "SerFiq", "available_estimators",
-           "default_scaling", "get_estimator", "read_calibration", "register_estimator", "seeded_generator",
+           "estimator_class", "get_estimator", "read_calibration", "register_estimator", "seeded_generator",
            "seeded_uniform", "serfiq_full_network", "ui_centre"]

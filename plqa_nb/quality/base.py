@@ -27,19 +27,6 @@ class QualityScaling:
     def __call__(self, q: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.alpha * (q - self.r))
 
-    @classmethod
-    def load(cls, path: str | Path) -> "QualityScaling":
-        """Read a calibration JSON written by ``plqa calibrate``."""
-        return cls.from_record(read_calibration(path), path)
-
-    @classmethod
-    def from_record(cls, record: dict, source: str | Path = "calibration") -> "QualityScaling":
-        """From the dict of a calibration JSON."""
-        try:
-            return cls(alpha=float(record["alpha"]), r=float(record["r"]), gamma=float(record["gamma"]))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"{source}: not a calibration file ({exc!r})") from None
-
 
 def read_calibration(path: str | Path) -> dict:
     """The dict of a calibration JSON; ValueError naming the file if it cannot be read."""
@@ -52,12 +39,6 @@ def read_calibration(path: str | Path) -> dict:
     return record
 
 
-def default_scaling(backbone: Backbone, estimator: str) -> QualityScaling:
-    """The backbone's default (alpha, r) for ``estimator`` and its gamma."""
-    alpha, r = backbone.defaults.scaling.get(estimator, (1.0, 0.0))
-    return QualityScaling(alpha=alpha, r=r, gamma=backbone.defaults.gamma)
-
-
 class QualityEstimator:
     """Base: ``raw(backbone, crops, features=None, seed=0)`` → Q [B].
 
@@ -65,6 +46,8 @@ class QualityEstimator:
     """
 
     name = "estimator"
+    #: keys of a calibration file that carry this estimator's per-backbone state (see ``use_calibration``)
+    calibration_keys: tuple[str, ...] = ()
 
     def fit(self, backbone: Backbone, crops: torch.Tensor) -> dict:
         """Fit per-backbone state from development crops [N, 3, S, S] (0..255) before (alpha, r) are fitted;
@@ -72,7 +55,7 @@ class QualityEstimator:
         return {}
 
     def use_calibration(self, record: dict) -> None:
-        """Take per-backbone state from a calibration file's dict (nothing by default)."""
+        """Take per-backbone state from a calibration file's dict (its ``calibration_keys``; nothing by default)."""
 
     def raw(self, backbone: Backbone, crops: torch.Tensor, features: torch.Tensor | None = None,
             seed: int = 0) -> torch.Tensor:

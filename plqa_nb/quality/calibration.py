@@ -14,7 +14,7 @@ import math
 import numpy as np
 import torch
 
-from .base import QualityScaling
+from ..config import ModelConfig, estimator_state
 
 LOGIT_95 = math.log(0.95 / 0.05)
 CENTRE_PLQ = 0.8
@@ -41,20 +41,27 @@ def fit_gamma(saliency_maps: np.ndarray) -> float:
 
 
 def calibrate(explainer, crops: torch.Tensor, compliant_crops: torch.Tensor | None = None,
-              batch_size: int = 16) -> tuple[QualityScaling, dict]:
-    """Fit (alpha, r, gamma) for an Explainer's backbone and estimator; crops [N, 3, S, S] 0..255.
+              batch_size: int = 16) -> tuple[ModelConfig, dict]:
+    """Fit (alpha, r, gamma) for an Explainer's backbone, estimator and norm; crops [N, 3, S, S] 0..255.
 
-    The estimator first fits its own per-backbone state (``QualityEstimator.fit``); returns the scaling and
-    the estimator's entries for the calibration file.
+    The estimator first fits its own per-backbone state (``QualityEstimator.fit``, e.g. ERS's centre).
+    Returns the calibrated configuration and the estimator's entries for the calibration file.
     """
-    extra = explainer.estimator.fit(explainer.backbone, crops)
-    raws, sals = [], []
-    for part in crops.split(batch_size):
-        raws.append(explainer.quality(part)[1].cpu())
-    alpha, r = fit_scaling(torch.cat(raws).numpy())
-    explainer.scaling = QualityScaling(alpha=alpha, r=r, gamma=explainer.scaling.gamma)
-    for part in (crops if compliant_crops is None else compliant_crops).split(batch_size):
-        sals.append(explainer.explain_tensor(part)["saliency"].cpu())
-    gamma = fit_gamma(torch.cat(sals).numpy())
-    explainer.scaling = QualityScaling(alpha=alpha, r=r, gamma=gamma)
-    return explainer.scaling, extra
+    from ..stages import maps_from_pass, network_pass, raw_quality
+
+    estimator = explainer.config.make_estimator()
+    extra = estimator.fit(explainer.backbone, crops)
+    config = explainer.config.replace(estimator_state=estimator_state(explainer.config.quality, extra))
+
+    def passes(images: torch.Tensor, gradient: bool = True):
+        for part in images.split(batch_size):
+            part = part.to(explainer.device)
+            net = network_pass(explainer.backbone, part, gradient)
+            yield net, raw_quality(estimator, explainer.backbone, part, net, config.seed)
+
+    alpha, r = fit_scaling(torch.cat([raw.cpu() for _, raw in passes(crops, gradient=False)]).numpy())
+    config = config.replace(alpha=alpha, r=r)
+    sals = [maps_from_pass(net, raw, config)["saliency"].cpu()
+            for net, raw in passes(crops if compliant_crops is None else compliant_crops)]
+    return config.replace(gamma=fit_gamma(torch.cat(sals).numpy())), extra
+

@@ -73,12 +73,19 @@ def _unit(centre: Sequence[float] | torch.Tensor) -> torch.Tensor:
 
 
 @lru_cache(maxsize=None)
-def shipped_ui_centre(backbone_name: str) -> torch.Tensor | None:
-    """The centre shipped for a backbone, or None (read once per process)."""
-    path = resources.files(__package__).joinpath("ui_centres", f"{backbone_name}.json")
-    if not path.is_file():
-        return None
-    return torch.tensor(json.loads(path.read_text())["centre"], dtype=torch.float32)
+def _shipped_centres() -> dict[str, torch.Tensor]:
+    """The centres shipped in ``ui_centres/*.json``, by the fingerprint of the weights they were made with."""
+    out = {}
+    for path in resources.files(__package__).joinpath("ui_centres").iterdir():
+        if path.name.endswith(".json"):
+            record = json.loads(path.read_text())
+            out[record["weights_sha1"]] = torch.tensor(record["centre"], dtype=torch.float32)
+    return out
+
+
+def shipped_ui_centre(backbone: Backbone) -> torch.Tensor | None:
+    """The centre shipped for these weights (matched by ``Backbone.fingerprint``, never by name), or None."""
+    return _shipped_centres().get(backbone.fingerprint())
 
 
 class Recognizability(QualityEstimator):
@@ -86,13 +93,14 @@ class Recognizability(QualityEstimator):
     for the backbone (ValueError naming ``plqa calibrate`` if there is none)."""
 
     name = "ers"
+    calibration_keys = ("ui_centre",)
 
     def __init__(self, centre: Sequence[float] | torch.Tensor | None = None):
         self.centre = None if centre is None else _unit(centre)
 
     def centre_for(self, backbone: Backbone) -> torch.Tensor:
         """The centre used with ``backbone``."""
-        centre = self.centre if self.centre is not None else shipped_ui_centre(backbone.name)
+        centre = self.centre if self.centre is not None else shipped_ui_centre(backbone)
         if centre is None:
             raise ValueError(f"no unrecognisable-identity centre for backbone '{backbone.name}': run "
                              f"`plqa calibrate DEV_PHOTOS --backbone {backbone.name} --quality ers --out calib.json` "

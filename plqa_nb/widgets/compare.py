@@ -14,14 +14,18 @@ from ..attribution.baselines import REFERENCES
 from ..evaluation import Comparison, compare_methods
 from ..experiments.common import FaceCrop
 from ..images import ImageLike
-from ..pipeline import crops_to_tensor
-from .common import (Explorer, FaceSession, Settings, explainer_for, image_grid, plq_trace, progress_bar, quick,
-                     render_into, rgb_trace, table_html)
+from ..backbones.base import crops_to_tensor
+from ..config import ModelConfig
+from ..pipeline import FaceAnalysis, cached_explainer
+from .display import progress_bar, render_into, table_html
+from .explorer import Explorer
+from .plotting import image_grid, plq_trace, rgb_trace
+from .settings import quick
 
 DEFAULT_METHODS = ("saliency", "smoothgrad", "integrated-gradients", "occlusion", "grad-cam")
 
 
-def run_comparison(sessions: Sequence[FaceSession], settings: Settings, methods: Sequence[str], steps: int = 20,
+def run_comparison(sessions: Sequence[FaceAnalysis], config: ModelConfig, methods: Sequence[str], steps: int = 20,
                    filler: str = "black", n_random: int = 3, infidelity_samples: int = 0,
                    progress: Callable[[int, int], None] | None = None) -> tuple[list[FaceCrop], Comparison]:
     """Align the faces, then ``compare_methods`` on them; ``progress(done, total)`` after each face and at the end.
@@ -31,13 +35,13 @@ def run_comparison(sessions: Sequence[FaceSession], settings: Settings, methods:
     total = len(sessions) + 1
     faces = []
     for i, session in enumerate(sessions, 1):
-        faces.append(session.face_crop(settings.backbone))
+        faces.append(session.face_crop(config.backbone))
         if progress is not None:
             progress(i, total)
-    explainer = explainer_for(settings, str(sessions[0].device))
+    explainer = cached_explainer(config, device=str(sessions[0].device))
     result = compare_methods(explainer, crops_to_tensor([f.crop for f in faces], explainer.device), list(methods),
-                             steps=steps, filler=filler, n_random=n_random, seed=settings.seed,
-                             infidelity_samples=infidelity_samples)
+                             names=[f.name for f in faces], steps=steps, filler=filler, n_random=n_random,
+                             seed=config.seed, infidelity_samples=infidelity_samples)
     if progress is not None:
         progress(total, total)
     return faces, result
@@ -90,8 +94,8 @@ def timing_table(comparison: Comparison) -> list[dict]:
         row = {"method": name, "view": get_method(name).view, "attribution_s": r.attribution_seconds,
                "total_s": r.seconds, "deletion_auc": float(r.deletion_auc.mean()),
                "insertion_auc": float(r.insertion_auc.mean()),
-               "beats_random_deletion": float((r.deletion_auc < comparison.random_deletion_auc).float().mean()),
-               "beats_random_insertion": float((r.insertion_auc > comparison.random_insertion_auc).float().mean())}
+               **{f"beats_random_{kind}": float(b.float().mean())
+                  for kind, b in zip(("deletion", "insertion"), comparison.beats_random(name))}}
         if r.infidelity is not None:
             row["infidelity"] = float(r.infidelity.mean())
         rows.append(row)
@@ -106,9 +110,9 @@ class CompareUI(Explorer):
     """Choose faces, methods, curve steps, filler and random orders; the button runs ``run_comparison`` with a
     progress bar and shows the maps, the curves and the timing table; ``last`` keeps (faces, Comparison)."""
 
-    def __init__(self, samples: dict[str, ImageLike] | None = None, settings: Settings | None = None,
+    def __init__(self, samples: dict[str, ImageLike] | None = None, config: ModelConfig | None = None,
                  device: str = "cpu"):
-        super().__init__(samples, settings, device)
+        super().__init__(samples, config, device)
         names = list(self.samples)
         london = [n for n in names if n.startswith("london neutral")] or names
         self.faces = w.SelectMultiple(options=names, value=london[:quick(4, 2)], rows=6, description="faces")
@@ -130,7 +134,7 @@ class CompareUI(Explorer):
         """Compare the chosen methods on the chosen faces and show the results."""
         def produce() -> list:
             sessions = [self.sessions.get(n, self.samples[n]) for n in self.faces.value]
-            self.last = run_comparison(sessions, self.settings(), self.methods.value, self.steps.value,
+            self.last = run_comparison(sessions, self.config(), self.methods.value, self.steps.value,
                                        self.filler.value, self.n_random.value, progress=self._progress)
             faces, result = self.last
             return [method_maps_figure(faces, result), curves_figure(result), HTML(table_html(timing_table(result)))]
@@ -138,7 +142,7 @@ class CompareUI(Explorer):
         render_into(self.output, produce)
 
 
-def build_compare_ui(samples: dict[str, ImageLike] | None = None, settings: Settings | None = None,
+def build_compare_ui(samples: dict[str, ImageLike] | None = None, config: ModelConfig | None = None,
                      device: str = "cpu") -> CompareUI:
     """The comparison explorer (display it as the last expression of a cell; press "compare")."""
-    return CompareUI(samples, settings, device)
+    return CompareUI(samples, config, device)

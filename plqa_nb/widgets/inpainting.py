@@ -12,14 +12,18 @@ from IPython.display import HTML
 from ..experiments import inpainting
 from ..experiments.common import FaceResult
 from ..images import ImageLike
-from .common import (FaceSession, FaceUI, Settings, explainer_for, image_grid, outline_trace, plq_trace, quick,
-                     render_into, rgb_trace, table_html)
+from ..config import ModelConfig
+from ..pipeline import FaceAnalysis, cached_explainer
+from .display import render_into, table_html
+from .explorer import FaceUI
+from .plotting import image_grid, outline_trace, plq_trace, rgb_trace
+from .settings import quick
 
 
-def threshold_mask(session: FaceSession, settings: Settings, level: float = 0.5) -> np.ndarray:
+def threshold_mask(session: FaceAnalysis, config: ModelConfig, level: float = 0.5) -> np.ndarray:
     """Low-PLQ regions of the face (``inpainting.plq_mask`` at ``level`` × the face's median PLQ), bool [S, S]."""
-    face = session.face_crop(settings.backbone)
-    return inpainting.plq_mask(session.explain(settings).plq, face.landmarks, level=level)
+    face = session.face_crop(config.backbone)
+    return inpainting.plq_mask(session.explain(config).plq, face.landmarks, level=level)
 
 
 def rectangle_mask(size: int, x: int, y: int, width: int, height: int) -> np.ndarray:
@@ -29,9 +33,9 @@ def rectangle_mask(size: int, x: int, y: int, width: int, height: int) -> np.nda
     return mask
 
 
-def mask_figure(session: FaceSession, settings: Settings, mask: np.ndarray, method: str = "telea") -> go.Figure:
+def mask_figure(session: FaceAnalysis, config: ModelConfig, mask: np.ndarray, method: str = "telea") -> go.Figure:
     """Preview (no quality computed): the crop, its PLQ map with the mask outlined, the inpainted crop."""
-    res = session.explain(settings)
+    res = session.explain(config)
     fig = image_grid([[("aligned crop", rgb_trace(res.crop)), (f"PLQ, Q̂ = {res.quality:.3f}", plq_trace(res.plq)),
                        (f"inpainted ({method})", rgb_trace(inpainting.inpaint(res.crop, mask, method)))]],
                      title=f"{session.name}: mask covers {mask.mean():.1%} of the crop")
@@ -40,12 +44,12 @@ def mask_figure(session: FaceSession, settings: Settings, mask: np.ndarray, meth
     return fig
 
 
-def inpainting_result(session: FaceSession, settings: Settings, mask: np.ndarray, method: str = "telea",
+def inpainting_result(session: FaceAnalysis, config: ModelConfig, mask: np.ndarray, method: str = "telea",
                       repeats: int = 10) -> FaceResult:
     """``plqa_nb.experiments.inpainting.run`` on this face with ``mask`` (cached per mask, method, repeats)."""
-    key = (settings, hashlib.sha1(np.packbits(mask)).hexdigest(), mask.shape, method, repeats)
+    key = (config, hashlib.sha1(np.packbits(mask)).hexdigest(), mask.shape, method, repeats)
     return session.memo("inpainting", key, lambda: inpainting.run(
-        explainer_for(settings, str(session.device)), [session.face_crop(settings.backbone)], [mask], method,
+        cached_explainer(config, device=str(session.device)), [session.face_crop(config.backbone)], [mask], method,
         repeats)[0])
 
 
@@ -75,10 +79,10 @@ class InpaintingUI(FaceUI):
     """Mask by PLQ threshold or rectangle with a live preview; the button inpaints and scores
     (``repeats`` estimator seeds), showing ``before_after_figure`` and ``before_after_table``."""
 
-    def __init__(self, samples: dict[str, ImageLike] | None = None, settings: Settings | None = None,
+    def __init__(self, samples: dict[str, ImageLike] | None = None, config: ModelConfig | None = None,
                  device: str = "cpu", face: str | None = None):
-        super().__init__(samples, settings, device, face)
-        s = self.settings().crop_size()
+        super().__init__(samples, config, device, face)
+        s = self.config().crop_size
         self.mode = w.ToggleButtons(options=["PLQ threshold", "rectangle"], description="mask")
         self.level = w.FloatSlider(value=0.5, min=0.05, max=1.0, step=0.05, description="level",
                                    continuous_update=False)
@@ -96,23 +100,23 @@ class InpaintingUI(FaceUI):
     def mask(self) -> np.ndarray:
         """The mask the controls describe."""
         if self.mode.value == "rectangle":
-            return rectangle_mask(self.settings().crop_size(), *(r.value for r in self.rect))
-        return threshold_mask(self.session(), self.settings(), self.level.value)
+            return rectangle_mask(self.config().crop_size, *(r.value for r in self.rect))
+        return threshold_mask(self.session(), self.config(), self.level.value)
 
     def render(self) -> list:
-        return [mask_figure(self.session(), self.settings(), self.mask(), self.method.value)]
+        return [mask_figure(self.session(), self.config(), self.mask(), self.method.value)]
 
     def evaluate(self) -> None:
         """Inpaint and score the current mask."""
         def produce() -> list:
-            res = inpainting_result(self.session(), self.settings(), self.mask(), self.method.value,
+            res = inpainting_result(self.session(), self.config(), self.mask(), self.method.value,
                                     self.repeats.value)
             return [before_after_figure(res), HTML(table_html(before_after_table(res)))]
 
         render_into(self.result_out, produce)
 
 
-def build_inpainting_ui(samples: dict[str, ImageLike] | None = None, settings: Settings | None = None,
+def build_inpainting_ui(samples: dict[str, ImageLike] | None = None, config: ModelConfig | None = None,
                         device: str = "cpu", face: str | None = None) -> InpaintingUI:
     """The inpainting explorer (display it as the last expression of a cell)."""
-    return InpaintingUI(samples, settings, device, face)
+    return InpaintingUI(samples, config, device, face)

@@ -1,5 +1,7 @@
 """Notebook 4, random masking (paper Sec. V-B, Eqs. 7-8): one black square under the user's control with
-live Q̂, Δ_Q̂ and Δ_p, and random squares on a few faces reproducing the Fig. 5 distributions."""
+live Q̂, Δ_Q̂ and Δ_p, and random squares on a few faces reproducing the Fig. 5 distributions.
+
+The numbers are ``plqa_nb.experiments.masking``'s (``measure`` and ``run``); this module only shows them."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -10,41 +12,39 @@ import plotly.graph_objects as go
 from IPython.display import HTML
 from plotly.subplots import make_subplots
 
-from ..degradations import black_square, to_crop_px
+from ..config import ModelConfig
+from ..degradations import to_crop_px
 from ..experiments import masking
+from ..experiments.common import FaceResult
 from ..images import ImageLike
-from .common import (FaceSession, FaceUI, Settings, explain_images, explainer_for, image_grid, plq_trace, rgb_trace,
-                     table_html)
+from ..pipeline import FaceAnalysis, cached_explainer
+from .display import table_html
+from .explorer import FaceUI
+from .plotting import image_grid, plq_trace, rgb_trace
 
 
-def masked_face(session: FaceSession, settings: Settings, x: int, y: int,
-                size: int) -> tuple[np.ndarray, float, np.ndarray]:
-    """The crop with a black size×size square (crop px, top-left x, y), its Q̂ and PLQ map [S, S] (cached)."""
-    def compute() -> tuple[np.ndarray, float, np.ndarray]:
-        image = black_square(session.aligned(settings.backbone).crop, x, y, size)
-        q, plq = explain_images(settings, [image], str(session.device))
-        return image, float(q[0]), plq[0]
-
-    return session.memo("masked", (settings, x, y, size), compute)
+def square_result(session: FaceAnalysis, config: ModelConfig, x: int, y: int, size: int) -> FaceResult:
+    """``masking.measure`` of one black size×size square (crop px, top-left x, y) on this face (cached):
+    rows[0] holds Eqs. 7-8, panels the original and the masked crop with their maps."""
+    square = masking.Square(size, 0, size, x, y)
+    return session.memo("masked", (config, x, y, size), lambda: masking.measure(
+        cached_explainer(config, device=str(session.device)), session.face_crop(config.backbone), [square]))
 
 
-def square_table(session: FaceSession, settings: Settings, x: int, y: int, size: int) -> list[dict]:
+def square_table(session: FaceAnalysis, config: ModelConfig, x: int, y: int, size: int) -> list[dict]:
     """Eq. 7 and Eq. 8 for one square: one row with x, y, size_px, quality_org, quality_mask, delta_q, delta_p."""
-    org = session.explain(settings)
-    _, q, plq = masked_face(session, settings, x, y, size)
-    inside = (slice(y, y + size), slice(x, x + size))
-    return [{"x": x, "y": y, "size_px": size, "quality_org": org.quality, "quality_mask": q,
-             "delta_q": org.quality - q, "delta_p": float(org.plq[inside].mean() - plq[inside].mean())}]
+    row = square_result(session, config, x, y, size).rows[0]
+    return [{k: row[k] for k in ("x", "y", "size_px", "quality_org", "quality_mask", "delta_q", "delta_p")}]
 
 
-def square_figure(session: FaceSession, settings: Settings, x: int, y: int, size: int) -> go.Figure:
+def square_figure(session: FaceAnalysis, config: ModelConfig, x: int, y: int, size: int) -> go.Figure:
     """Original and masked crop with their PLQ maps, the square outlined; Δ_Q̂ and Δ_p in the title."""
-    org = session.explain(settings)
-    image, q, plq = masked_face(session, settings, x, y, size)
-    row = square_table(session, settings, x, y, size)[0]
-    fig = image_grid([[(f"original, Q̂ = {org.quality:.3f}", rgb_trace(org.crop)),
-                       (f"masked, Q̂ = {q:.3f}", rgb_trace(image)),
-                       ("PLQ original", plq_trace(org.plq, colorbar=False)), ("PLQ masked", plq_trace(plq))]],
+    result = square_result(session, config, x, y, size)
+    org, masked = result.panels
+    row = result.rows[0]
+    fig = image_grid([[(f"original, Q̂ = {org.quality:.3f}", rgb_trace(org.image)),
+                       (f"masked, Q̂ = {masked.quality:.3f}", rgb_trace(masked.image)),
+                       ("PLQ original", plq_trace(org.plq, colorbar=False)), ("PLQ masked", plq_trace(masked.plq))]],
                      title=f"{session.name}: Δ_Q̂ = {row['delta_q']:+.3f} (Eq. 7), "
                            f"Δ_p = {row['delta_p']:+.3f} (Eq. 8)")
     for col in (1, 3, 4):
@@ -53,16 +53,16 @@ def square_figure(session: FaceSession, settings: Settings, x: int, y: int, size
     return fig
 
 
-def masking_batch(sessions: Sequence[FaceSession], settings: Settings, sizes: Sequence[float] = masking.SIZES,
+def masking_batch(sessions: Sequence[FaceAnalysis], config: ModelConfig, sizes: Sequence[float] = masking.SIZES,
                   per_size: int = 1, progress: Callable[[int, int], None] | None = None) -> list[dict]:
     """``plqa_nb.experiments.masking.run`` on each face in turn (sizes on the paper's 112-px scale), rows of
     all faces; ``progress(done, total)`` after each face."""
     if not sessions:
         return []
-    explainer = explainer_for(settings, str(sessions[0].device))
+    explainer = cached_explainer(config, device=str(sessions[0].device))
     rows: list[dict] = []
     for i, session in enumerate(sessions, 1):
-        rows += masking.run(explainer, [session.face_crop(settings.backbone)], sizes, per_size)[0].rows
+        rows += masking.run(explainer, [session.face_crop(config.backbone)], sizes, per_size)[0].rows
         if progress is not None:
             progress(i, len(sessions))
     return rows
@@ -89,12 +89,12 @@ def distributions_figure(rows: Sequence[dict]) -> go.Figure:
 
 class MaskingUI(FaceUI):
     """A face picker and x, y, size sliders (crop px) for one black square; shows ``square_figure`` and
-    ``square_table`` live (the original's map is cached, only the masked crop is explained)."""
+    ``square_table`` live."""
 
-    def __init__(self, samples: dict[str, ImageLike] | None = None, settings: Settings | None = None,
+    def __init__(self, samples: dict[str, ImageLike] | None = None, config: ModelConfig | None = None,
                  device: str = "cpu", face: str | None = None):
-        super().__init__(samples, settings, device, face)
-        s = self.settings().crop_size()
+        super().__init__(samples, config, device, face)
+        s = self.config().crop_size
         size = to_crop_px(30, s)
         self.x = w.IntSlider(value=(s - size) // 2, min=0, max=s - 1, description="x", continuous_update=False)
         self.y = w.IntSlider(value=(s - size) // 3, min=0, max=s - 1, description="y", continuous_update=False)
@@ -102,11 +102,11 @@ class MaskingUI(FaceUI):
         self._finish([[self.face], [self.x, self.y, self.size]], observe=[self.x, self.y, self.size])
 
     def render(self) -> list:
-        args = (self.session(), self.settings(), self.x.value, self.y.value, self.size.value)
+        args = (self.session(), self.config(), self.x.value, self.y.value, self.size.value)
         return [square_figure(*args), HTML(table_html(square_table(*args)))]
 
 
-def build_masking_ui(samples: dict[str, ImageLike] | None = None, settings: Settings | None = None,
+def build_masking_ui(samples: dict[str, ImageLike] | None = None, config: ModelConfig | None = None,
                      device: str = "cpu", face: str | None = None) -> MaskingUI:
     """The masking explorer (display it as the last expression of a cell)."""
-    return MaskingUI(samples, settings, device, face)
+    return MaskingUI(samples, config, device, face)

@@ -1,14 +1,12 @@
 """Notebook 1, the guided tutorial: photo → detection → alignment → quality → M_Q → saliency → PLQ map.
 
-Pure functions (a FaceSession and Settings in, a plotly Figure or a list-of-dicts table out) and
-``TutorialUI``, which wires pickers, an upload and sliders to them.
+Pure functions (a ``FaceAnalysis`` and a ``ModelConfig`` in, a plotly Figure or a list-of-dicts table out)
+and ``TutorialUI``, which wires pickers, an upload and sliders to them.
 """
 from __future__ import annotations
 
 import html
 import io
-from dataclasses import replace
-
 import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
@@ -17,12 +15,16 @@ from IPython.display import HTML
 from PIL import Image
 
 from ..backbones import available_backbones
+from ..config import ModelConfig, resolve_config
 from ..errors import ModelUnavailableError
 from ..images import ImageLike
+from ..pipeline import FaceAnalysis
 from ..plq import plq_from_saliency
 from ..quality import available_estimators, get_estimator
-from .common import (FaceSession, FaceUI, Settings, default_settings, image_grid, plq_trace, render_into, rgb_trace,
-                     table_html)
+from .display import render_into, table_html
+from .explorer import FaceUI
+from .plotting import image_grid, plq_trace, rgb_trace
+from .settings import quick_params
 
 LANDMARKS = ("left eye", "right eye", "nose", "mouth left", "mouth right")
 
@@ -39,7 +41,7 @@ def _points(xy: np.ndarray, name: str, symbol: str, color: str) -> go.Scatter:
                       hovertemplate="%{text}<extra>" + name + "</extra>")
 
 
-def alignment_figure(session: FaceSession, backbone: str) -> go.Figure:
+def alignment_figure(session: FaceAnalysis, backbone: str) -> go.Figure:
     """Detection (box and five landmarks on the photo) and alignment (the crop, its landmarks and the
     backbone's template)."""
     det = session.detection()
@@ -59,17 +61,17 @@ def alignment_figure(session: FaceSession, backbone: str) -> go.Figure:
     return fig
 
 
-def quality_table(session: FaceSession, settings: Settings) -> list[dict]:
+def quality_table(session: FaceAnalysis, config: ModelConfig) -> list[dict]:
     """The numbers from Q to the PLQ map: rows with keys step, symbol, value, meaning."""
-    res = session.explain(settings)
-    sc = settings.scaling()
+    res = session.explain(config)
+    sc = config.scaling()
     emb_sum = float(res.embedding.sum())
-    w = session.weight(settings)
-    signed = settings.eq3_norm() == "signed"
-    params = ", ".join(f"{k}={v:g}" for k, v in settings.params) or "defaults"
+    w = session.weight(config)
+    signed = config.norm == "signed"
+    params = ", ".join(f"{k}={v:g}" for k, v in config.quality_params) or "defaults"
     return [
         {"step": "quality", "symbol": "Q", "value": res.quality_raw,
-         "meaning": f"{res.quality_method} raw quality ({params}, seed {settings.seed})"},
+         "meaning": f"{res.quality_method} raw quality ({params}, seed {config.seed})"},
         {"step": "scaling", "symbol": "α", "value": sc.alpha, "meaning": "Eq. 2 stretch"},
         {"step": "scaling", "symbol": "r", "value": sc.r, "meaning": "Eq. 2 centre (a development set's mean Q)"},
         {"step": "scaling", "symbol": "Q̂", "value": res.quality, "meaning": "sigmoid(α (Q − r)), in [0, 1]"},
@@ -85,10 +87,10 @@ def quality_table(session: FaceSession, settings: Settings) -> list[dict]:
     ]
 
 
-def scaling_figure(session: FaceSession, settings: Settings) -> go.Figure:
+def scaling_figure(session: FaceAnalysis, config: ModelConfig) -> go.Figure:
     """Eq. 2: the curve Q̂ = sigmoid(α (Q − r)) with this face's (Q, Q̂) and the centre r."""
-    sc = settings.scaling()
-    q = session.raw_quality(settings)
+    sc = config.scaling()
+    q = session.raw_quality(config)
     xs = np.linspace(min(0.0, q), max(1.0, q), 201)
     fig = go.Figure([go.Scatter(x=xs, y=sc(torch.from_numpy(xs)).numpy(), mode="lines", name="Q̂(Q)"),
                      go.Scatter(x=[q], y=[float(sc(torch.tensor(q)))], mode="markers", name="this face",
@@ -100,10 +102,10 @@ def scaling_figure(session: FaceSession, settings: Settings) -> go.Figure:
     return fig
 
 
-def plq_curve_figure(session: FaceSession, settings: Settings) -> go.Figure:
+def plq_curve_figure(session: FaceAnalysis, config: ModelConfig) -> go.Figure:
     """Eq. 6: v(Ŝ) against log10 Ŝ for the current γ, over the histogram of this face's pixels."""
-    gamma = settings.scaling().gamma
-    logs = np.log10(np.maximum(session.explain(settings).saliency, 1e-12)).ravel()
+    gamma = config.gamma
+    logs = np.log10(np.maximum(session.explain(config).saliency, 1e-12)).ravel()
     lo, hi = -gamma / 2 - 3, -gamma / 2 + 3
     counts, edges = np.histogram(np.clip(logs, lo, hi), bins=60, range=(lo, hi))
     xs = np.linspace(lo, hi, 200)
@@ -117,10 +119,10 @@ def plq_curve_figure(session: FaceSession, settings: Settings) -> go.Figure:
     return fig
 
 
-def maps_figure(session: FaceSession, settings: Settings) -> go.Figure:
+def maps_figure(session: FaceAnalysis, config: ModelConfig) -> go.Figure:
     """The tutorial's main figure: crop | saliency (log10 Ŝ) | PLQ map | PLQ on the photo."""
-    res = session.explain(settings)
-    mid = -settings.scaling().gamma / 2  # v = 1/2 here
+    res = session.explain(config)
+    mid = -config.gamma / 2  # v = 1/2 here
     sal = go.Heatmap(z=np.log10(np.maximum(res.saliency, 1e-12)), colorscale="gray", zmin=mid - 2, zmax=mid + 2,
                      showscale=False, hovertemplate="log10 Ŝ %{z:.2f}<extra></extra>")
     return image_grid([[("aligned crop", rgb_trace(res.crop)), ("saliency log10 Ŝ", sal),
@@ -131,7 +133,7 @@ def maps_figure(session: FaceSession, settings: Settings) -> go.Figure:
 
 def estimator_defaults(name: str) -> dict[str, float]:
     """Starting values of an estimator's sliders: the quick-mode values where set, else its own defaults."""
-    quick = dict(default_settings(quality=name).params)
+    quick = quick_params(name)
     est = get_estimator(name)
     return {k: quick.get(k, getattr(est, k)) for k in PARAM_SLIDERS.get(name, {})}
 
@@ -140,13 +142,13 @@ class TutorialUI(FaceUI):
     """Face picker and upload, backbone and estimator dropdowns, sliders for the estimator's arguments,
     seed, α, r and γ; shows the step figures and the table, recomputing only the stages that changed."""
 
-    def __init__(self, samples: dict[str, ImageLike] | None = None, settings: Settings | None = None,
+    def __init__(self, samples: dict[str, ImageLike] | None = None, config: ModelConfig | None = None,
                  device: str = "cpu", face: str | None = None):
-        super().__init__(samples, settings, device, face)
-        start = self.base_settings
+        super().__init__(samples, config, device, face)
+        start = self.base_config
         self.upload = w.FileUpload(accept="image/*", multiple=False, description="your photo")
         self.backbone = w.Dropdown(options=available_backbones(), value=start.backbone, description="backbone")
-        self.estimator = w.Dropdown(options=available_estimators(), value=start.estimator_name(),
+        self.estimator = w.Dropdown(options=available_estimators(), value=start.quality,
                                     description="estimator")
         self.seed = w.IntSlider(value=start.seed, min=0, max=99, description="seed", continuous_update=False)
         self.alpha = w.FloatLogSlider(base=10, min=-1, max=3, step=0.05, description="α", continuous_update=False)
@@ -158,7 +160,7 @@ class TutorialUI(FaceUI):
         self.out_steps, self.out_table = w.Output(), w.Output()
         self._hold = False
         self._param_sliders: dict[str, w.ValueWidget] = {}
-        self._reset_estimator(dict(start.params))
+        self._reset_estimator(dict(start.quality_params))
         self._set_scaling(start)
         self.estimator.observe(lambda _: self._on_model(new_estimator=True), names="value")
         self.backbone.observe(lambda _: self._on_model(new_estimator=False), names="value")
@@ -171,8 +173,8 @@ class TutorialUI(FaceUI):
             tabs.set_title(i, title)
         self.widget.children = self.widget.children[:-1] + (tabs,)
 
-    def _set_scaling(self, settings: Settings) -> None:
-        sc = settings.scaling()
+    def _set_scaling(self, config: ModelConfig) -> None:
+        sc = config.scaling()
         self._hold = True
         self.alpha.value, self.r.value, self.gamma.value = sc.alpha, sc.r, sc.gamma
         self._hold = False
@@ -194,7 +196,7 @@ class TutorialUI(FaceUI):
         try:
             if new_estimator:
                 self._reset_estimator()
-            self._set_scaling(replace(self.settings(), alpha=None, r=None, gamma=None))
+            self._set_scaling(resolve_config(self.backbone.value, self.estimator.value))
         except ModelUnavailableError as exc:  # e.g. FaceNet weights not downloadable here
             self.status.value = f"<b>{html.escape(str(exc))}</b>"
             return
@@ -203,34 +205,33 @@ class TutorialUI(FaceUI):
     def _on_upload(self) -> None:
         for f in self.upload.value:
             key = f"upload: {f['name']}"
-            self.samples[key] = Image.open(io.BytesIO(bytes(f["content"])))  # loaded by FaceSession
+            self.samples[key] = Image.open(io.BytesIO(bytes(f["content"])))  # loaded by FaceAnalysis
             self.face.options = list(self.samples)
             self.face.value = key
 
-    def settings(self) -> Settings:
-        """The settings the controls show."""
+    def config(self) -> ModelConfig:
+        """The configuration the controls show."""
         params = {k: s.value for k, s in self._param_sliders.items()}
-        return Settings(backbone=self.backbone.value, quality=self.estimator.value,
-                        params=tuple(sorted(params.items())), seed=self.seed.value, alpha=self.alpha.value,
-                        r=self.r.value, gamma=self.gamma.value)
+        return resolve_config(self.backbone.value, self.estimator.value, quality_params=params, seed=self.seed.value,
+                              alpha=self.alpha.value, r=self.r.value, gamma=self.gamma.value)
 
     def render(self) -> list:
-        return [maps_figure(self.session(), self.settings())]
+        return [maps_figure(self.session(), self.config())]
 
     def update(self) -> None:
         """Redraw all tabs for the current controls; only the changed stages recompute."""
         if self._hold:
             return
-        session, settings = self.session(), self.settings()
+        session, config = self.session(), self.config()
         super().update()
-        render_into(self.out_steps, lambda: [alignment_figure(session, settings.backbone),
-                                             scaling_figure(session, settings), plq_curve_figure(session, settings)])
-        render_into(self.out_table, lambda: [HTML(table_html(quality_table(session, settings)))])
+        render_into(self.out_steps, lambda: [alignment_figure(session, config.backbone),
+                                             scaling_figure(session, config), plq_curve_figure(session, config)])
+        render_into(self.out_table, lambda: [HTML(table_html(quality_table(session, config)))])
         runs = ", ".join(f"{k} ×{v}" for k, v in sorted(session.computed.items()))
         self.status.value = f"<small>stages computed for this face so far: {runs or 'none'}</small>"
 
 
-def build_tutorial_ui(samples: dict[str, ImageLike] | None = None, settings: Settings | None = None,
+def build_tutorial_ui(samples: dict[str, ImageLike] | None = None, config: ModelConfig | None = None,
                       device: str = "cpu", face: str | None = None) -> TutorialUI:
     """The tutorial's interactive explorer (display it as the last expression of a cell)."""
-    return TutorialUI(samples, settings, device, face)
+    return TutorialUI(samples, config, device, face)

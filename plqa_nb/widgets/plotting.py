@@ -1,0 +1,57 @@
+"""Plotly building blocks of the notebooks: images, PLQ maps with the paper's fixed colour scale, mask
+outlines and titled image grids that fit their output box."""
+from __future__ import annotations
+
+import base64
+import io
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+from plotly.subplots import make_subplots
+
+from ..plq import PLQ_COLORSCALE
+
+
+def rgb_trace(image: np.ndarray, name: str = "") -> go.Image:
+    """An RGB image uint8 [H, W, 3] as a plotly trace (embedded as a PNG, small in notebooks)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(image, np.uint8)).save(buf, format="PNG")
+    return go.Image(source="data:image/png;base64," + base64.b64encode(buf.getvalue()).decode(), name=name,
+                    hoverinfo="skip")
+
+
+def plq_trace(plq: np.ndarray, name: str = "PLQ", colorbar: bool = True) -> go.Heatmap:
+    """A PLQ map [S, S] with the paper's red → yellow → green scale, fixed to [0, 1]."""
+    return go.Heatmap(z=np.asarray(plq, np.float32), colorscale=PLQ_COLORSCALE, zmin=0.0, zmax=1.0, name=name,
+                      showscale=colorbar, colorbar={"title": {"text": "PLQ"}, "len": 0.8},
+                      hovertemplate="x %{x}, y %{y}<br>PLQ %{z:.2f}<extra></extra>")
+
+
+def outline_trace(mask: np.ndarray, color: str = "blue", name: str = "mask") -> go.Contour:
+    """The outline of a bool mask [S, S], to lay over an image or map panel."""
+    return go.Contour(z=np.asarray(mask, np.float32), contours={"start": 0.5, "end": 0.5, "coloring": "none"},
+                      line={"color": color, "width": 2}, showscale=False, showlegend=False, name=name,
+                      hoverinfo="skip")
+
+
+def image_grid(rows: Sequence[Sequence[tuple[str, go.BaseTraceType]]], title: str = "",
+               panel_px: int = 210) -> go.Figure:
+    """Titled panels in a grid (rows of (title, trace)), square pixels, no axes."""
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    gap = 45  # px between rows, room for two-line titles
+    height = panel_px * n_rows + gap * (n_rows - 1) + 75
+    fig = make_subplots(rows=n_rows, cols=n_cols, horizontal_spacing=0.015, vertical_spacing=gap / height,
+                        subplot_titles=[t for r in rows for t, _ in list(r) + [("", None)] * (n_cols - len(r))])
+    for i, row in enumerate(rows, 1):
+        for j, (_, trace) in enumerate(row, 1):
+            fig.add_trace(trace, row=i, col=j)
+            axis = (i - 1) * n_cols + j
+            fig.update_yaxes(scaleanchor=f"x{'' if axis == 1 else axis}", autorange="reversed", row=i, col=j)
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(title={"text": title, "font": {"size": 13}}, width=panel_px * n_cols + 120, height=height,
+                      margin={"l": 10, "r": 10, "t": 65, "b": 10}, plot_bgcolor="white")
+    return fig

@@ -1,0 +1,200 @@
+"""One pipeline, one configuration: the batch, staged and Captum paths agree; the configuration resolves in one
+order, refuses mismatched calibration files and warns on fallbacks; no process-wide side effects."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from plqa_nb.attribution import get_method
+from plqa_nb.backbones import CustomBackbone, backbone_spec, load_backbone
+from plqa_nb.config import CalibrationFallbackWarning, resolve_config
+from plqa_nb.evaluation import compare_methods
+from plqa_nb.pipeline import Explainer, FaceAnalysis, crops_to_tensor, explain
+from plqa_nb.quality import Recognizability
+from plqa_nb.stages import network_pass
+from tolerances import PATH_PLQ_ATOL, PATH_QUALITY_ATOL, PATH_SALIENCY_REL, max_relative
+
+pytestmark = pytest.mark.numerics  # verdicts on float values: also run on SSE4.1 kernels (.ci/run)
+
+ESTIMATORS = {"ers": {}, "serfiq": {"m": 10}, "faceqan": {"k": 2, "l": 1}}
+
+
+@pytest.fixture(scope="module")
+def analyses(faces_dir):
+    """Two London photos as staged FaceAnalysis objects (their network pass is cached across the tests)."""
+    return [FaceAnalysis(faces_dir / "london" / "neutral" / f"{i:03d}.jpg") for i in (1, 2)]
+
+
+@pytest.fixture(scope="module")
+def clip_value(analyses):
+    """A gradient bound that binds on both faces: half the smallest |∂M_Q/∂I| norm under the default config."""
+    config = resolve_config()
+    norms = [float(a.maps(config)["attribution"].flatten(1).norm(dim=1)[0]) for a in analyses]
+    return 0.5 * min(norms)
+
+
+@pytest.mark.parametrize("clip", [False, True], ids=["no-clip", "clip"])
+@pytest.mark.parametrize("norm", ["signed", "l1"])
+@pytest.mark.parametrize("quality", list(ESTIMATORS))
+def test_batch_staged_and_captum_paths_agree(analyses, clip_value, quality, norm, clip):
+    """The batch Explainer, the staged FaceAnalysis and `plqa compare`'s saliency (Captum on M_Q) give the same
+    Q̂ and maps, for every estimator, both Eq. 3 norms, with and without gradient clipping."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CalibrationFallbackWarning)  # γ of the other norm: fine for agreement
+        config = resolve_config("dlib-resnet", quality, norm=norm, quality_params=ESTIMATORS[quality],
+                                clip_grad=clip_value if clip else None, seed=3)
+    crops = crops_to_tensor([a.aligned("dlib-resnet").crop for a in analyses])
+    explainer = Explainer(config=config)
+    batch = explainer.explain_tensor(crops)
+    captum = compare_methods(explainer, crops, ["saliency"], steps=1, n_random=1, infidelity_samples=0, seed=3)
+    for i, a in enumerate(analyses):
+        staged = a.explain(config)
+        assert staged.quality == pytest.approx(float(batch["quality"][i]), abs=PATH_QUALITY_ATOL)
+        assert float(captum.quality[i]) == pytest.approx(float(batch["quality"][i]), abs=PATH_QUALITY_ATOL)
+        assert max_relative(staged.saliency, batch["saliency"][i]) < PATH_SALIENCY_REL
+        assert max_relative(captum.methods["saliency"].saliency[i], batch["saliency"][i]) < PATH_SALIENCY_REL
+        assert np.abs(staged.plq - batch["plq"][i].numpy()).max() < PATH_PLQ_ATOL
+    if clip:  # the bound binds: every face's gradient sits on it
+        norms = batch["attribution"].flatten(1).norm(dim=1)
+        torch.testing.assert_close(norms, torch.full_like(norms, clip_value), rtol=1e-4, atol=0)
+
+
+def test_a_new_setting_recomputes_only_its_stage(faces_dir):
+    a = FaceAnalysis(faces_dir / "london" / "neutral" / "003.jpg")
+    config = resolve_config()
+    base = a.explain(config)
+    counts = dict(a.computed)
+    assert counts == {"detection": 1, "alignment": 1, "network": 1, "quality": 1}
+    lower = a.explain(config.replace(gamma=config.gamma - 1.5))
+    assert dict(a.computed) == counts  # γ: v(·) re-applied
+    np.testing.assert_array_equal(lower.saliency, base.saliency)
+    assert lower.plq.mean() < base.plq.mean()
+    scaled = a.explain(config.replace(alpha=config.alpha / 3, r=config.r + 0.02))
+    assert dict(a.computed) == counts  # α, r: the map rescales with Q̂ (Eq. 3 is linear in it)
+    np.testing.assert_allclose(scaled.saliency, base.saliency * scaled.quality / base.quality, rtol=1e-5)
+    a.explain(config.with_estimator("serfiq", {"m": 5}))
+    assert a.computed["quality"] == 2 and a.computed["network"] == 1
+
+
+# -- one configuration ---------------------------------------------------------------------------------------
+def _calibration(tmp_path, **fields):
+    record = {"alpha": 20.0, "r": 0.3, "gamma": 11.0, "backbone": "dlib-resnet", "quality_method": "ers",
+              "norm": "l1", **fields}
+    path = tmp_path / "calib.json"
+    path.write_text(json.dumps(record))
+    return path
+
+
+def test_registry_then_calibration_then_arguments(tmp_path):
+    default = resolve_config()
+    spec = backbone_spec("dlib-resnet")
+    assert (default.quality, default.norm, default.gamma) == (spec.defaults.quality, spec.defaults.norm,
+                                                              spec.defaults.gamma)
+    assert (default.alpha, default.r) == spec.defaults.scaling[default.quality]
+    path = _calibration(tmp_path)
+    from_file = resolve_config(calibration=path)
+    assert (from_file.alpha, from_file.r, from_file.gamma) == (20.0, 0.3, 11.0) and from_file.source == str(path)
+    explicit = resolve_config(calibration=path, gamma=9.0, seed=4)
+    assert (explicit.alpha, explicit.gamma, explicit.seed) == (20.0, 9.0, 4)
+    assert explicit == resolve_config(calibration=json.loads(path.read_text()), gamma=9.0, seed=4)  # by content
+
+
+@pytest.mark.parametrize("field, value, option", [("quality_method", "ers", {"quality": "serfiq"}),
+                                                   ("backbone", "facenet-vggface2", {}),
+                                                   ("norm", "l1", {"norm": "signed"})])
+def test_a_calibration_file_for_something_else_is_refused(tmp_path, field, value, option):
+    path = _calibration(tmp_path, **{field: value})
+    with pytest.raises(ValueError, match=f"fitted for .* '{value}'"):
+        resolve_config("dlib-resnet", calibration=path, **option)
+
+
+def test_the_cli_refuses_the_mismatch_the_issue_found(tmp_path, faces_dir, capsys):
+    """`plqa quality --quality serfiq --calibration ers.json` once gave Q̂ = 1.0 for every face, silently."""
+    from plqa_nb.cli import main
+
+    path = _calibration(tmp_path)
+    photo = faces_dir / "london" / "neutral" / "001.jpg"
+    assert main(["quality", str(photo), "--quality", "serfiq", "--calibration", str(path),
+                 "--out", str(tmp_path / "q.csv")]) == 2
+    assert "fitted for quality estimator 'ers', not 'serfiq'" in capsys.readouterr().err
+    assert not (tmp_path / "q.csv").exists()
+
+
+def test_every_fallback_warns():
+    with pytest.warns(CalibrationFallbackWarning, match="no calibrated scaling for estimator 'ers'"):
+        config = resolve_config("facenet-vggface2", "ers")
+    assert (config.alpha, config.r) == (1.0, 0.0)
+    with pytest.warns(CalibrationFallbackWarning, match="fitted with the 'l1' Eq. 3 norm"):
+        resolve_config("dlib-resnet", norm="signed")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resolve_config("dlib-resnet", norm="signed", gamma=7.0)  # given explicitly: no fallback
+        resolve_config()
+
+
+def test_reading_the_defaults_builds_no_network(monkeypatch):
+    import plqa_nb.backbones as registry
+
+    spec = registry.backbone_spec("facenet-casia")
+    monkeypatch.setitem(registry._SPECS, "facenet-casia", spec.__class__(
+        spec.name, lambda: pytest.fail("the network was built"), spec.defaults, spec.crop_size))
+    config = resolve_config("facenet-casia")
+    assert (config.quality, config.crop_size, config.alpha) == ("serfiq", 160, 450.0)
+
+
+def test_explain_keys_its_cache_by_content(tmp_path, faces_dir):
+    photo = faces_dir / "london" / "neutral" / "004.jpg"
+    path = _calibration(tmp_path, alpha=30.0)
+    first = explain(photo, calibration=path).quality
+    path.write_text(json.dumps({**json.loads(path.read_text()), "r": 0.0}))  # same path, new content
+    second = explain(photo, calibration=path).quality
+    assert second > first + 0.1  # r fell by 0.3 at α = 30: the cached scaling was not reused
+
+
+# -- no hidden global state ------------------------------------------------------------------------------------
+def test_importing_the_package_leaves_matplotlib_alone():
+    code = ("import matplotlib; matplotlib.use('svg'); import plqa_nb, plqa_nb.widgets, plqa_nb.figures, "
+            "plqa_nb.experiments.plots, plqa_nb.evaluation.plots; print(matplotlib.get_backend())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "svg"
+
+
+def test_a_custom_backbone_named_like_a_builtin_gets_no_shipped_centre():
+    dlib = load_backbone("dlib-resnet")
+    assert Recognizability().centre_for(dlib) is not None  # the shipped centre, matched by weights
+    torch.manual_seed(0)
+    impostor = CustomBackbone(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(8)), torch.nn.Linear(8, 4),
+                              name="dlib-resnet", crop_size=16)
+    impostor(torch.zeros(1, 3, 16, 16))  # materialise the lazy layer
+    with pytest.raises(ValueError, match="no unrecognisable-identity centre for backbone 'dlib-resnet'"):
+        Recognizability().raw(impostor, torch.zeros(1, 3, 16, 16))
+
+
+def test_a_passed_in_module_is_never_moved_in_place():
+    torch.manual_seed(0)
+    net = CustomBackbone(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 8)),
+                         torch.nn.Linear(8, 4), crop_size=16)
+    assert load_backbone(net, "cpu") is net
+    moved = load_backbone(net, "meta")
+    assert moved is not net and next(moved.parameters()).device.type == "meta"
+    assert next(net.parameters()).device.type == "cpu"
+
+
+def test_methods_are_built_per_call_with_their_parameters():
+    a, b = get_method("integrated-gradients"), get_method("integrated-gradients", n_steps=5)
+    assert a is not get_method("integrated-gradients") and (a.n_steps, b.n_steps) == (20, 5)
+
+
+def test_network_pass_gradient_is_that_of_the_unit_model(analyses):
+    x = analyses[0].crops("dlib-resnet")
+    net = network_pass(load_backbone("dlib-resnet"), x)
+    xr = x.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(load_backbone("dlib-resnet")(xr).sum(), xr)
+    torch.testing.assert_close(net.unit_gradient, g)
+    torch.testing.assert_close(net.unit_norm, g.flatten(1).norm(dim=1))

@@ -1,0 +1,35 @@
+"""Float tolerances of the suite, named once, each with why it is that size.
+
+Float32 results depend on the order of operations: oneDNN picks convolution kernels by instruction set
+(AVX-512, AVX2, SSE4.1) and by batch size, so the same computation differs in its last bits between
+machines, batch compositions and call paths. The suite runs on three kernel sets (``make test-numerics``);
+these bounds hold on all of them with room to spare (measured maxima in the comments).
+"""
+
+# dlib's own implementation (dlib-bin, its own kernels) against our PyTorch port, per descriptor
+# component (descriptors have components of about ±0.1): measured max 5.4e-7 on 40 real chips.
+DLIB_PARITY_ATOL = 1e-4
+
+# The same image through two paths of ours (batch vs single image, fused vs Captum, staged vs batch):
+# Q̂ in [0, 1] (the Eq. 2 sigmoid has slopes up to α/4 ≈ 37 for dlib-resnet, so 1e-7 in the embedding
+# becomes a few 1e-6 in Q̂): measured max 2e-6.
+PATH_QUALITY_ATOL = 1e-5
+# Saliency maps, relative to each map's maximum (tiny gradients of cancelling paths have no relative
+# precision, so the comparison is scaled by the map): measured max 3e-5.
+PATH_SALIENCY_REL = 1e-3
+# PLQ maps in [0, 1] (Eq. 6 has slope at most ~0.65 per unit of log10 saliency): measured max 2.4e-5.
+PATH_PLQ_ATOL = 1e-4
+
+# CPU against CUDA (other kernels, TF32 off): Q̂, embeddings, saliency relative to its maximum, PLQ.
+DEVICE_QUALITY_ATOL = 1e-4
+DEVICE_EMBEDDING_ATOL = 1e-5
+DEVICE_SALIENCY_REL = 1e-4
+DEVICE_PLQ_ATOL = 1e-4
+
+
+def max_relative(a, b) -> float:
+    """max |a − b| / max |b|: the difference of two maps relative to the second one's scale."""
+    import numpy as np
+
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))

@@ -3,15 +3,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements.lock
+# the three convolution-kernel sets the numerics must hold on (DESIGN.md §2b); `make test-numerics` runs each
+ISA_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
+ISA_SSE41 := ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default
 
-.PHONY: demo test lab bench clean
+.PHONY: demo test test-numerics test-numerics-quick lab bench lock clean
 
-$(STAMP): pyproject.toml Makefile
+# the exact versions of requirements.lock, then the package itself without resolving anything again
+$(STAMP): $(LOCK) pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	# torch first, pinned: these wheels are the ones the project is tested with
-	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install -q -e ".[dev,notebooks]"
+	$(BIN)/pip install -q -r $(LOCK)
+	$(BIN)/pip install -q --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -20,11 +24,32 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+# the whole suite on the default kernels, then on AVX2 and on SSE4.1 ones: verdicts must not follow the CPU
+test-numerics: $(STAMP)
+	$(BIN)/python -m pytest -q
+	$(ISA_AVX2) $(BIN)/python -m pytest -q
+	$(ISA_SSE41) $(BIN)/python -m pytest -q
+
+# the numerics-sensitive tests only, on SSE4.1 kernels (what .ci/run adds to `make test`)
+test-numerics-quick: $(STAMP)
+	$(ISA_SSE41) $(BIN)/python -m pytest -q -m numerics
+
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
 
 bench: $(STAMP)
 	$(BIN)/plqa bench --json results/bench.json
+
+# refresh the lock: resolve the loose ranges of pyproject.toml in a scratch venv and record every version
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install -q --upgrade pip
+	.lock-venv/bin/pip install -q torch==2.14.1 torchvision==0.29.1
+	.lock-venv/bin/pip install -q ".[dev,notebooks]"
+	( echo "# Exact versions that \`make\` installs (refresh: \`make lock\`); loose ranges live in pyproject.toml."; \
+	  .lock-venv/bin/pip freeze --exclude plqa_nb --exclude pip ) > $(LOCK)
+	rm -rf .lock-venv
 
 clean:
 	rm -rf $(VENV) results

@@ -37,6 +37,8 @@ import numpy as np
 
 CONVENTIONS = {"fixed": "fixed threshold (ISO/IEC 29794-1 EDC)",
                "recompute": "threshold recomputed per discard level (CR-FIQA/MagFace)"}
+DISCARD_AXIS = {"fixed": "fraction of genuine pairs discarded (lowest pair quality first)",
+                "recompute": "fraction of all pairs discarded (lowest pair quality first)"}
 ERC_FRACTIONS = np.round(np.arange(51) * 0.01, 2)  # the discard fractions of erc.csv: 0, 0.01, ..., 0.5
 REPORT_AT = (0.0, 0.1, 0.2, 0.3)  # summary.csv: fnmr_reject_0, _10, _20, _30
 PAUC_LIMITS = (0.2, 0.3)  # summary.csv: pauc_20, pauc_30
@@ -373,6 +375,7 @@ def erc_plotly(results: Sequence[ErcResult]):
         colour, dash = curve_style(r.method)
         fig.add_trace(go.Scatter(x=r.curve.effective, y=r.curve.fnmr, name=r.label, mode="lines",
                                  line={"shape": "hv", "dash": dash, "color": colour}))
-    fig.update_layout(title={"text": title(results), "font": {"size": 12}}, xaxis_title="fraction of pairs discarded",
-                      yaxis_title="FNMR", template="plotly_white", legend={"font": {"size": 10}})
+    fig.update_layout(title={"text": title(results), "font": {"size": 12}},
+                      xaxis_title=DISCARD_AXIS[results[0].convention], yaxis_title="FNMR",
+                      template="plotly_white", legend={"font": {"size": 10}})
     return fig

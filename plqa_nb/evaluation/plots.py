@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from ..plq import PLQ_COLORMAP  # noqa: E402
-from .erc import ErcResult, curve_style, title  # noqa: E402
+from .erc import DISCARD_AXIS, ErcResult, curve_style, title  # noqa: E402
 
 
 def face_figure(crop: np.ndarray, views: Mapping[str, np.ndarray], scores: Mapping[str, tuple[float, float]],
@@ -80,7 +80,7 @@ def erc_figure(results: Sequence[ErcResult]):
     for r in results:
         colour, dash = curve_style(r.method)
         ax.step(r.curve.effective, r.curve.fnmr, where="post", label=r.label, color=colour, ls=dashes[dash], lw=1.4)
-    ax.set_xlabel("fraction of pairs discarded (lowest pair quality first)")
+    ax.set_xlabel(DISCARD_AXIS[results[0].convention])
     ax.set_ylabel("FNMR")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)

@@ -189,3 +189,70 @@ def test_evaluate_rows_and_round_trip(tmp_path):
     rec = evaluate_erc(scores, genuine, q, 1e-3, "recompute", cal, seed=1)
     assert rec[0].curve.at(0) == pytest.approx(results[0].curve.at(0))  # same start, other convention
     assert {r.convention for r in rec} == {"recompute"}
+
+
+def _touch_dataset(root, sizes):
+    for k, n in enumerate(sizes):
+        for j in range(n):
+            (root / f"id{k}").mkdir(parents=True, exist_ok=True)
+            (root / f"id{k}" / f"{j}.jpg").write_bytes(b"")
+    return root
+
+
+def test_folder_pairs_all_and_sampled(tmp_path):
+    from plqa_nb.evaluation.pairs import folder_pairs
+
+    root = _touch_dataset(tmp_path, [2, 3, 1])
+    p = folder_pairs(root)
+    ids = np.array(p.identities)
+    assert len(p.rel) == 6 and p.genuine.sum() == 1 + 3 and (~p.genuine).sum() == (36 - 4 - 9 - 1) // 2
+    assert np.all((ids[p.a] == ids[p.b]) == p.genuine) and np.all(p.a < p.b)
+    assert len({(a, b) for a, b in zip(p.a, p.b)}) == p.a.size and p.selection == "all 11 cross-identity pairs"
+    s = folder_pairs(root, max_impostors=5, seed=3)
+    imp = {(a, b) for a, b, g in zip(s.a, s.b, s.genuine) if not g}
+    assert len(imp) == 5 and all(ids[a] != ids[b] and a < b for a, b in imp) and s.genuine.sum() == 4
+    assert "5 of 11" in s.selection and "seed 3" in s.selection
+    again = folder_pairs(root, max_impostors=5, seed=3)
+    assert np.array_equal(again.a, s.a) and np.array_equal(again.b, s.b)
+    (root / "loose.jpg").write_bytes(b"")
+    with pytest.warns(UserWarning, match="outside identity subfolders"):
+        folder_pairs(root)
+
+
+def test_sampled_impostors_are_uniform(tmp_path):
+    from plqa_nb.evaluation.pairs import folder_pairs
+
+    root = _touch_dataset(tmp_path, [1] * 10)  # 45 impostor pairs, 20 drawn per seed
+    counts = np.zeros((10, 10))
+    for seed in range(200):
+        p = folder_pairs(root, max_impostors=20, seed=seed)
+        np.add.at(counts, (p.a, p.b), 1)
+    drawn = counts[np.triu_indices(10, 1)]
+    assert drawn.sum() == 200 * 20 and np.abs(drawn / 200 - 20 / 45).max() < 0.15
+
+
+def test_listed_pairs_and_their_errors(tmp_path):
+    from plqa_nb.evaluation.pairs import listed_pairs
+
+    root = _touch_dataset(tmp_path / "d", [2, 1])
+    csv_path = tmp_path / "pairs.csv"
+    csv_path.write_text("a,b,same\nid0/0.jpg,id0/1.jpg,1\nid0/0.jpg,id1/0.jpg,0\n")
+    p = listed_pairs(root, csv_path)
+    assert p.rel == ["id0/0.jpg", "id0/1.jpg", "id1/0.jpg"] and p.genuine.tolist() == [True, False]
+    assert p.a.tolist() == [0, 0] and p.b.tolist() == [1, 2] and p.identities == ["id0", "id0", "id1"]
+    for body, message in [("id0/0.jpg,../x.jpg,1", "line 2: column b"), ("id0/0.jpg,id0/1.jpg,2", "line 2: same"),
+                          ("id0/0.jpg,id9/1.jpg,1", "line 2: .*not found")]:
+        csv_path.write_text(f"a,b,same\n{body}\n")
+        with pytest.raises(ValueError, match=message):
+            listed_pairs(root, csv_path)
+    csv_path.write_text("a,b,same\n")
+    with pytest.raises(ValueError, match="no pairs"):
+        listed_pairs(root, csv_path)
+
+
+def test_cosine_scores_of_pairs():
+    from plqa_nb.evaluation.pairs import cosine_scores
+
+    e = np.array([[3.0, 0], [0, 2], [1, 1]])
+    assert cosine_scores(e, np.array([0, 0, 2]), np.array([1, 2, 2]), chunk=2) == pytest.approx(
+        [0, 1 / np.sqrt(2), 1])

@@ -171,8 +171,9 @@ def _report(args: argparse.Namespace, results, run_info: dict, failed: list[tupl
     print(f"{r0.genuine} genuine, {r0.impostor} impostor pairs (impostors: {run_info['impostor_selection']})")
     print(f"{CONVENTIONS[r0.convention]}; FMR {r0.fmr:g} → threshold {r0.threshold:.4f} "
           f"(measured FMR {r0.fmr_measured:.4g})")
-    for note in sorted(notes)[:3]:
-        print(f"note: {note}")
+    if notes:  # the recompute convention warns once per discard level: show one
+        more = f" ({len(notes) - 1} similar at other discard levels)" if len(notes) > 1 else ""
+        print(f"note: {sorted(notes)[0]}{more}")
     cols = ["fnmr_reject_0", "fnmr_reject_20", "pauc_20", "pauc_30", "ece"]
     print("quality_method\t" + "\t".join(cols))
     for r in results:

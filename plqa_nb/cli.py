@@ -7,7 +7,7 @@ import sys
 
 from .errors import ModelUnavailableError
 
-VERBS = ("explain", "quality", "calibrate", "bench", "experiment", "compare")
+VERBS = ("explain", "quality", "calibrate", "bench", "experiment", "compare", "evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from ..backbones import DEFAULT_BACKBONE, available_backbones
+from ..batch import atomic_write_bytes
 from ..quality import available_estimators
 
 
@@ -38,3 +40,14 @@ def make_explainer(args: argparse.Namespace, method: str = "saliency", quality_p
 def print_summary(summary, what: str) -> None:
     print(f"{what}: {summary.ok} ok, {summary.errors} error(s), {summary.skipped} already done "
           f"(of {summary.total}) → {summary.table}", file=sys.stderr)
+
+
+def check_settings(out: Path, settings: dict, overwrite: bool) -> None:
+    """Refuse to mix results of other settings into ``out`` unless ``overwrite``."""
+    path = out / "settings.json"
+    if path.exists() and not overwrite:
+        old = json.loads(path.read_text())
+        if old != settings:
+            diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
+            raise ValueError(f"{out} holds results of other settings {diff}; use --overwrite or another folder")
+    atomic_write_bytes(path, (json.dumps(settings, indent=2) + "\n").encode())

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 from collections import defaultdict
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from ..batch import (ResultTable, atomic_save_csv, atomic_save_figure, atomic_sa
                      common_root, output_stem, run_batch)
 from ..images import iter_image_files
 from ..pipeline import crops_to_tensor
-from .common import add_batch_options, add_model_options, make_explainer, print_summary
+from .common import add_batch_options, add_model_options, check_settings, make_explainer, print_summary
 
 COLUMNS = ["file", "method", "status", "error", "output", "figure", "view", "quality", "deletion_auc",
            "insertion_auc", "random_deletion_auc", "random_insertion_auc", "beats_random_deletion",
@@ -72,17 +71,6 @@ def _settings(args: argparse.Namespace) -> dict:
             "infidelity": args.infidelity, "sensitivity": args.sensitivity, "seed": args.seed}
 
 
-def _check_settings(out: Path, settings: dict, overwrite: bool) -> None:
-    """Refuse to mix results of other settings into ``out`` unless ``overwrite``."""
-    path = out / "settings.json"
-    if path.exists() and not overwrite:
-        old = json.loads(path.read_text())
-        if old != settings:
-            diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
-            raise ValueError(f"{out} holds results of other settings {diff}; use --overwrite or another folder")
-    atomic_write_bytes(path, (json.dumps(settings, indent=2) + "\n").encode())
-
-
 def _fmt(x) -> str:
     return "" if x is None else f"{float(x):.6f}"
 
@@ -97,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--random must be at least 1")
     curve_fractions(args.steps, args.step)  # ValueError on a bad pair
     methods = list(dict.fromkeys(args.methods))
-    _check_settings(args.out, _settings(args), args.overwrite)
+    check_settings(args.out, _settings(args), args.overwrite)
     explainer = make_explainer(args)
     root = common_root(iter_image_files(args.inputs))
 

@@ -1,4 +1,4 @@
-"""Figures of a method comparison: one per face (maps side by side) and a summary."""
+"""Figures of a method comparison (one per face, maps side by side, and a summary) and of error versus discard."""
 from __future__ import annotations
 
 from typing import Mapping, Sequence
@@ -7,6 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..plq import PLQ_COLORMAP
+from .erc import DISCARD_AXIS, ErcResult, curve_style, title
 
 
 def face_figure(crop: np.ndarray, views: Mapping[str, np.ndarray], scores: Mapping[str, tuple[float, float]],
@@ -65,4 +66,21 @@ def summary_figure(fractions: np.ndarray, deletion: Mapping[str, np.ndarray], in
             if row == 0:  # two- and three-line headers
                 cell.set_height(cell.get_height() * 2.4)
     fig.tight_layout()
+    return fig
+
+
+def erc_figure(results: Sequence[ErcResult]):
+    """FNMR over the effective discard fraction (stepwise) per quality method, random dashed, oracle dotted;
+    the title names the threshold convention."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), layout="constrained")
+    dashes = {"solid": "-", "dash": "--", "dot": ":"}
+    for r in results:
+        colour, dash = curve_style(r.method)
+        ax.step(r.curve.effective, r.curve.fnmr, where="post", label=r.label, color=colour, ls=dashes[dash], lw=1.4)
+    ax.set_xlabel(DISCARD_AXIS[results[0].convention])
+    ax.set_ylabel("FNMR")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title(results).replace("; ", "\n", 1), fontsize=8)
     return fig

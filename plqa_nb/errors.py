@@ -48,5 +48,9 @@ class ModelUnavailableError(RuntimeError):
     """A backbone's weights cannot be loaded (offline, missing package, ...)."""
 
 
+class FolderLockedError(RuntimeError):
+    """Another live process is writing into the same output folder (one writer per folder)."""
+
+
 class NumericalError(RuntimeError):
     """A numeric guard fired (Σe near zero, non-finite gradients) and no fallback applies."""

@@ -2,11 +2,16 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
+from typing import Callable
 
 from ..backbones import DEFAULT_BACKBONE, available_backbones
+from ..batch import output_lock
 from ..quality import available_estimators
+
+Verb = Callable[[argparse.Namespace], int]
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -26,6 +31,18 @@ def add_batch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="faces per network pass")
     p.add_argument("--overwrite", action="store_true", help="redo files already done and replace their outputs")
     p.add_argument("--debug", action="store_true", help="print tracebacks")
+
+
+def writes_out(single_file: bool = False) -> Callable[[Verb], Verb]:
+    """Decorate a verb's ``run(args)`` to run whole inside ``output_lock(args.out, single_file)``: one writer
+    per output folder, stale temporaries of killed runs removed first."""
+    def wrap(run: Verb) -> Verb:
+        @functools.wraps(run)
+        def locked(args: argparse.Namespace) -> int:
+            with output_lock(args.out, single_file):
+                return run(args)
+        return locked
+    return wrap
 
 
 def make_explainer(args: argparse.Namespace, method: str = "saliency", quality_params: dict | None = None):

@@ -30,7 +30,7 @@ from ..batch import (ResultTable, atomic_save_csv, atomic_save_figure, atomic_sa
                      common_root, output_stem, run_batch)
 from ..images import iter_image_files
 from ..pipeline import crops_to_tensor
-from .common import add_batch_options, add_model_options, make_explainer, print_summary
+from .common import add_batch_options, add_model_options, make_explainer, print_summary, writes_out
 
 COLUMNS = ["file", "method", "status", "error", "output", "figure", "view", "quality", "deletion_auc",
            "insertion_auc", "random_deletion_auc", "random_insertion_auc", "beats_random_deletion",
@@ -87,6 +87,7 @@ def _fmt(x) -> str:
     return "" if x is None else f"{float(x):.6f}"
 
 
+@writes_out()
 def run(args: argparse.Namespace) -> int:
     from ..evaluation import compare_methods, curve_fractions
     from ..evaluation.plots import face_figure

@@ -18,7 +18,7 @@ from ..images import IMAGE_SUFFIXES, iter_image_files
 from ..experiments import icao, inpainting, masking, plots
 from ..experiments.common import FaceResult, Panel, as_face_crop, load_panels, save_panels
 from ..experiments.regions import REGIONS
-from .common import add_batch_options, add_model_options, make_explainer, print_summary
+from .common import add_batch_options, add_model_options, make_explainer, print_summary, writes_out
 
 BASE = ["file", "status", "error", "output"]
 MASKING_COLUMNS = BASE + ["size", "index", "size_px", "x", "y", "quality_org", "quality_mask", "delta_q", "delta_p",
@@ -128,6 +128,7 @@ def _print_table(records: list[dict]) -> None:
             print("\t".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values()))
 
 
+@writes_out()
 def run_masking(args: argparse.Namespace) -> int:
     explainer = make_explainer(args)
     rows = _run(args, "masking", MASKING_COLUMNS, lambda f: as_face_crop(explainer.prepare(f)),
@@ -152,6 +153,7 @@ def find_mask(source: Path, file: Path) -> Path:
     raise InputError(str(file), f"no mask <stem>_mask.* or <stem>.* in {source}")
 
 
+@writes_out()
 def run_inpainting(args: argparse.Namespace) -> int:
     explainer = make_explainer(args)
     mask_source = None if args.mask_from == "plq" else Path(args.mask_from)
@@ -178,6 +180,7 @@ def run_inpainting(args: argparse.Namespace) -> int:
     return 0
 
 
+@writes_out()
 def run_icao(args: argparse.Namespace) -> int:
     explainer = make_explainer(args)
     if args.as_is:

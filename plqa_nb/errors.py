@@ -36,6 +36,12 @@ class ImageTooSmallError(InputError):
     kind = "too_small"
 
 
+class ImageTooLargeError(InputError):
+    """The header declares more pixels than the limit; nothing was decoded."""
+
+    kind = "too_large"
+
+
 class InvalidValuesError(InputError):
     kind = "invalid_values"
 

@@ -20,7 +20,7 @@ from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
 from .backbones.base import crops_to_tensor
 from .detection import Detection, detect_faces
 from .errors import NumericalError
-from .images import ImageLike, describe, load_image
+from .images import MAX_PIXELS, ImageLike, describe, load_image
 from .plq import merge_channels, overlay_on_photo, plq_from_saliency
 from .quality import QualityEstimator, QualityScaling, default_scaling, get_estimator, read_calibration
 from .regression import QualityRegressionModel, _ClipGradNorm, quality_weights
@@ -86,6 +86,8 @@ class Explainer:
         quality_params: constructor arguments of the estimator (e.g. {"m": 20}).
     """
 
+    max_pixels = MAX_PIXELS  # prepare refuses larger photos before decoding them (see images.load_image)
+
     def __init__(self, backbone: str | Backbone = DEFAULT_BACKBONE, quality: str | QualityEstimator | None = None,
                  method: str = "saliency", calibration: QualityScaling | str | os.PathLike | None = None,
                  device: str = "cpu", seed: int = 0, norm: str | None = None, clip_grad: float | None = None,
@@ -113,7 +115,7 @@ class Explainer:
     def prepare(self, image: ImageLike) -> PreparedFace:
         """Load, detect (largest face) and align to the backbone's crop; raises InputError subclasses."""
         source = describe(image)
-        photo = load_image(image)
+        photo = load_image(image, self.max_pixels)
         detection = detect_faces(photo, source, device=str(self.device))
         aligned = align_face(photo, detection, self.backbone.crop_size, self.backbone.template)
         return PreparedFace(source, photo, detection, aligned)

@@ -4,10 +4,13 @@ import csv
 import io
 import os
 import random
+import re
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
 from pathlib import Path
 
 import cv2
@@ -189,6 +192,49 @@ def test_second_writer_into_a_folder_stops_at_once(faces_dir, tmp_path, capsys):
         with pytest.raises(FolderLockedError, match=f"pid {os.getpid()}: "):
             with output_lock(out):
                 pass
+
+
+# torch, the detector and the network alone peak at about 1 GiB in this run (961 MiB measured with one photo);
+# decoding the 20000×20000 bomb adds 0.4 GB (PIL's 1-byte pixels) and 1.2 GB (RGB) on top: the old loader
+# peaked at 4.9 GiB on it. 2 GiB leaves room for other torch builds and still catches any full decode.
+MEMORY_BOUND = 2 * 2**30
+
+
+def _zero_png(width: int, height: int) -> bytes:
+    """A decodable 1-bit black PNG of width × height, its pixel rows compressed about 1000:1."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    rows = zlib.compressobj(9)
+    hundred = b"\0" * (1 + (width + 7) // 8) * 100  # filter byte + packed bits, 100 rows
+    idat = b"".join(rows.compress(hundred) for _ in range(height // 100)) + rows.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def test_files_declaring_huge_sizes_are_refused_from_the_header(faces_dir, tmp_path, declaring):
+    """A 49 KB PNG bomb (20000×20000 black 1-bit pixels, really compressed) and tiny PNG and JPEG files whose
+    headers declare 50000×50000 become error rows; the run's peak memory stays under MEMORY_BOUND."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "bomb.png").write_bytes(_zero_png(20000, 20000))
+    (src / "huge.png").write_bytes(declaring("PNG", 50000, 50000))
+    (src / "huge.jpg").write_bytes(declaring("JPEG", 50000, 50000))
+    (src / "face.jpg").write_bytes((faces_dir / "london/neutral/004.jpg").read_bytes())
+    out = tmp_path / "out"
+    peak = ("import resource, sys; from plqa_nb.cli import main; rc = main(sys.argv[1:]); "
+            "print('peak_rss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", peak, "explain", str(src), "--out", str(out)], env=ENV,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    peak_bytes = int(re.search(r"peak_rss_kib (\d+)", res.stderr)[1]) * 1024
+    assert peak_bytes < MEMORY_BOUND, f"peak RSS {peak_bytes / 2**30:.2f} GiB"
+    rows = {os.path.basename(r["file"]): r for r in _rows(out / "results.csv")}
+    for name, (w, h) in {"bomb.png": (20000, 20000), "huge.png": (50000, 50000), "huge.jpg": (50000, 50000)}.items():
+        assert rows[name]["status"] == "error"
+        assert rows[name]["error"] == (f"{src / name}: image of {w}×{h} pixels exceeds the limit of 40 megapixels "
+                                       "(--max-pixels)")
+    assert rows["face.jpg"]["status"] == "ok"
 
 
 def test_overwrite_redoes_and_bad_arguments_exit_nonzero(faces_dir, tmp_path):

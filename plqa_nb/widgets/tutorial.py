@@ -6,7 +6,6 @@ Pure functions (a FaceSession and Settings in, a plotly Figure or a list-of-dict
 from __future__ import annotations
 
 import html
-import io
 from dataclasses import replace
 
 import ipywidgets as w
@@ -14,7 +13,6 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 from IPython.display import HTML
-from PIL import Image
 
 from ..backbones import available_backbones
 from ..errors import ModelUnavailableError
@@ -203,7 +201,7 @@ class TutorialUI(FaceUI):
     def _on_upload(self) -> None:
         for f in self.upload.value:
             key = f"upload: {f['name']}"
-            self.samples[key] = Image.open(io.BytesIO(bytes(f["content"])))  # loaded by FaceSession
+            self.samples[key] = bytes(f["content"])  # loaded (size checked first) by FaceSession
             self.face.options = list(self.samples)
             self.face.value = key
 

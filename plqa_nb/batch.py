@@ -4,8 +4,11 @@ Rules (shared by every verb that walks files):
 * rows must hold only the table's columns (an unknown key is an error, never silently dropped);
 * each input yields one row (several with ``multi_row``, written together); an ``InputError``
   becomes a single row with status ``error`` and the run goes on; no traceback unless ``debug``;
-* every output file is written to a temporary name and renamed, so a killed run leaves
-  either the old file, the complete new one, or nothing;
+* every output file is written to a temporary ``.plqa-tmp-<16 hex digits>-<file name>`` beside it
+  and renamed, so a killed run leaves either the old file, the complete new one, or nothing, plus
+  at worst such a temporary, which the next run into the folder removes (``output_lock``);
+* one writer per output folder: a verb holds ``output_lock`` (an flock on ``.plqa.lock``, released
+  by the OS however the process ends) for its whole run; a second run stops with ``FolderLockedError``;
 * rows are appended (flushed, fsync'ed) as files finish; a rerun into the same folder
   skips files whose row is ``ok`` and whose outputs exist, and retries the others;
   ``overwrite=True`` starts the table afresh and replaces outputs.
@@ -15,23 +18,47 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
+import secrets
 import sys
-import tempfile
 import time
 import traceback
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from .errors import InputError, NumericalError
+from .errors import FolderLockedError, InputError, NumericalError
 from .images import iter_image_files
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock
+    fcntl = None
+
+TMP_PREFIX = ".plqa-tmp-"
+TMP_PATTERN = re.compile(re.escape(TMP_PREFIX) + r"[0-9a-f]{16}-(?P<target>.+)", re.DOTALL)
+LOCK_NAME = ".plqa.lock"
+
+
+def temporary_path(path: Path) -> Path:
+    """A fresh temporary name for ``path``'s atomic write: ``.plqa-tmp-<16 hex digits>-<name>`` beside it."""
+    return path.parent / f"{TMP_PREFIX}{secrets.token_hex(8)}-{path.name}"
+
+
+def is_temporary(name: str, target: str | None = None) -> bool:
+    """True for a name made by ``temporary_path`` (for the file ``target`` only, when given)."""
+    m = TMP_PATTERN.fullmatch(name)
+    return m is not None and target in (None, m["target"])
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = temporary_path(path)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -76,6 +103,56 @@ def atomic_save_csv(path: str | os.PathLike, rows: Sequence[dict], columns: Sequ
     w.writeheader()
     w.writerows(rows)
     atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def remove_stale_temporaries(folder: str | os.PathLike, target: str | None = None) -> int:
+    """Delete the temporaries that killed runs left under ``folder`` (recursively; with ``target``, only
+    that file's, in ``folder`` itself); returns how many. Only names made by ``temporary_path`` go: a
+    user's ``notes.tmp`` stays. Call it holding the folder's ``output_lock``, when no write is in flight."""
+    folder = Path(folder)
+    found = folder.glob(f"{TMP_PREFIX}*") if target is not None else folder.rglob(f"{TMP_PREFIX}*")
+    stale = [p for p in found if is_temporary(p.name, target) and p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
+@contextmanager
+def output_lock(out: str | os.PathLike, single_file: bool = False) -> Iterator[Path]:
+    """Hold the one-writer lock of an output folder, after removing its stale temporaries; yields the folder.
+
+    ``out`` is the folder (created if missing); with ``single_file`` it is an output file (``plqa quality``'s
+    CSV, ``plqa calibrate``'s JSON): its parent folder is locked and only that file's temporaries are removed.
+    The lock is an flock on ``<folder>/.plqa.lock``, which holds the holder's pid and command line while it
+    runs; the OS drops the lock when the process ends, even by ``kill -9``, so it never goes stale. Raises
+    ``FolderLockedError``, naming the folder and the other process, when another process holds it.
+    """
+    out = Path(out)
+    folder = out.parent if single_file else out
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        if fcntl is None:
+            warnings.warn(f"no flock on this platform: nothing stops a second run into {folder}", stacklevel=3)
+        else:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 4096).decode(errors="replace").strip() or "pid unknown"
+                raise FolderLockedError(f"{folder} is in use by another plqa run ({holder}); wait for it to "
+                                        "finish or choose another output folder") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()}: {' '.join(sys.argv)}\n".encode())
+        try:
+            removed = remove_stale_temporaries(folder, out.name if single_file else None)
+            if removed:
+                print(f"plqa: removed {removed} stale temporary file(s) of an interrupted run from {folder}",
+                      file=sys.stderr)
+            yield folder
+        finally:
+            os.ftruncate(fd, 0)  # an ended run leaves an empty lock file: reruns leave the folder as it was
+    finally:
+        os.close(fd)  # releases the flock
 
 
 def output_stem(file: Path, root: Path) -> Path:

@@ -5,7 +5,7 @@ import argparse
 import importlib
 import sys
 
-from .errors import ModelUnavailableError
+from .errors import FolderLockedError, ModelUnavailableError
 
 VERBS = ("explain", "quality", "calibrate", "bench", "experiment", "compare", "evaluate")
 
@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except ModelUnavailableError as exc:
+    except (ModelUnavailableError, FolderLockedError) as exc:
         print(f"plqa {args.verb}: {exc}", file=sys.stderr)
         return 1
     except (ValueError, KeyError, FileNotFoundError) as exc:  # bad arguments, unreadable calibration, ...

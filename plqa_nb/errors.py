@@ -36,6 +36,12 @@ class ImageTooSmallError(InputError):
     kind = "too_small"
 
 
+class ImageTooLargeError(InputError):
+    """The header declares more pixels than the limit; nothing was decoded."""
+
+    kind = "too_large"
+
+
 class InvalidValuesError(InputError):
     kind = "invalid_values"
 
@@ -46,6 +52,10 @@ class NoFaceError(InputError):
 
 class ModelUnavailableError(RuntimeError):
     """A backbone's weights cannot be loaded (offline, missing package, ...)."""
+
+
+class FolderLockedError(RuntimeError):
+    """Another live process is writing into the same output folder (one writer per folder)."""
 
 
 class NumericalError(RuntimeError):

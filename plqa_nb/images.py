@@ -3,10 +3,17 @@
 Every loader returns ``uint8`` RGB ``[H, W, 3]``: grey is replicated, alpha is
 composited on white, 16-bit and float images are rescaled. Problems raise an
 ``InputError`` subclass that names the source.
+
+Decompression bombs: every path refuses an image of more than ``max_pixels`` pixels
+(default ``MAX_PIXELS``) before decoding it. Files are judged by the size their header
+declares (``Image.open`` reads the header only), PIL images by their size before they
+are loaded, arrays before any conversion.
 """
 from __future__ import annotations
 
+import io
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Union
@@ -17,20 +24,21 @@ from PIL import Image, ImageFile
 from .errors import (
     CorruptImageError,
     EmptyFileError,
+    ImageTooLargeError,
     ImageTooSmallError,
     InvalidValuesError,
     NotAFileError,
     NotAnImageError,
 )
 
-ImageLike = Union[str, os.PathLike, Image.Image, np.ndarray]
+ImageLike = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]  # bytes: an uploaded file's content
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MIN_SIDE = 32  # px: below this no face detector can find a face
-MAX_PIXELS = 20_000 * 20_000  # decompression-bomb guard, far above any real photo
+MAX_PIXELS = 40_000_000  # default limit (40 MP): above any camera photo, far below a bomb's 20000×20000
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+_PIL_GUARD = threading.Lock()  # serialises the brief lifts of PIL's global limit in _open
 
 
 def describe(image: ImageLike) -> str:
@@ -39,18 +47,29 @@ def describe(image: ImageLike) -> str:
         return str(image)
     if isinstance(image, Image.Image):
         return getattr(image, "filename", "") or f"<PIL image {image.size[0]}x{image.size[1]}>"
+    if isinstance(image, bytes):
+        return f"<upload of {len(image)} bytes>"
     if isinstance(image, np.ndarray):
         return f"<array {'x'.join(map(str, image.shape))} {image.dtype}>"
     return f"<{type(image).__name__}>"
 
 
-def to_rgb_uint8(array: np.ndarray, source: str = "<array>") -> np.ndarray:
-    """Convert grey [H,W] / [H,W,1], RGB, RGBA arrays of uint8, uint16 or float to uint8 RGB."""
+def check_pixels(width: int, height: int, source: str, max_pixels: int = MAX_PIXELS) -> None:
+    """Raise ``ImageTooLargeError`` when width × height exceeds ``max_pixels``."""
+    if width * height > max_pixels:
+        raise ImageTooLargeError(source, f"image of {width}×{height} pixels exceeds the limit of "
+                                         f"{max_pixels / 1e6:g} megapixels (--max-pixels)")
+
+
+def to_rgb_uint8(array: np.ndarray, source: str = "<array>", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Convert grey [H,W] / [H,W,1], RGB, RGBA arrays of uint8, uint16 or float to uint8 RGB
+    (at most ``max_pixels`` pixels)."""
     a = np.asarray(array)
     if a.ndim == 3 and a.shape[2] == 1:
         a = a[..., 0]
     if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
         raise NotAnImageError(source, f"array of shape {a.shape} is not an H×W, H×W×3 or H×W×4 image")
+    check_pixels(a.shape[1], a.shape[0], source, max_pixels)
     if a.dtype == bool or not (np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.floating)):
         raise NotAnImageError(source, f"unsupported pixel type {a.dtype}")
     if np.issubdtype(a.dtype, np.floating):
@@ -92,36 +111,55 @@ def _pil_to_array(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"))
 
 
-def load_image(image: ImageLike) -> np.ndarray:
-    """Load any supported input as uint8 RGB [H, W, 3]; raise a typed ``InputError`` otherwise."""
+def _open(data: Path | bytes) -> Image.Image:
+    """``Image.open`` (header only) of a file or an upload's bytes, without PIL's own bomb check, whose
+    error would hide the declared size: the callers check it against their limit. The global is lifted
+    under a lock, for this call only."""
+    with _PIL_GUARD:
+        saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        try:
+            return Image.open(io.BytesIO(data) if isinstance(data, bytes) else data)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+
+
+def load_image(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Load any supported input (a path, an upload's bytes, a PIL image, an array) as uint8 RGB [H, W, 3];
+    raise a typed ``InputError`` otherwise, ``ImageTooLargeError`` (before decoding) above ``max_pixels``."""
     source = describe(image)
     if isinstance(image, np.ndarray):
-        return to_rgb_uint8(image, source)
+        return to_rgb_uint8(image, source, max_pixels)
     if isinstance(image, Image.Image):
-        return to_rgb_uint8(_pil_to_array(image), source)
-    if not isinstance(image, (str, os.PathLike)):
-        raise NotAnImageError(source, "expected a path, a PIL image or a numpy array")
-    path = Path(image)
-    if not path.is_file():
-        raise NotAFileError(source, "no such file" if not path.exists() else "not a regular file")
-    if path.stat().st_size == 0:
+        check_pixels(*image.size, source, max_pixels)
+        return to_rgb_uint8(_pil_to_array(image), source, max_pixels)
+    if isinstance(image, (str, os.PathLike)):
+        data = Path(image)
+        if not data.is_file():
+            raise NotAFileError(source, "no such file" if not data.exists() else "not a regular file")
+        empty = data.stat().st_size == 0
+    elif isinstance(image, bytes):
+        data, empty = image, not image
+    else:
+        raise NotAnImageError(source, "expected a path, bytes, a PIL image or a numpy array")
+    if empty:
         raise EmptyFileError(source, "file is empty (0 bytes)")
     try:
-        with Image.open(path) as img:
+        with _open(data) as img:
+            check_pixels(*img.size, source, max_pixels)
             img.verify()
-    except Image.DecompressionBombError as exc:
-        raise CorruptImageError(source, f"image too large to decode safely: {exc}") from None
+    except ImageTooLargeError:
+        raise
     except Exception:
         raise NotAnImageError(source, "not a readable image file (unknown or broken format)") from None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
+            with _open(data) as img:
                 img.load()
                 array = _pil_to_array(img)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning) as exc:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombWarning, Image.DecompressionBombError) as exc:
         raise CorruptImageError(source, f"image data is truncated or corrupt ({exc})") from None
-    return to_rgb_uint8(array, source)
+    return to_rgb_uint8(array, source, max_pixels)
 
 
 def iter_image_files(inputs: list[str | os.PathLike]) -> list[Path]:

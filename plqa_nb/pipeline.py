@@ -27,7 +27,7 @@ from .backbones.base import crops_to_tensor
 from .config import ModelConfig, resolve_config
 from .detection import Detection, detect_faces
 from .errors import NumericalError
-from .images import ImageLike, describe, load_image
+from .images import MAX_PIXELS, ImageLike, describe, load_image
 from .plq import merge_channels, plq_from_saliency
 from .regression import QualityRegressionModel, quality_weights
 from .stages import (Explanation, FaceCrop, NetworkPass, PreparedFace, maps_from_pass, network_pass, prepare_face,
@@ -52,6 +52,8 @@ class Explainer:
         config: a resolved ``ModelConfig`` instead of the arguments above (backbone must then be its name or
             the matching Backbone).
     """
+
+    max_pixels = MAX_PIXELS  # prepare refuses larger photos before decoding them (see images.load_image)
 
     def __init__(self, backbone: str | Backbone = DEFAULT_BACKBONE, quality: str | None = None,
                  method: str = "saliency", calibration: str | os.PathLike | Mapping | None = None,
@@ -85,7 +87,7 @@ class Explainer:
     # -- stages -------------------------------------------------------------------------------------
     def prepare(self, image: ImageLike) -> PreparedFace:
         """Load, detect (largest face) and align to the backbone's crop; raises InputError subclasses."""
-        return prepare_face(image, self.backbone, self.device)
+        return prepare_face(image, self.backbone, self.device, self.max_pixels)
 
     def quality(self, crops: torch.Tensor, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Q̂ [B] and raw Q [B] of crops [B, 3, S, S] (0..255)."""

@@ -24,7 +24,7 @@ from .backbones.base import Backbone
 from .config import ModelConfig
 from .detection import Detection, detect_faces
 from .errors import NumericalError
-from .images import ImageLike, describe, load_image
+from .images import MAX_PIXELS, ImageLike, describe, load_image
 from .plq import merge_channels, overlay_on_photo, plq_from_saliency
 from .quality import QualityEstimator
 from .regression import quality_weights
@@ -97,10 +97,12 @@ class Explanation:
 
 
 # -- stage 1-2: load, detect, align --------------------------------------------------------------------------
-def prepare_face(image: ImageLike, backbone: Backbone, device: str | torch.device = "cpu") -> PreparedFace:
-    """Load, detect (the largest face) and align to ``backbone``'s crop; raises InputError subclasses."""
+def prepare_face(image: ImageLike, backbone: Backbone, device: str | torch.device = "cpu",
+                 max_pixels: int = MAX_PIXELS) -> PreparedFace:
+    """Load (refusing images above ``max_pixels`` before decoding them), detect (the largest face) and align to
+    ``backbone``'s crop; raises InputError subclasses."""
     source = describe(image)
-    photo = load_image(image)
+    photo = load_image(image, max_pixels)
     detection = detect_faces(photo, source, device=str(device))
     aligned = align_face(photo, detection, backbone.crop_size, backbone.template)
     return PreparedFace(source, photo, detection, aligned)

@@ -2,10 +2,15 @@
 they fail it: CI must run everything."""
 from __future__ import annotations
 
+import io
 import os
+import struct
+import zlib
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 os.environ.setdefault("MPLBACKEND", "Agg")  # figures are drawn to files; the package itself chooses no backend
 
@@ -52,3 +57,21 @@ def london_faces(faces_dir):
 def london_crops(london_faces):
     """The aligned crops of the first 6 London neutral photos."""
     return [crop for _, crop in london_faces[:6]]
+
+
+@pytest.fixture(scope="session")
+def declaring():
+    """Factory ``(fmt, width, height) -> bytes``: a tiny valid "PNG" or "JPEG" (40×40 pixels of data) whose
+    header declares width × height; PIL opens it and reports that size."""
+    def make(fmt: str, width: int, height: int) -> bytes:
+        buf = io.BytesIO()
+        Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(buf, fmt)
+        data = bytearray(buf.getvalue())
+        if fmt == "PNG":  # IHDR follows the 8-byte signature, its length and its type; fix its CRC
+            data[16:24] = struct.pack(">II", width, height)
+            data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+        else:  # baseline SOF0: marker, length (2), precision (1), height, width
+            sof = data.index(b"\xff\xc0")
+            data[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+        return bytes(data)
+    return make

@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from plqa_nb.errors import (CorruptImageError, EmptyFileError, ImageTooSmallError, InvalidValuesError,
-                            NotAFileError, NotAnImageError)
+from plqa_nb.errors import (CorruptImageError, EmptyFileError, ImageTooLargeError, ImageTooSmallError,
+                            InvalidValuesError, NotAFileError, NotAnImageError)
 from plqa_nb.images import iter_image_files, load_image
 
 
@@ -72,6 +72,33 @@ def test_nan_and_odd_arrays():
         load_image(bad)
     with pytest.raises(NotAnImageError):
         load_image(np.zeros((40, 40, 5), np.uint8))
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+def test_declared_size_above_the_limit_is_refused_before_decoding(tmp_path, declaring, fmt):
+    pil_guard = Image.MAX_IMAGE_PIXELS
+    path = tmp_path / f"big.{fmt.lower()}"
+    for w, h in ((50000, 50000), (12000, 5000)):  # beyond PIL's own guard, and between it and ours
+        path.write_bytes(declaring(fmt, w, h))
+        problem = f"image of {w}×{h} pixels exceeds the limit of 40 megapixels (--max-pixels)"
+        with pytest.raises(ImageTooLargeError) as info:
+            load_image(path)
+        assert str(info.value) == f"{path}: {problem}" and info.value.kind == "too_large"
+        with pytest.raises(ImageTooLargeError) as info:  # an upload
+            load_image(path.read_bytes())
+        assert str(info.value) == f"<upload of {path.stat().st_size} bytes>: {problem}"
+    with pytest.raises(ImageTooLargeError, match=f"{path}: image of 12000×5000 pixels"):
+        load_image(Image.open(path))  # a PIL image is judged before it is loaded
+    assert Image.MAX_IMAGE_PIXELS == pil_guard  # PIL's own guard is left as it was
+
+
+def test_pixel_limit_is_configurable_for_files_and_arrays(tmp_path, rgb):
+    Image.fromarray(rgb).save(tmp_path / "a.png")
+    with pytest.raises(ImageTooLargeError, match="image of 80×64 pixels exceeds the limit of 0.005 megapixels"):
+        load_image(tmp_path / "a.png", max_pixels=5000)
+    with pytest.raises(ImageTooLargeError, match="<array 64x80x3 uint8>: image of 80×64 pixels"):
+        load_image(rgb, max_pixels=5000)
+    assert load_image(rgb, max_pixels=80 * 64).shape == (64, 80, 3)
 
 
 def test_folder_walk_is_recursive_sorted_unique(tmp_path, rgb):

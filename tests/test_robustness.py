@@ -1,17 +1,29 @@
-"""Bad input, kill-and-resume and data safety in batch runs (issue: faults and data safety)."""
+"""Bad input, kill-and-resume and data safety in batch runs (issues: faults and data safety; interruption,
+concurrency and hostile files)."""
 import csv
+import io
 import os
+import random
+import re
 import signal
+import struct
 import subprocess
 import sys
 import time
+import zlib
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 from PIL import Image
 
-from plqa_nb.cli import main
+from plqa_nb.batch import atomic_write_bytes, is_temporary, output_lock, remove_stale_temporaries
+from plqa_nb.cli import build_parser, main
+from plqa_nb.errors import FolderLockedError
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
 
 
 def _rows(path):
@@ -66,34 +78,163 @@ def test_debug_shows_the_traceback(messy_folder, tmp_path, capsys):
     assert "Traceback" in capsys.readouterr().err
 
 
-def test_kill_and_resume_keeps_every_file_once(faces_dir, tmp_path):
-    src = tmp_path / "in"
-    src.mkdir()
-    for i in range(1, 13):
-        (src / f"{i:03d}.jpg").write_bytes((faces_dir / f"london/smiling/{i:03d}.jpg").read_bytes())
-    out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "plqa_nb.cli", "explain", str(src), "--out", str(out), "--quality", "serfiq",
-           "--batch-size", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        if (out / "results.csv").exists() and len((out / "results.csv").read_text().splitlines()) >= 5:
-            break
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    done_before = len(_rows(out / "results.csv"))
-    assert 0 < done_before < 12, "the kill should land part-way"
-    assert subprocess.run(cmd, capture_output=True).returncode == 0
+def _cli(*args) -> list[str]:
+    return [sys.executable, "-m", "plqa_nb.cli", *map(str, args)]
+
+
+def _recorded(path):
+    """Rows of the complete lines of a results table that a live or killed run may be writing."""
+    text = path.read_text() if path.exists() else ""
+    return list(csv.DictReader(io.StringIO(text[: text.rfind("\n") + 1])))
+
+
+def _temporaries(folder):
+    return [p for p in folder.rglob("*") if is_temporary(p.name)]
+
+
+def _copy_photos(faces_dir, dest, n) -> list[str]:
+    """Copy the first ``n`` London smiling photos into ``dest``; their names."""
+    dest.mkdir()
+    photos = sorted((faces_dir / "london/smiling").glob("*.jpg"))[:n]
+    for p in photos:
+        (dest / p.name).write_bytes(p.read_bytes())
+    return [p.name for p in photos]
+
+
+KILLS = 6
+
+
+def test_kills_at_many_moments_then_resume(faces_dir, tmp_path):
+    """SIGKILLs `plqa explain` (28 photos, --batch-size 2) at 6 seeded random moments, then reruns it.
+
+    After the run's first appended batch (the first run: its second, to time a batch), each kill waits a
+    random fraction of a batch's time, so the kills land anywhere in a batch: loading, detection, the
+    network, the .npz and .png writes, the row append. Temporaries as a kill inside a write leaves them,
+    and a user's files that look alike, are added before the rerun. Costs 7 model loads: about 50 s.
+    """
+    src, out = tmp_path / "in", tmp_path / "out"
+    names = _copy_photos(faces_dir, src, 28)
+    cmd = _cli("explain", src, "--out", out, "--batch-size", "2")
+    rng = random.Random(17)
+    period = None  # seconds between two appended batches
+    outputs: dict = {}  # every output recorded ok by some run → its bytes then
+    for kill in range(KILLS):
+        proc = subprocess.Popen(cmd, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        start, seen = len(_recorded(out / "results.csv")), []
+        deadline = time.time() + 300
+        while len(seen) < (1 if period else 2) and proc.poll() is None and time.time() < deadline:
+            if len(_recorded(out / "results.csv")) >= start + 2 * (len(seen) + 1):
+                seen.append(time.perf_counter())
+            time.sleep(0.01)
+        assert proc.poll() is None, f"run {kill} ended before its kill; give it more photos"
+        period = period or seen[1] - seen[0]
+        time.sleep(rng.uniform(0.0, period))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        for r in (r for r in _recorded(out / "results.csv") if r["status"] == "ok"):
+            for p in (out / r["output"], (out / r["output"]).with_suffix(".png")):
+                outputs.setdefault(p, p.read_bytes())
+    assert len({r["file"] for r in _recorded(out / "results.csv")}) < len(names), "the kills should leave work"
+    user_files = [out / "notes.tmp", out / "maps" / ".something.tmp", out / "maps" / ".plqa-tmp-mine.npz"]
+    for p in user_files:
+        p.write_bytes(b"mine")
+    done = _recorded(out / "results.csv")[0]["output"]  # a photo recorded done and one not yet done
+    for name in (Path(done).name, f"{names[-1]}.npz"):
+        (out / "maps" / f".plqa-tmp-{rng.getrandbits(64):016x}-{name}").write_bytes(b"cut")
+    stale = len(_temporaries(out))
+    res = subprocess.run(cmd, env=ENV, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert f"removed {stale} stale temporary file(s)" in res.stderr
+    assert not _temporaries(out) and all(p.read_bytes() == b"mine" for p in user_files)
     rows = _rows(out / "results.csv")
-    assert sorted(os.path.basename(r["file"]) for r in rows) == [f"{i:03d}.jpg" for i in range(1, 13)]
+    assert sorted(os.path.basename(r["file"]) for r in rows) == names
     assert all(r["status"] == "ok" for r in rows)
     for r in rows:
         assert np.load(out / r["output"])["plq"].shape == (150, 150)
-    assert not list(out.rglob("*.tmp"))
-    snapshot = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    assert subprocess.run(cmd, capture_output=True).returncode == 0
-    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == snapshot
+    assert {p: p.read_bytes() for p in outputs} == outputs  # nothing recorded done was written again
+
+
+def test_stale_temporaries_only_of_the_pattern_are_removed(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    atomic_write_bytes(tmp_path / "a" / "kept.npz", b"x")
+    ours = [tmp_path / "a" / "b" / f".plqa-tmp-{'0' * 16}-x.npz", tmp_path / f".plqa-tmp-{'f' * 16}-results.csv"]
+    theirs = [tmp_path / "notes.tmp", tmp_path / "a" / ".kept.npz.abc.tmp", tmp_path / ".plqa-tmp-notes",
+              tmp_path / f".plqa-tmp-{'0' * 15}-x.npz", tmp_path / f".plqa-tmp-{'F' * 16}-x.npz"]
+    for p in ours + theirs:
+        p.write_bytes(b"")
+    assert remove_stale_temporaries(tmp_path, target="other.csv") == 0
+    assert remove_stale_temporaries(tmp_path, target="results.csv") == 1
+    assert remove_stale_temporaries(tmp_path) == 1
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(["kept.npz"] + [p.name for p in theirs])
+
+
+def test_second_writer_into_a_folder_stops_at_once(faces_dir, tmp_path, capsys):
+    src, out = tmp_path / "in", tmp_path / "out"
+    _copy_photos(faces_dir, src, 2)
+    build_parser()  # imports every verb here first, so that the second run below is timed alone
+    with open(tmp_path / "first.err", "w") as err:
+        first = subprocess.Popen(_cli("explain", src, "--out", out, "--batch-size", "2"), env=ENV,
+                                 stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.time() + 120
+    while f"pid {first.pid}:" not in ((out / ".plqa.lock").read_text() if (out / ".plqa.lock").exists() else ""):
+        assert time.time() < deadline and first.poll() is None, "the first run never took the lock"
+        time.sleep(0.01)
+    t0 = time.perf_counter()
+    assert main(["explain", str(src), "--out", str(out)]) == 1
+    assert time.perf_counter() - t0 < 1.0  # refused before any model is loaded or photo read
+    err = capsys.readouterr().err
+    assert f"plqa explain: {out} is in use by another plqa run (pid {first.pid}: " in err
+    assert first.wait(timeout=300) == 0, (tmp_path / "first.err").read_text()
+    rows = _rows(out / "results.csv")
+    assert sorted(r["file"] for r in rows) == sorted(str(p) for p in src.iterdir())
+    assert all(r["status"] == "ok" for r in rows)
+    with output_lock(out):  # the lock went with the first run; in one process a second open is refused too
+        with pytest.raises(FolderLockedError, match=f"pid {os.getpid()}: "):
+            with output_lock(out):
+                pass
+
+
+# torch, the detector and the network alone peak at about 1 GiB in this run (961 MiB measured with one photo);
+# decoding the 20000×20000 bomb adds 0.4 GB (PIL's 1-byte pixels) and 1.2 GB (RGB) on top: the old loader
+# peaked at 4.9 GiB on it. 2 GiB leaves room for other torch builds and still catches any full decode.
+MEMORY_BOUND = 2 * 2**30
+
+
+def _zero_png(width: int, height: int) -> bytes:
+    """A decodable 1-bit black PNG of width × height, its pixel rows compressed about 1000:1."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    rows = zlib.compressobj(9)
+    hundred = b"\0" * (1 + (width + 7) // 8) * 100  # filter byte + packed bits, 100 rows
+    idat = b"".join(rows.compress(hundred) for _ in range(height // 100)) + rows.flush()
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+def test_files_declaring_huge_sizes_are_refused_from_the_header(faces_dir, tmp_path, declaring):
+    """A 49 KB PNG bomb (20000×20000 black 1-bit pixels, really compressed) and tiny PNG and JPEG files whose
+    headers declare 50000×50000 become error rows; the run's peak memory stays under MEMORY_BOUND."""
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "bomb.png").write_bytes(_zero_png(20000, 20000))
+    (src / "huge.png").write_bytes(declaring("PNG", 50000, 50000))
+    (src / "huge.jpg").write_bytes(declaring("JPEG", 50000, 50000))
+    (src / "face.jpg").write_bytes((faces_dir / "london/neutral/004.jpg").read_bytes())
+    out = tmp_path / "out"
+    peak = ("import resource, sys; from plqa_nb.cli import main; rc = main(sys.argv[1:]); "
+            "print('peak_rss_kib', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr); sys.exit(rc)")
+    res = subprocess.run([sys.executable, "-c", peak, "explain", str(src), "--out", str(out)], env=ENV,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    peak_bytes = int(re.search(r"peak_rss_kib (\d+)", res.stderr)[1]) * 1024
+    assert peak_bytes < MEMORY_BOUND, f"peak RSS {peak_bytes / 2**30:.2f} GiB"
+    rows = {os.path.basename(r["file"]): r for r in _rows(out / "results.csv")}
+    for name, (w, h) in {"bomb.png": (20000, 20000), "huge.png": (50000, 50000), "huge.jpg": (50000, 50000)}.items():
+        assert rows[name]["status"] == "error"
+        assert rows[name]["error"] == (f"{src / name}: image of {w}×{h} pixels exceeds the limit of 40 megapixels "
+                                       "(--max-pixels)")
+    assert rows["face.jpg"]["status"] == "ok"
 
 
 def test_overwrite_redoes_and_bad_arguments_exit_nonzero(faces_dir, tmp_path):

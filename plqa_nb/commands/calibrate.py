@@ -11,7 +11,7 @@ from ..errors import InputError
 from ..images import iter_image_files
 from ..pipeline import crops_to_tensor
 from ..quality.calibration import calibrate
-from .common import add_model_options, make_explainer
+from .common import add_model_options, make_explainer, writes_out
 
 
 def register(sub) -> None:
@@ -39,6 +39,7 @@ def _crops(explainer, folder: Path):
     return crops_to_tensor(crops, explainer.device)
 
 
+@writes_out(single_file=True)
 def run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.overwrite:
         raise ValueError(f"{args.out} exists; use --overwrite to replace it")

@@ -2,13 +2,30 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import math
 import sys
 from pathlib import Path
+from typing import Callable
 
 from ..backbones import DEFAULT_BACKBONE, available_backbones
-from ..batch import atomic_write_bytes
+from ..batch import atomic_write_bytes, output_lock
+from ..images import MAX_PIXELS
 from ..quality import available_estimators
+
+Verb = Callable[[argparse.Namespace], int]
+
+
+def _megapixels(text: str) -> int:
+    """--max-pixels: megapixels → pixels."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < math.inf:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of megapixels")
+    return round(value * 1e6)
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -21,6 +38,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="Eq. 3 denominator: signed Σe (authors' code) or ‖e‖₁ (paper); default: the backbone's")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--seed", type=int, default=0, help="seed of every stochastic step")
+    p.add_argument("--max-pixels", type=_megapixels, default=MAX_PIXELS, metavar="MP",
+                   help=f"refuse photos above MP megapixels, judged from the file header before decoding "
+                        f"(default {MAX_PIXELS / 1e6:g})")
 
 
 def add_batch_options(p: argparse.ArgumentParser) -> None:
@@ -30,11 +50,25 @@ def add_batch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="print tracebacks")
 
 
+def writes_out(single_file: bool = False) -> Callable[[Verb], Verb]:
+    """Decorate a verb's ``run(args)`` to run whole inside ``output_lock(args.out, single_file)``: one writer
+    per output folder, stale temporaries of killed runs removed first."""
+    def wrap(run: Verb) -> Verb:
+        @functools.wraps(run)
+        def locked(args: argparse.Namespace) -> int:
+            with output_lock(args.out, single_file):
+                return run(args)
+        return locked
+    return wrap
+
+
 def make_explainer(args: argparse.Namespace, method: str = "saliency", quality_params: dict | None = None):
     from ..pipeline import Explainer
 
-    return Explainer(backbone=args.backbone, quality=args.quality, method=method, calibration=args.calibration,
-                     device=args.device, seed=args.seed, norm=args.norm, quality_params=quality_params)
+    explainer = Explainer(backbone=args.backbone, quality=args.quality, method=method, calibration=args.calibration,
+                          device=args.device, seed=args.seed, norm=args.norm, quality_params=quality_params)
+    explainer.max_pixels = args.max_pixels
+    return explainer
 
 
 def print_summary(summary, what: str) -> None:

@@ -29,7 +29,8 @@ from ..batch import (ResultTable, atomic_save_csv, atomic_save_figure, atomic_sa
                      common_root, output_stem, run_batch)
 from ..images import iter_image_files
 from ..pipeline import crops_to_tensor
-from .common import add_batch_options, add_model_options, check_settings, make_explainer, print_summary
+from .common import (add_batch_options, add_model_options, check_settings, make_explainer, print_summary,
+                     writes_out)
 
 COLUMNS = ["file", "method", "status", "error", "output", "figure", "view", "quality", "deletion_auc",
            "insertion_auc", "random_deletion_auc", "random_insertion_auc", "beats_random_deletion",
@@ -75,6 +76,7 @@ def _fmt(x) -> str:
     return "" if x is None else f"{float(x):.6f}"
 
 
+@writes_out()
 def run(args: argparse.Namespace) -> int:
     from ..evaluation import compare_methods, curve_fractions
     from ..evaluation.plots import face_figure

@@ -17,7 +17,7 @@ from ..errors import InputError
 from ..images import IMAGE_SUFFIXES, iter_image_files
 from ..experiments import icao, inpainting, masking, plots
 from ..experiments.common import FaceResult, Panel, as_face_crop, load_panels, save_panels
-from .common import add_batch_options, add_model_options, make_explainer, print_summary
+from .common import add_batch_options, add_model_options, make_explainer, print_summary, writes_out
 
 BASE = ["file", "status", "error", "output"]
 MASKING_COLUMNS = BASE + masking.COLUMNS + ["seconds"]
@@ -126,6 +126,7 @@ def _print_table(records: list[dict]) -> None:
             print("\t".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values()))
 
 
+@writes_out()
 def run_masking(args: argparse.Namespace) -> int:
     explainer = make_explainer(args)
     rows = _run(args, "masking", MASKING_COLUMNS, lambda f: as_face_crop(explainer.prepare(f)),
@@ -150,6 +151,7 @@ def find_mask(source: Path, file: Path) -> Path:
     raise InputError(str(file), f"no mask <stem>_mask.* or <stem>.* in {source}")
 
 
+@writes_out()
 def run_inpainting(args: argparse.Namespace) -> int:
     explainer = make_explainer(args)
     if args.occlude:
@@ -193,6 +195,7 @@ def run_inpainting(args: argparse.Namespace) -> int:
     return 0
 
 
+@writes_out()
 def run_icao(args: argparse.Namespace) -> int:
     explainer = make_explainer(args)
     if args.as_is:

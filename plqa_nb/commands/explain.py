@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..batch import ResultTable, atomic_save_npz, atomic_save_png, common_root, output_stem, run_batch
 from ..images import iter_image_files
-from .common import add_batch_options, add_model_options, make_explainer, print_summary
+from .common import add_batch_options, add_model_options, make_explainer, print_summary, writes_out
 
 COLUMNS = ["file", "status", "error", "output", "quality", "quality_raw", "backbone", "quality_method",
            "attribution", "faces_found", "seconds"]
@@ -38,6 +38,7 @@ def sample_inputs(names: list[str], out: Path) -> list[Path]:
     return paths
 
 
+@writes_out()
 def run(args: argparse.Namespace) -> int:
     from ..figures import side_by_side_png
 

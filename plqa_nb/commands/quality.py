@@ -6,7 +6,7 @@ from pathlib import Path
 
 from ..batch import ResultTable, run_batch
 from ..pipeline import crops_to_tensor
-from .common import add_batch_options, add_model_options, make_explainer, print_summary
+from .common import add_batch_options, add_model_options, make_explainer, print_summary, writes_out
 
 COLUMNS = ["file", "status", "error", "quality", "quality_raw", "backbone", "quality_method", "faces_found",
            "seconds"]
@@ -20,6 +20,7 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+@writes_out(single_file=True)
 def run(args: argparse.Namespace) -> int:
     if not args.inputs:
         raise SystemExit("plqa quality: give at least one INPUT (file or folder)")

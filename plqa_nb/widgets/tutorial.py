@@ -6,13 +6,12 @@ and ``TutorialUI``, which wires pickers, an upload and sliders to them.
 from __future__ import annotations
 
 import html
-import io
+
 import ipywidgets as w
 import numpy as np
 import plotly.graph_objects as go
 import torch
 from IPython.display import HTML
-from PIL import Image
 
 from ..backbones import available_backbones
 from ..config import ModelConfig, resolve_config
@@ -205,7 +204,7 @@ class TutorialUI(FaceUI):
     def _on_upload(self) -> None:
         for f in self.upload.value:
             key = f"upload: {f['name']}"
-            self.samples[key] = Image.open(io.BytesIO(bytes(f["content"])))  # loaded by FaceAnalysis
+            self.samples[key] = bytes(f["content"])  # loaded (size checked first) by FaceAnalysis
             self.face.options = list(self.samples)
             self.face.value = key
 

@@ -4,8 +4,18 @@ Sizes given on the paper's 112-px scale are converted with ``to_crop_px``.
 """
 from __future__ import annotations
 
+import zlib
+from pathlib import PurePath
+
 import cv2
 import numpy as np
+
+
+def face_rng(seed: int, name: str, purpose: str) -> np.random.Generator:
+    """The random generator of one face and purpose: depends on ``seed``, the file name of ``name`` (no
+    folders, so a run gives the same result wherever the photos lie) and ``purpose`` only, not on the
+    order or batching of the inputs."""
+    return np.random.default_rng([int(seed), zlib.crc32(f"{PurePath(str(name)).name}|{purpose}".encode())])
 
 
 def to_crop_px(size_112: float, crop_size: int) -> int:
@@ -109,3 +119,45 @@ def clutter(crop: np.ndarray, where: np.ndarray, rng: np.random.Generator, shape
         else:
             cv2.circle(scene, (x, y), r, colour, -1)
     return np.where(where[..., None], scene, crop)
+
+
+def motion_blur(crop: np.ndarray, length: int, angle: float) -> np.ndarray:
+    """Linear motion blur over ``length`` px (at least 3) at ``angle`` degrees."""
+    k_len = max(3, int(length))
+    kernel = np.zeros((k_len, k_len), np.float32)
+    kernel[k_len // 2, :] = 1
+    rot = cv2.getRotationMatrix2D((k_len / 2 - 0.5, k_len / 2 - 0.5), float(angle), 1.0)
+    kernel = cv2.warpAffine(kernel, rot, (k_len, k_len))
+    return cv2.filter2D(crop, -1, kernel / kernel.sum(), borderType=cv2.BORDER_REFLECT)
+
+
+def down_up(crop: np.ndarray, factor: float) -> np.ndarray:
+    """Down-sampling by ``factor`` (area) and back up (bicubic): a low-resolution face."""
+    s = max(2, int(round(crop.shape[0] / factor)))
+    small = cv2.resize(crop, (s, s), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (crop.shape[1], crop.shape[0]), interpolation=cv2.INTER_CUBIC)
+
+
+def salt_and_pepper(crop: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """A ``share`` of the pixels set to black or white (half each)."""
+    out = crop.copy()
+    u = rng.random(crop.shape[:2])
+    out[u < share / 2] = 0
+    out[u > 1 - share / 2] = 255
+    return out
+
+
+def gamma(crop: np.ndarray, g: float) -> np.ndarray:
+    """Tone curve 255·(x/255)**g: g > 1 darkens the mid-tones (low light), g < 1 brightens them."""
+    return (255.0 * (crop / 255.0) ** g).round().clip(0, 255).astype(np.uint8)
+
+
+def contrast(crop: np.ndarray, k: float) -> np.ndarray:
+    """Contrast scaled by ``k`` about the crop's mean colour."""
+    mean = crop.reshape(-1, 3).mean(0)
+    return (mean + k * (crop.astype(np.float32) - mean)).round().clip(0, 255).astype(np.uint8)
+
+
+def haze(crop: np.ndarray, amount: float, level: float = 200.0) -> np.ndarray:
+    """A veil: the crop blended towards grey ``level`` by ``amount`` in [0, 1]."""
+    return ((1 - amount) * crop + amount * level).round().clip(0, 255).astype(np.uint8)

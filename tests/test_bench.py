@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from plqa_nb.bench import OTHER_METHODS, format_table
+from plqa_nb.bench import ESTIMATORS, OTHER_METHODS, format_table
 from plqa_nb.cli import main
 from plqa_nb.data import astronaut
 from plqa_nb.pipeline import Explainer, crops_to_tensor
@@ -16,8 +16,8 @@ from tolerances import (DEVICE_EMBEDDING_ATOL, DEVICE_PLQ_ATOL, DEVICE_QUALITY_A
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
-LATENCY_KEYS = {"forward", "forward_backward", "quality_serfiq", "quality_faceqan", "quality_ers", "plq_map_serfiq",
-                "plq_map_faceqan", "plq_map_ers", *(f"map_{m}" for m in OTHER_METHODS)}
+LATENCY_KEYS = {"forward", "forward_backward", *(f"{kind}_{e}" for kind in ("quality", "plq_map") for e in ESTIMATORS),
+                *(f"map_{m}" for m in OTHER_METHODS)}
 
 
 @pytest.fixture(scope="module", params=["cpu", pytest.param("cuda", marks=cuda_only)])
@@ -55,8 +55,9 @@ def test_quick_json_keys_and_values(quick):
 
 def test_table_lists_every_measurement(quick):
     table = format_table(quick)
-    for key in [*LATENCY_KEYS, "plq_over_fwd_bwd", "serfiq_head_speedup", "faceqan_over_fwd_bwd"]:
+    for key in [*LATENCY_KEYS, "serfiq_head_speedup", "faceqan_over_fwd_bwd"]:
         assert f"| {key} |" in table
+    assert f"| plq_over_fwd_bwd ({quick['default_quality']}) |" in table
     assert sum(line.startswith("| 1 |") or line.startswith("| 2 |") for line in table.splitlines()) == 2
 
 

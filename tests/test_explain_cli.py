@@ -88,27 +88,25 @@ def test_quality_verb_gives_the_maps_qualities(london_run, faces_dir, tmp_path):
 
 
 def test_calibrate_verb_writes_a_file_the_other_verbs_take(faces_dir, tmp_path, capsys):
-    """`plqa calibrate` on 8 smiling photos: the record names what it was fitted for, ERS's centre lies next to
-    the shipped one (made from all 102), and `--calibration` brings it back; a second run refuses to
-    overwrite without --overwrite."""
+    """`plqa calibrate` (default estimator, utility target) on 8 smiling photos: the record names what it was
+    fitted for and holds the trained head; the match threshold is the shipped one's to within the spread of 8
+    faces; `--calibration` brings it back; a second run refuses to overwrite without --overwrite."""
     import json
-
-    from plqa_nb.backbones import load_backbone
-    from plqa_nb.quality.recognizability import shipped_ui_centre
 
     dev = tmp_path / "dev"
     dev.mkdir()
     for i in range(1, 9):
         (dev / f"{i:03d}.jpg").write_bytes((faces_dir / "london" / "smiling" / f"{i:03d}.jpg").read_bytes())
     path = tmp_path / "calib.json"
-    assert main(["calibrate", str(dev), "--out", str(path)]) == 0
+    assert main(["calibrate", str(dev), "--out", str(path), "--folds", "4"]) == 0
     record = json.loads(path.read_text())
     default = resolve_config()
-    assert (record["backbone"], record["quality_method"], record["norm"], record["photos"]) == (
-        default.backbone, default.quality, default.norm, 8)
-    assert record["alpha"] > 0 and 0 < record["r"] < 1 and 5 < record["gamma"] < 20
-    centre = np.asarray(record["ui_centre"])
-    assert float(centre @ shipped_ui_centre(load_backbone("dlib-resnet")).numpy()) > 0.99
+    assert (record["backbone"], record["quality_method"], record["norm"], record["target"], record["photos"]) == (
+        default.backbone, default.quality, default.norm, "utility", 8)
+    assert record["dev_comparisons"] == 8 * 2 * 38  # 8 faces × 2 references × (1 clean + 37 degraded) probes
+    assert 0.90 < record["match_threshold"] < 0.96  # the 102-face set gives 0.933
+    assert record["alpha"] > 10 and 0.85 < record["r"] < 1.0 and 5 < record["gamma"] < 20
+    assert len(record["head_weights"]) == 256 + 128 + 1
     config = resolve_config(calibration=path)
     assert (config.alpha, config.r, config.gamma) == (record["alpha"], record["r"], record["gamma"])
     capsys.readouterr()

@@ -44,12 +44,14 @@ def test_serfiq_reuses_trunk_features(crops):
 
 
 def test_faceqan_sees_blur_on_real_faces(london_crops):
-    """Every one of 6 faces: Q̂ drops by 0.44 or more under blur on all three kernel sets (DESIGN.md §2b)."""
+    """Every one of 6 faces: FaceQAN's raw Q drops under blur (σ = 3 px) by 0.031 or more (this machine's
+    kernels; FaceQAN follows the sign of gradients, so its values move by ~1e-3 between kernel sets,
+    DESIGN.md §2b): a bound of 0.01 keeps a margin of 0.02."""
     ex = Explainer("dlib-resnet", quality="faceqan")
     sharp = crops_to_tensor(london_crops)
     blurred = crops_to_tensor([gaussian_blur(c, 3.0) for c in london_crops])
-    q_sharp, q_blur = ex.quality(sharp)[0], ex.quality(blurred)[0]
-    assert (q_sharp - q_blur > 0.1).all(), (q_sharp, q_blur)
+    q_sharp, q_blur = ex.quality(sharp)[1], ex.quality(blurred)[1]
+    assert (q_sharp - q_blur > 0.01).all(), (q_sharp, q_blur)
 
 
 @pytest.mark.parametrize("norm", ["signed", "l1"])
@@ -111,8 +113,9 @@ def test_explain_api_on_a_photo(faces_dir):
 
 def test_ers_drops_for_blur_and_squares_on_real_faces(london_crops):
     """ERS notices strong blur (σ = 6 px; mild blur only in about 2 of 3 photos, see the README) and a 50-px
-    black square (112-px scale) on each of 6 real faces: the smallest drop is 0.043 (blur) and 0.050 (square) on
-    all three kernel sets, so a bound of 0.01 cannot flip on rounding."""
+    black square (112-px scale) on each of 6 real faces: the smallest drop of the raw Q (1 − cosine to the
+    centre) is 0.006 for blur and 0.007 for the square on this machine, where rounding moves it by ~1e-6;
+    the bound of 0.002 keeps a margin of 0.004."""
     from plqa_nb import degradations as dg
 
     ex = Explainer("dlib-resnet", quality="ers")
@@ -120,11 +123,11 @@ def test_ers_drops_for_blur_and_squares_on_real_faces(london_crops):
     px = dg.to_crop_px(50, s)
     rng = np.random.default_rng(0)
     squares = [dg.black_square(c, *dg.random_square_position(rng, s, px), px) for c in london_crops]
-    q = ex.quality(crops_to_tensor(london_crops))[0]
-    q_blur = ex.quality(crops_to_tensor([gaussian_blur(c, 6.0) for c in london_crops]))[0]
-    q_square = ex.quality(crops_to_tensor(squares))[0]
-    assert (q - q_blur > 0.01).all(), (q, q_blur)
-    assert (q - q_square > 0.01).all(), (q, q_square)
+    q = ex.quality(crops_to_tensor(london_crops))[1]
+    q_blur = ex.quality(crops_to_tensor([gaussian_blur(c, 6.0) for c in london_crops]))[1]
+    q_square = ex.quality(crops_to_tensor(squares))[1]
+    assert (q - q_blur > 0.002).all(), (q, q_blur)
+    assert (q - q_square > 0.002).all(), (q, q_square)
 
 
 def test_ers_centre_from_a_few_photos_is_the_shipped_one(faces_dir):
@@ -150,27 +153,27 @@ def test_ers_without_a_centre_names_the_fix():
         Recognizability().raw(bb, torch.zeros(1, 3, bb.crop_size, bb.crop_size))
 
 
-def test_calibration_file_carries_the_centre_and_norm(tmp_path, london_crops):
+def test_calibration_file_carries_the_centre_and_norm(tmp_path, faces_dir):
     """calibrate → JSON → Explainer: the fitted centre and the norm come back (plumbing, random-weight backbone)."""
     import json
 
-    import cv2
-
     from plqa_nb.backbones.facenet import FaceNet
     from plqa_nb.quality.calibration import calibrate
+    from plqa_nb.stages import as_face_crop
 
     torch.manual_seed(0)
     bb = FaceNet(dataset=None).eval()
-    crops = crops_to_tensor([cv2.resize(c, (bb.crop_size, bb.crop_size)) for c in london_crops[:3]])
     ex = Explainer(bb, quality="ers", calibration={"alpha": 1.0, "r": 0.0, "gamma": 5.0, "norm": "l1",
                                                    "backbone": bb.name, "quality_method": "ers",
                                                    "ui_centre": [1.0] + [0.0] * 511})
-    config, extra = calibrate(ex, crops)
+    faces = [as_face_crop(ex.prepare(faces_dir / "london" / "smiling" / f"{i:03d}.jpg")) for i in range(1, 4)]
+    config, extra = calibrate(ex, faces, target="spread")
     path = tmp_path / "calib.json"
     path.write_text(json.dumps({"alpha": config.alpha, "r": config.r, "gamma": config.gamma, "norm": "l1",
                                 "backbone": bb.name, "quality_method": "ers", **extra}))
     again = Explainer(bb, calibration=path)
     assert again.config == config and again.estimator.name == "ers" and again.norm == "l1"
     torch.testing.assert_close(again.estimator.centre, torch.tensor(extra["ui_centre"]), atol=1e-6, rtol=0)
+    crops = crops_to_tensor([f.crop for f in faces])
     torch.testing.assert_close(again.quality(crops)[1], Explainer(bb, config=config).quality(crops)[1], atol=1e-5,
                                rtol=0)

@@ -109,16 +109,16 @@ class DlibResNet(Backbone):
     # Where MTCNN's 5 points fall, on average, in dlib's 150-px chip (padding 0.25): measured on
     # 40 London photos by scripts/derive_dlib_template.py (fit RMS 1.5 px).
     template = np.array([[46.37, 45.79], [101.85, 45.57], [74.18, 74.01], [51.88, 105.08], [96.75, 105.02]])
-    # ERS (distance from the unrecognisable-identity centre, quality/recognizability.py) is the default:
-    # on this network, trained without dropout, SER-FIQ hardly reacts to occlusion (DESIGN.md §2) and
-    # FaceQAN rewards large flat areas (a surgical mask raises it); ERS drops for both and costs one
-    # forward pass. Its centre, (alpha, r) and gamma come from `plqa calibrate` on the 102 London
-    # *smiling* photos (seed 0), so that the neutral photos stay unseen for evaluation. Eq. 3 uses the
-    # paper's ‖e‖₁: the signed Σe of the authors' code scales each map by 1/|Σe|, which varies from
-    # photo to photo (and explodes near 0) on this 128-d embedding, so maps would not be comparable.
-    defaults = BackboneDefaults(quality="ers", scaling={"ers": (148.83, 0.10166), "serfiq": (401.0, 0.4798),
-                                                       "faceqan": (116.6, 0.8973)},
-                                gamma=12.69, norm="l1")
+    # The default estimator is the utility head (quality/utility.py): a linear map of the network's own features,
+    # trained to predict the genuine similarity a face will reach; chosen by error versus discard over ERS,
+    # SER-FIQ and FaceQAN (README). Every (alpha, r) is the utility calibration (Q̂ = the probability of a match
+    # at FMR 1e-3), fitted with gamma, the head and ERS's centre by scripts/ship_defaults.py on the 102 London
+    # *smiling* photos (seed 0; FaceQAN on the first 26), so that the neutral photos stay unseen. Eq. 3 uses the
+    # paper's ‖e‖₁: the signed Σe of the authors' code scales each map by 1/|Σe|, which varies from photo to
+    # photo (and explodes near 0) on this 128-d embedding, so maps would not be comparable.
+    defaults = BackboneDefaults(quality="utility", scaling={"utility": (126.06, 0.93039), "ers": (136.84, 0.069664),
+                                                           "serfiq": (256.4, 0.47005), "faceqan": (20.16, 0.7795)},
+                                gamma=11.83, norm="l1")
 
     def __init__(self):
         super().__init__()

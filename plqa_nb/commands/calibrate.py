@@ -1,4 +1,4 @@
-"""``plqa calibrate``: fit alpha, r (Eq. 2) and gamma (Eq. 6) for a backbone from photos."""
+"""``plqa calibrate``: fit an estimator's per-backbone state, alpha, r (Eq. 2) and gamma (Eq. 6) from photos."""
 from __future__ import annotations
 
 import argparse
@@ -9,47 +9,58 @@ from pathlib import Path
 from ..batch import atomic_write_bytes
 from ..errors import InputError
 from ..images import iter_image_files
-from ..pipeline import crops_to_tensor
-from ..quality.calibration import calibrate
+from ..quality.calibration import TARGETS, calibrate
+from ..stages import FaceCrop, as_face_crop
 from .common import add_model_options, make_explainer, writes_out
 
 
 def register(sub) -> None:
-    p = sub.add_parser("calibrate", help="fit the quality scaling and gamma from a development set")
-    p.add_argument("folder", type=Path, help="development photos (folder, recursive)")
+    p = sub.add_parser("calibrate", help="fit the quality scaling and gamma from a development set",
+                       description="Fit, for a backbone and a quality estimator, the estimator's own state (ERS's "
+                                   "centre, the utility head), alpha and r of Eq. 2 and gamma of Eq. 6 from "
+                                   "compliant photos, one per identity; write them as a calibration JSON that "
+                                   "every verb takes with --calibration.")
+    p.add_argument("folder", type=Path, help="development photos: compliant faces, one per identity (recursive)")
+    p.add_argument("--target", choices=TARGETS, default="utility",
+                   help="utility (default): Q̂ = probability of a match at FMR 1e-3, from degraded copies of the "
+                        "photos; spread: Q̂ stretched over the photos' own range (the previous rule)")
     p.add_argument("--compliant", type=Path, default=None,
                    help="ICAO-compliant photos for gamma (default: the development photos)")
+    p.add_argument("--folds", type=int, default=5,
+                   help="identity-disjoint folds for the held-out predictions of a trained estimator (default 5)")
     p.add_argument("--out", type=Path, required=True, help="calibration JSON to write")
     p.add_argument("--overwrite", action="store_true", help="replace an existing JSON")
     add_model_options(p)
     p.set_defaults(func=run)
 
 
-def _crops(explainer, folder: Path):
-    crops, skipped = [], []
+def _faces(explainer, folder: Path) -> list[FaceCrop]:
+    faces, skipped = [], []
     for f in iter_image_files([folder]):
         try:
-            crops.append(explainer.prepare(f).aligned.crop)
+            faces.append(as_face_crop(explainer.prepare(f)))
         except InputError as exc:
             skipped.append(str(exc))
     for msg in skipped:
         print(f"skipped {msg}", file=sys.stderr)
-    if len(crops) < 2:
+    if len(faces) < 2:
         raise ValueError(f"{folder}: fewer than 2 photos with a face")
-    return crops_to_tensor(crops, explainer.device)
+    return faces
 
 
 @writes_out(single_file=True)
 def run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.overwrite:
         raise ValueError(f"{args.out} exists; use --overwrite to replace it")
+    if args.folds < 2:
+        raise ValueError("--folds must be at least 2")
     explainer = make_explainer(args)
-    dev = _crops(explainer, args.folder)
-    compliant = _crops(explainer, args.compliant) if args.compliant else None
-    config, extra = calibrate(explainer, dev, compliant)
+    dev = _faces(explainer, args.folder)
+    compliant = _faces(explainer, args.compliant) if args.compliant else None
+    config, extra = calibrate(explainer, dev, args.target, compliant, args.folds)
     record = {"alpha": config.alpha, "r": config.r, "gamma": config.gamma, "backbone": config.backbone,
-              "quality_method": config.quality, "norm": config.norm, "photos": int(dev.shape[0]),
+              "quality_method": config.quality, "norm": config.norm, "target": args.target, "photos": len(dev),
               "seed": config.seed, **extra}
     atomic_write_bytes(args.out, (json.dumps(record, indent=2) + "\n").encode())
-    print(json.dumps({k: v for k, v in record.items() if k not in extra}))
+    print(json.dumps({k: v for k, v in record.items() if k not in config.make_estimator().calibration_keys}))
     return 0

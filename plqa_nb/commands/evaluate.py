@@ -72,10 +72,9 @@ def run_erc(args: argparse.Namespace) -> int:
     from ..backbones.base import crops_to_tensor
     from ..config import resolve_config
     from ..evaluation import erc
-    from ..evaluation.pairs import cosine_scores, folder_pairs, listed_pairs
+    from ..evaluation.pairs import cosine_scores, face_scores, folder_pairs, listed_pairs
     from ..evaluation.plots import erc_figure
     from ..pipeline import Explainer
-    from ..stages import network_pass, raw_quality
 
     if not 0 < args.fmr < 1:
         raise ValueError(f"--fmr must lie in (0, 1), not {args.fmr}")
@@ -88,7 +87,6 @@ def run_erc(args: argparse.Namespace) -> int:
     backbone = explainer.backbone
     names = list(dict.fromkeys(args.quality or [explainer.config.quality]))
     configs = {n: resolve_config(backbone, n, seed=args.seed) for n in names}
-    estimators = {n: c.make_estimator() for n, c in configs.items()}
     columns = (["file", "identity", "status", "error", "output", "faces_found"] + [f"q_{n}" for n in sorted(names)]
                + [f"raw_{n}" for n in sorted(names)] + ["seconds"])
     table = ResultTable(args.out / "images.csv", columns, overwrite=args.overwrite)
@@ -97,12 +95,8 @@ def run_erc(args: argparse.Namespace) -> int:
 
     def compute(items):
         x = crops_to_tensor([p.aligned.crop for _, p in items], explainer.device)
-        net = network_pass(backbone, x, gradient=False)
-        emb = net.embedding.cpu().numpy()
-        values = {}
-        for n, est in estimators.items():
-            raw = raw_quality(est, backbone, x, net, args.seed)
-            values[f"raw_{n}"], values[f"q_{n}"] = raw.cpu().numpy(), configs[n].scaling()(raw).cpu().numpy()
+        emb, raw, q_hat = face_scores(backbone, configs, x, args.seed)
+        values = {**{f"raw_{n}": v for n, v in raw.items()}, **{f"q_{n}": v for n, v in q_hat.items()}}
         rows = []
         for i, (file, p) in enumerate(items):
             r = rel[str(file)]

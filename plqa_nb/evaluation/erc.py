@@ -227,18 +227,30 @@ def expected_calibration_error(pair_quality: np.ndarray, matched: np.ndarray, bi
     ≥ threshold). Equal-width bins on [0, 1] (the last one closed); Σ_b (n_b/N)·|mean q_b − mean
     matched_b|. nan for no pairs.
     """
+    count, q_sum, hit_sum = _calibration_bins(pair_quality, matched, bins)
+    if count.sum() == 0:
+        return float("nan")
+    return float(np.abs(q_sum - hit_sum).sum() / count.sum())  # Σ n_b · |mean q_b − mean matched_b| / N
+
+
+def reliability(pair_quality: np.ndarray, matched: np.ndarray, bins: int = 10) -> list[dict]:
+    """The bins of ``expected_calibration_error`` that hold pairs: lower edge, pairs, share of all pairs,
+    mean_quality and match_rate (a reliability diagram plots the last two)."""
+    count, q_sum, hit_sum = _calibration_bins(pair_quality, matched, bins)
+    return [{"lower": k / bins, "pairs": int(n), "share": float(n / count.sum()), "mean_quality": float(q_sum[k] / n),
+             "match_rate": float(hit_sum[k] / n)} for k, n in enumerate(count) if n]
+
+
+def _calibration_bins(pair_quality: np.ndarray, matched: np.ndarray, bins: int):
+    """Per equal-width bin of [0, 1] (the last one closed): pair count, sum of qualities, sum of matches."""
     q = _vector(pair_quality, "pair quality")
     hit = np.asarray(matched, dtype=np.float64).ravel()
     if q.size != hit.size:
         raise ValueError(f"{q.size} qualities for {hit.size} match outcomes")
     if ((q < 0) | (q > 1)).any():
         raise ValueError("pair quality must lie in [0, 1] (use the calibrated Q̂)")
-    if q.size == 0:
-        return float("nan")
     b = np.minimum((q * bins).astype(np.int64), bins - 1)
-    count = np.bincount(b, minlength=bins)
-    gap = np.abs(np.bincount(b, q, bins) - np.bincount(b, hit, bins))  # n_b × |mean q_b − mean matched_b|
-    return float(gap.sum() / count.sum())
+    return np.bincount(b, minlength=bins), np.bincount(b, q, bins), np.bincount(b, hit, bins)
 
 
 @dataclass

@@ -14,7 +14,7 @@ import csv
 import warnings
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -138,6 +138,19 @@ def listed_pairs(dataset: str | Path, pairs_csv: str | Path) -> PairSet:
     return PairSet(dataset, rel, ids, np.array(a), np.array(b), np.array(same), f"listed in {pairs_csv.name}")
 
 
+def face_scores(backbone, configs: Mapping, crops, seed: int = 0) -> tuple[np.ndarray, dict, dict]:
+    """What a comparison needs of each face: embeddings [B, D] and, per estimator (``configs``: name →
+    ``ModelConfig``), raw Q [B] and Q̂ [B] of crops [B, 3, S, S] (0..255); one network pass, shared."""
+    from ..stages import network_pass, raw_quality
+
+    net = network_pass(backbone, crops, gradient=False)
+    raw, q_hat = {}, {}
+    for name, config in configs.items():
+        r = raw_quality(config.make_estimator(), backbone, crops, net, seed)
+        raw[name], q_hat[name] = r.cpu().numpy(), config.scaling()(r).cpu().numpy()
+    return net.embedding.cpu().numpy(), raw, q_hat
+
+
 def cosine_scores(embeddings: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: int = 65536) -> np.ndarray:
     """Cosine similarity [P] of the L2-normalised embeddings [F, D] of pairs (a, b) [P]."""
     e = embeddings / np.linalg.norm(embeddings, axis=1, keepdims=True)
@@ -145,43 +158,62 @@ def cosine_scores(embeddings: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: i
                            for k in range(0, len(a), chunk)] or [np.empty(0)])
 
 
-# (mild, strong) on a photo whose longer side is 600 px; blur σ and pixelate cells scale with the photo
-PHOTO_DEGRADATIONS = {"blur": (2.0, 8.0), "jpeg": (30, 4), "noise": (10.0, 45.0), "pixelate": (4, 14)}
+# (mild, strong) on a photo whose longer side is 600 px (a London photo: the face is about 250 px wide); lengths
+# (blur σ, motion length, pixelate cell, disc diameter) scale with the photo
+PHOTO_DEGRADATIONS = {"blur": (2.0, 8.0), "motion": (12, 40), "jpeg": (30, 4), "noise": (10.0, 45.0),
+                      "pixelate": (4, 14), "downscale": (3, 8), "salt_and_pepper": (0.02, 0.12), "gamma": (1.8, 3.5),
+                      "contrast": (0.5, 0.15), "disc": (70, 130)}
 
 
 def degrade_photo(photo: np.ndarray, kind: str, value: float, rng: np.random.Generator) -> np.ndarray:
-    """A degraded copy of a photo uint8 [H, W, 3]: Gaussian blur σ, JPEG quality, noise std or pixelate cell
-    (``value``, on the 600-px scale of ``PHOTO_DEGRADATIONS``)."""
+    """A degraded copy of a photo uint8 [H, W, 3] (``value`` of ``PHOTO_DEGRADATIONS``' kind, lengths on the
+    600-px scale): Gaussian blur σ, motion blur length (random angle), JPEG quality, noise std, pixelate cell,
+    down-scaling factor, salt-and-pepper share, gamma, contrast factor, or a disc of a random colour and
+    diameter ``value`` near the photo's centre (an occluder)."""
     scale = max(photo.shape[:2]) / 600
     if kind == "blur":
         return degradations.gaussian_blur(photo, value * scale)
+    if kind == "motion":
+        return degradations.motion_blur(photo, round(value * scale), float(rng.uniform(0, 180)))
     if kind == "jpeg":
         return degradations.jpeg(photo, int(value))
     if kind == "noise":
         return degradations.gaussian_noise(photo, value, rng)
     if kind == "pixelate":
         return degradations.pixelate(photo, max(1, round(value * scale)))
+    if kind == "downscale":
+        return degradations.down_up(photo, value)
+    if kind == "salt_and_pepper":
+        return degradations.salt_and_pepper(photo, value, rng)
+    if kind == "gamma":
+        return degradations.gamma(photo, value)
+    if kind == "contrast":
+        return degradations.contrast(photo, value)
+    if kind == "disc":
+        import cv2
+
+        h, w = photo.shape[:2]
+        centre = (int(w / 2 + rng.uniform(-0.12, 0.12) * w), int(h / 2 + rng.uniform(-0.12, 0.12) * h))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        out = photo.copy()
+        cv2.circle(out, centre, max(1, round(value * scale / 2)), colour, -1)
+        return out
     raise KeyError(f"unknown degradation '{kind}'; available: {', '.join(PHOTO_DEGRADATIONS)}")
 
 
-def build_probe_dataset(identities: Sequence[tuple[str, Path, Path]], out: str | Path, seed: int = 0,
-                        strong: float = 0.5, max_side: int | None = None) -> list[dict]:
-    """A dataset in the identity-folder layout with one clean reference and one degraded probe per identity.
-
-    identities: (name, reference photo, probe photo). Writes OUT/<name>/reference.png (as is) and
-    OUT/<name>/probe.png: the probe photo degraded by a kind drawn uniformly from
-    ``PHOTO_DEGRADATIONS``, strong with probability ``strong`` (else mild), all from ``seed``.
-    ``max_side`` shrinks both photos first (faster detection). Returns and writes the list of
-    degradations (OUT/degradations.csv: identity, kind, level, value).
-    """
+def probe_photos(identities: Sequence[tuple[str, Path, Path]], seed: int = 0, strong: float = 0.5,
+                 max_side: int | None = None, probes: int = 1, kinds: Sequence[str] | None = None,
+                 clean_probe: bool = False):
+    """Per identity (name, reference photo, probe photo): yield (name, file, kind, level, value, photo uint8
+    [H, W, 3]) for the reference ("reference.png", kind "reference"), the clean probe photo with
+    ``clean_probe`` ("probe_clean.png", kind "clean") and ``probes`` degraded copies of it ("probe.png" when
+    there is one, else "probe_<k>.png"), each by a kind drawn uniformly from ``kinds`` (default: all of
+    ``PHOTO_DEGRADATIONS``), strong with probability ``strong`` (else mild), all from ``seed``. ``max_side``
+    shrinks both photos first (faster detection)."""
     import cv2
 
-    from ..batch import atomic_save_csv, atomic_save_png
-
-    out = Path(out)
     rng = np.random.default_rng(seed)
-    kinds = list(PHOTO_DEGRADATIONS)
-    rows = []
+    kinds = list(kinds or PHOTO_DEGRADATIONS)
     for k, (name, reference, probe) in enumerate(identities):
         photos = []
         for path in (reference, probe):
@@ -191,12 +223,31 @@ def build_probe_dataset(identities: Sequence[tuple[str, Path, Path]], out: str |
                 photo = cv2.resize(photo, (round(photo.shape[1] * s), round(photo.shape[0] * s)),
                                    interpolation=cv2.INTER_AREA)
             photos.append(photo)
-        kind = kinds[int(rng.integers(len(kinds)))]
-        level = "strong" if rng.random() < strong else "mild"
-        value = PHOTO_DEGRADATIONS[kind][level == "strong"]
-        atomic_save_png(out / name / "reference.png", photos[0])
-        noise = np.random.default_rng([seed, k])  # the choices above do not depend on the photos' sizes
-        atomic_save_png(out / name / "probe.png", degrade_photo(photos[1], kind, value, noise))
-        rows.append({"identity": name, "kind": kind, "level": level, "value": value})
-    atomic_save_csv(out / "degradations.csv", rows, ["identity", "kind", "level", "value"])
+        yield name, "reference.png", "reference", "", "", photos[0]
+        if clean_probe:
+            yield name, "probe_clean.png", "clean", "", "", photos[1]
+        for j in range(probes):
+            kind = kinds[int(rng.integers(len(kinds)))]
+            level = "strong" if rng.random() < strong else "mild"
+            value = PHOTO_DEGRADATIONS[kind][level == "strong"]
+            noise = np.random.default_rng([seed, k, j])  # the choices above do not depend on the photos' sizes
+            file = "probe.png" if probes == 1 else f"probe_{j}.png"
+            yield name, file, kind, level, value, degrade_photo(photos[1], kind, value, noise)
+
+
+def build_probe_dataset(identities: Sequence[tuple[str, Path, Path]], out: str | Path, seed: int = 0,
+                        strong: float = 0.5, max_side: int | None = None, probes: int = 1,
+                        kinds: Sequence[str] | None = None, clean_probe: bool = False) -> list[dict]:
+    """``probe_photos`` written in the identity-folder layout: OUT/<name>/<file>. Returns and writes the list of
+    probes (OUT/degradations.csv: identity, file, kind, level, value)."""
+    from ..batch import atomic_save_csv, atomic_save_png
+
+    out = Path(out)
+    rows = []
+    for name, file, kind, level, value, photo in probe_photos(identities, seed, strong, max_side, probes, kinds,
+                                                              clean_probe):
+        atomic_save_png(out / name / file, photo)
+        if kind != "reference":
+            rows.append({"identity": name, "file": file, "kind": kind, "level": level, "value": value})
+    atomic_save_csv(out / "degradations.csv", rows, ["identity", "file", "kind", "level", "value"])
     return rows

@@ -3,24 +3,16 @@ panels and result rows."""
 from __future__ import annotations
 
 import os
-import zlib
 from dataclasses import dataclass, field
-from pathlib import PurePath
 
 import numpy as np
 
 from ..batch import atomic_save_npz
+from ..degradations import face_rng
 from ..stages import FaceCrop, FaceLike, as_face_crop
 
 __all__ = ["FaceCrop", "FaceLike", "FaceResult", "Panel", "as_face_crop", "face_rng", "load_panels", "save_panels",
            "table"]
-
-
-def face_rng(seed: int, name: str, purpose: str) -> np.random.Generator:
-    """The random generator of one face and purpose: depends on ``seed``, the file name of ``name`` (no
-    folders, so a run gives the same result wherever the photos lie) and ``purpose`` only, not on the
-    order or batching of the inputs."""
-    return np.random.default_rng([int(seed), zlib.crc32(f"{PurePath(str(name)).name}|{purpose}".encode())])
 
 
 @dataclass

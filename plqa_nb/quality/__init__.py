@@ -1,7 +1,8 @@
 """Quality estimators by name. Add one: subclass ``QualityEstimator`` and ``register_estimator``.
 
-Names: ``serfiq`` (Eq. 1, head-only dropout passes), ``faceqan`` (adversarial noise), ``ers``
-(distance from the unrecognisable-identity centre, one forward pass).
+Names: ``utility`` (a linear head on the network's features predicting the genuine similarity a face will
+reach, trained on a development set), ``ers`` (distance from the unrecognisable-identity centre, one
+forward pass), ``serfiq`` (Eq. 1, head-only dropout passes), ``faceqan`` (adversarial noise).
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from .base import QualityEstimator, QualityScaling, read_calibration, seeded_gen
 from .faceqan import FaceQan
 from .recognizability import Recognizability, ui_centre
 from .serfiq import SerFiq, serfiq_full_network
+from .utility import UtilityHead
 
 _ESTIMATORS: dict[str, type[QualityEstimator]] = {}
 
@@ -39,7 +41,8 @@ def get_estimator(name: str, **params) -> QualityEstimator:
 register_estimator("serfiq", SerFiq)
 register_estimator("faceqan", FaceQan)
 register_estimator("ers", Recognizability)
+register_estimator("utility", UtilityHead)
 
 __all__ = ["FaceQan", "QualityEstimator", "QualityScaling", "Recognizability", "SerFiq", "available_estimators",
            "estimator_class", "get_estimator", "read_calibration", "register_estimator", "seeded_generator",
-           "seeded_uniform", "serfiq_full_network", "ui_centre"]
+           "seeded_uniform", "serfiq_full_network", "ui_centre", "UtilityHead"]

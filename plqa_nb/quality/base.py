@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
 from pathlib import Path
 
 import torch
@@ -39,6 +41,23 @@ def read_calibration(path: str | Path) -> dict:
     return record
 
 
+@lru_cache(maxsize=None)
+def _shipped_records(folder: str) -> dict[str, dict]:
+    """The records of ``plqa_nb/quality/<folder>/*.json`` by the fingerprint of the weights they were made for."""
+    out = {}
+    for path in resources.files(__package__).joinpath(folder).iterdir():
+        if path.name.endswith(".json"):
+            record = json.loads(path.read_text())
+            out[record["weights_sha1"]] = record
+    return out
+
+
+def shipped_record(folder: str, backbone: Backbone) -> dict | None:
+    """Per-network data shipped with the package (``quality/<folder>/<backbone>.json``) for these weights,
+    matched by ``Backbone.fingerprint`` and never by name; None if there is none."""
+    return _shipped_records(folder).get(backbone.fingerprint())
+
+
 class QualityEstimator:
     """Base: ``raw(backbone, crops, features=None, seed=0)`` → Q [B].
 
@@ -49,10 +68,17 @@ class QualityEstimator:
     #: keys of a calibration file that carry this estimator's per-backbone state (see ``use_calibration``)
     calibration_keys: tuple[str, ...] = ()
 
-    def fit(self, backbone: Backbone, crops: torch.Tensor) -> dict:
-        """Fit per-backbone state from development crops [N, 3, S, S] (0..255) before (alpha, r) are fitted;
-        returns the JSON-ready entries to store in the calibration file (none by default)."""
+    def fit(self, backbone: Backbone, dev) -> dict:
+        """Fit per-backbone state from a development set (``devset.DevSet``: its clean faces, and its probes
+        with their genuine similarities) before (alpha, r) are fitted; returns the JSON-ready entries to
+        store in the calibration file (none by default)."""
         return {}
+
+    def out_of_fold_raw(self, backbone: Backbone, dev, folds: int = 5, seed: int = 0):
+        """For an estimator trained on the development set: raw Q of its probes [P] and references [F·K], each
+        predicted by a model fitted without that face's identity (so that (alpha, r) are fitted on what unseen
+        photos get). None (the default) for estimators that are not trained on it."""
+        return None
 
     def use_calibration(self, record: dict) -> None:
         """Take per-backbone state from a calibration file's dict (its ``calibration_keys``; nothing by default)."""

@@ -15,9 +15,6 @@ into the calibration file.
 """
 from __future__ import annotations
 
-import json
-from functools import lru_cache
-from importlib import resources
 from typing import Sequence
 
 import cv2
@@ -27,7 +24,7 @@ import torch.nn.functional as F
 
 from ..backbones.base import Backbone, crops_to_tensor
 from ..degradations import gaussian_blur
-from .base import QualityEstimator
+from .base import QualityEstimator, shipped_record
 
 # destructions on the paper's 112-px scale: blur sigmas (px) and down-sampling factors
 UI_BLUR_SIGMAS_112 = (3.0, 6.0, 12.0)
@@ -72,20 +69,10 @@ def _unit(centre: Sequence[float] | torch.Tensor) -> torch.Tensor:
     return F.normalize(torch.as_tensor(centre, dtype=torch.float32), dim=0)
 
 
-@lru_cache(maxsize=None)
-def _shipped_centres() -> dict[str, torch.Tensor]:
-    """The centres shipped in ``ui_centres/*.json``, by the fingerprint of the weights they were made with."""
-    out = {}
-    for path in resources.files(__package__).joinpath("ui_centres").iterdir():
-        if path.name.endswith(".json"):
-            record = json.loads(path.read_text())
-            out[record["weights_sha1"]] = torch.tensor(record["centre"], dtype=torch.float32)
-    return out
-
-
 def shipped_ui_centre(backbone: Backbone) -> torch.Tensor | None:
     """The centre shipped for these weights (matched by ``Backbone.fingerprint``, never by name), or None."""
-    return _shipped_centres().get(backbone.fingerprint())
+    record = shipped_record("ui_centres", backbone)
+    return None if record is None else torch.tensor(record["centre"], dtype=torch.float32)
 
 
 class Recognizability(QualityEstimator):
@@ -107,10 +94,8 @@ class Recognizability(QualityEstimator):
                              f"and pass --calibration calib.json")
         return centre
 
-    def fit(self, backbone: Backbone, crops: torch.Tensor) -> dict:
-        # the destructions run in OpenCV, on uint8 [S, S, 3] images
-        images = crops.detach().round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
-        self.centre = ui_centre(backbone, list(images))
+    def fit(self, backbone: Backbone, dev) -> dict:
+        self.centre = ui_centre(backbone, [face.crop for face in dev.faces])
         return {"ui_centre": [round(float(v), 7) for v in self.centre]}
 
     def use_calibration(self, record: dict) -> None:

@@ -1,0 +1,113 @@
+"""Utility: a linear head on the network's own features that predicts how well a face will be matched.
+
+ISO/IEC 29794-1 defines face image quality as utility for recognition. This estimator learns it for a
+backbone from its development set (``devset``): for every probe (a clean or degraded face) the label is
+its mean cosine similarity to emulated second captures of the same person, and a ridge regression on
+
+    z = [f, e, log ‖d‖]    (f: the trunk's features, d = head_layers(f) the raw descriptor, e = d / ‖d‖)
+
+predicts it: Q = z · w + b, an estimate of the genuine similarity the face will reach (in the spirit of
+SDD-FIQA and CR-FIQA, which also learn quality from genuine and impostor similarities, here with a closed
+form and the backbone frozen). It costs a dot product on features the map computes anyway. With the
+utility calibration (``calibration.calibrate``) Q̂ = sigmoid(α (Q − r)) is the estimated probability of a
+match at the backbone's FMR = 1e-3 threshold, and r sits near that threshold.
+
+The head of dlib-resnet ships with the package (``heads/dlib-resnet.json``, trained on the London *smiling*
+photos by ``scripts/ship_defaults.py``); for another backbone ``plqa calibrate --quality utility`` trains
+one and writes it into the calibration file.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ..backbones.base import Backbone
+from .base import QualityEstimator, shipped_record
+
+RIDGE = 0.03  # λ of the ridge regression on standardised inputs (chosen by identity-disjoint CV on the dev set)
+
+
+def head_inputs(backbone: Backbone, features: torch.Tensor) -> torch.Tensor:
+    """z = [f, e, log ‖d‖] [B, F + D + 1] from trunk features f [B, F]."""
+    d = backbone.head_layers(features)
+    n = d.norm(dim=1, keepdim=True)
+    return torch.cat([features, d / n, torch.log(n)], 1)
+
+
+def fit_ridge(z: np.ndarray, y: np.ndarray, ridge: float = RIDGE) -> tuple[np.ndarray, float]:
+    """Ridge regression of y [N] on standardised z [N, K], folded back to a plain linear map: (w [K], b)."""
+    z, y = np.asarray(z, np.float64), np.asarray(y, np.float64)
+    mu, sd = z.mean(0), z.std(0) + 1e-6
+    zs = (z - mu) / sd
+    w = np.linalg.solve(zs.T @ zs + ridge * len(zs) * np.eye(zs.shape[1]), zs.T @ (y - y.mean()))
+    w = w / sd
+    return w, float(y.mean() - mu @ w)
+
+
+def identity_folds(n_faces: int, folds: int, seed: int) -> list[np.ndarray]:
+    """Face indices split into ``folds`` seeded groups (identity-disjoint cross-validation)."""
+    order = np.random.default_rng(seed).permutation(n_faces)
+    return [np.sort(order[k::folds]) for k in range(folds)]
+
+
+class UtilityHead(QualityEstimator):
+    """Args: weights [F + D + 1] and bias of the head (None: the head shipped for the backbone's weights, or
+    one trained by ``fit``), ridge: λ used by ``fit``."""
+
+    name = "utility"
+    calibration_keys = ("head_weights", "head_bias")
+
+    def __init__(self, weights: Sequence[float] | None = None, bias: float | None = None, ridge: float = RIDGE):
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.float64)
+        self.bias = None if bias is None else float(bias)
+        self.ridge = ridge
+
+    def head_for(self, backbone: Backbone) -> tuple[torch.Tensor, float]:
+        """(weights, bias) used with ``backbone``."""
+        if self.weights is not None:
+            return self.weights, self.bias
+        record = shipped_record("heads", backbone)
+        if record is None:
+            raise ValueError(f"no utility head for backbone '{backbone.name}': run `plqa calibrate DEV_PHOTOS "
+                             f"--backbone {backbone.name} --quality utility --out calib.json` and pass "
+                             f"--calibration calib.json")
+        return torch.tensor(record["head_weights"], dtype=torch.float64), float(record["head_bias"])
+
+    def use_calibration(self, record: dict) -> None:
+        if self.weights is None and "head_weights" in record:
+            self.weights = torch.as_tensor(record["head_weights"], dtype=torch.float64)
+            self.bias = float(record["head_bias"])
+
+    def raw(self, backbone: Backbone, crops: torch.Tensor, features: torch.Tensor | None = None,
+            seed: int = 0) -> torch.Tensor:
+        w, b = self.head_for(backbone)
+        with torch.no_grad():
+            f = backbone.trunk(crops) if features is None else features.detach()
+            z = head_inputs(backbone, f)
+            return (z.double() @ w.to(z.device) + b).to(f.dtype)
+
+    def _inputs(self, backbone: Backbone, features: np.ndarray) -> np.ndarray:
+        device = next(backbone.parameters()).device
+        with torch.no_grad():
+            f = torch.as_tensor(features, dtype=torch.float32, device=device)
+            return head_inputs(backbone, f).double().cpu().numpy()
+
+    def fit(self, backbone: Backbone, dev) -> dict:
+        s = dev.scores
+        w, b = fit_ridge(self._inputs(backbone, s.probe_features), s.labels, self.ridge)
+        self.weights, self.bias = torch.from_numpy(w), b
+        return {"head_weights": [float(v) for v in w], "head_bias": b}
+
+    def out_of_fold_raw(self, backbone: Backbone, dev, folds: int = 5, seed: int = 0):
+        s = dev.scores
+        z_probe = self._inputs(backbone, s.probe_features)
+        z_ref = self._inputs(backbone, s.reference_features)
+        ref_face = np.repeat(np.arange(len(dev.faces)), len(s.reference_features) // len(dev.faces))
+        raw_probe, raw_ref = np.empty(len(z_probe)), np.empty(len(z_ref))
+        for held in identity_folds(len(dev.faces), folds, seed):
+            out_p, out_r = np.isin(s.probe_face, held), np.isin(ref_face, held)
+            w, b = fit_ridge(z_probe[~out_p], s.labels[~out_p], self.ridge)
+            raw_probe[out_p], raw_ref[out_r] = z_probe[out_p] @ w + b, z_ref[out_r] @ w + b
+        return raw_probe, raw_ref

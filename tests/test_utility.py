@@ -1,0 +1,160 @@
+"""Quality as recognition utility: the development set, the utility head, the utility calibration, and the
+notebook's in-memory ERC, on the real network and real photos."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from plqa_nb.backbones import CustomBackbone, load_backbone
+from plqa_nb.config import resolve_config
+from plqa_nb.degradations import gaussian_blur
+from plqa_nb.pipeline import Explainer, crops_to_tensor
+from plqa_nb.quality import UtilityHead
+from plqa_nb.quality.calibration import fit_logistic
+from plqa_nb.quality.devset import PROTOCOL, REFERENCES, DevSet, capture_reference, degraded_versions
+from plqa_nb.quality.utility import fit_ridge, head_inputs, identity_folds
+from plqa_nb.stages import as_face_crop
+
+pytestmark = pytest.mark.numerics  # verdicts on float values: also run on SSE4.1 kernels (.ci/run)
+
+
+@pytest.fixture(scope="module")
+def smiling(faces_dir):
+    """Six clean London *smiling* faces (the fitting side of the data) as FaceCrop."""
+    ex = Explainer("dlib-resnet")
+    return [as_face_crop(ex.prepare(faces_dir / "london" / "smiling" / f"{i:03d}.jpg")) for i in range(1, 7)]
+
+
+# -- fitting maths (known answers) ------------------------------------------------------------------------------
+def test_fit_logistic_recovers_a_known_curve():
+    rng = np.random.default_rng(0)
+    q = rng.uniform(0.85, 1.0, 20000)
+    matched = rng.random(q.size) < 1 / (1 + np.exp(-120.0 * (q - 0.93)))
+    alpha, r = fit_logistic(q, matched)
+    assert alpha == pytest.approx(120.0, rel=0.1) and r == pytest.approx(0.93, abs=0.002)
+    with pytest.raises(ValueError, match="only matches"):
+        fit_logistic(q, np.ones(q.size, bool))
+
+
+def test_fit_ridge_recovers_a_linear_map_and_folds_split_identities():
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(500, 4)) * [1, 10, 0.1, 3] + [0, 5, -2, 1]
+    w_true, b_true = np.array([0.5, -0.02, 3.0, 0.1]), 0.7
+    w, b = fit_ridge(z, z @ w_true + b_true, ridge=1e-8)
+    np.testing.assert_allclose(w, w_true, rtol=1e-5)
+    assert b == pytest.approx(b_true, rel=1e-5)
+    folds = identity_folds(11, 5, seed=3)
+    assert sorted(np.concatenate(folds).tolist()) == list(range(11)) and len(folds) == 5
+    assert [f.tolist() for f in identity_folds(11, 5, seed=3)] == [f.tolist() for f in folds]
+
+
+# -- the development set --------------------------------------------------------------------------------------------
+def test_dev_images_are_seeded_per_face_and_references_are_other_captures(smiling):
+    face = smiling[0]
+    versions = degraded_versions(face, seed=0)
+    assert len(versions) == sum(len(s) for s, _ in PROTOCOL.values())
+    assert all(not np.array_equal(img, face.crop) for _, _, img in versions)
+    again = degraded_versions(face, seed=0)
+    assert all(np.array_equal(a[2], b[2]) for a, b in zip(versions, again))
+    noisy = {(k, lv): img for k, lv, img in versions}
+    assert not np.array_equal(noisy[("noise", 1)], {(k, lv): i for k, lv, i in degraded_versions(face, 1)}[("noise", 1)])
+    ref = capture_reference(face, np.random.default_rng(0))
+    assert ref.shape == face.crop.shape and not np.array_equal(ref, face.crop)
+    net = load_backbone("dlib-resnet")
+    with torch.no_grad():
+        e = net(crops_to_tensor([face.crop, ref, smiling[1].crop]))
+    # another capture of the same face: far more similar than a different person, not the image itself
+    assert 0.95 < float(e[0] @ e[1]) < 0.9999 and float(e[0] @ e[2]) < 0.93
+
+
+def test_dev_scores_give_labels_matches_and_a_threshold(smiling):
+    dev = DevSet(load_backbone("dlib-resnet"), smiling[:3], seed=0)
+    s = dev.scores
+    per_face = 1 + sum(len(v) for v, _ in PROTOCOL.values())
+    assert s.probe_features.shape == (3 * per_face, 256) and s.genuine.shape == (3 * per_face, REFERENCES)
+    assert s.reference_embedding.shape == (3 * REFERENCES, 128)
+    clean = s.probe_kind == "clean"
+    assert (s.genuine[clean] > 0.95).all()  # a clean face against its own other captures
+    worst = (s.probe_kind == "pixelate") & (s.probe_level == 5)
+    assert s.labels[worst].max() < s.labels[clean].min()  # 12-px pixelation loses what the clean face has
+    np.testing.assert_array_equal(s.matches, s.genuine >= s.threshold)
+    quality, matched = dev.pairs(np.arange(len(s.probe_face), dtype=float), np.zeros(3 * REFERENCES))
+    assert quality.shape == matched.shape == (s.genuine.size,) and (quality == 0).all()
+
+
+# -- the utility head --------------------------------------------------------------------------------------------
+def test_the_shipped_head_is_a_linear_map_of_the_networks_features(london_crops):
+    net = load_backbone("dlib-resnet")
+    head = UtilityHead()
+    crops = crops_to_tensor(london_crops[:3])
+    w, b = head.head_for(net)
+    with torch.no_grad():
+        f = net.trunk(crops)
+        d = net.head_layers(f)
+        z = torch.cat([f, d / d.norm(dim=1, keepdim=True), d.norm(dim=1, keepdim=True).log()], 1)
+    assert w.shape == (256 + 128 + 1,)
+    torch.testing.assert_close(head_inputs(net, f), z)
+    expected = (z.double() @ w + b).float()
+    torch.testing.assert_close(head.raw(net, crops), expected, rtol=0, atol=1e-6)
+    torch.testing.assert_close(head.raw(net, crops, features=f), expected, rtol=0, atol=1e-6)
+
+
+def test_utility_falls_under_blur_on_every_face(london_crops):
+    """The raw Q (a predicted cosine) of 6 unseen (neutral) faces drops under a σ = 6 px blur (112-px scale) by
+    at least 0.01 (smallest drop measured: 0.06)."""
+    ex = Explainer("dlib-resnet", quality="utility")
+    q = ex.quality(crops_to_tensor(london_crops))[1]
+    blurred = ex.quality(crops_to_tensor([gaussian_blur(c, 6 * 150 / 112) for c in london_crops]))[1]
+    assert (q - blurred > 0.01).all(), (q, blurred)
+
+
+def test_a_head_needs_its_own_network():
+    torch.manual_seed(0)
+    other = CustomBackbone(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 8)),
+                           torch.nn.Linear(8, 4), name="dlib-resnet", crop_size=16)
+    with pytest.raises(ValueError, match="no utility head for backbone 'dlib-resnet'.*plqa calibrate"):
+        UtilityHead().raw(other, torch.zeros(1, 3, 16, 16))
+
+
+def test_training_the_head_held_out_and_in_the_calibration_file(smiling):
+    """fit trains on every probe; out_of_fold_raw predicts each face's images with a head that never saw it."""
+    net = load_backbone("dlib-resnet")
+    dev = DevSet(net, smiling, seed=0)
+    head = UtilityHead()
+    extra = head.fit(net, dev)
+    assert len(extra["head_weights"]) == 385 and isinstance(extra["head_bias"], float)
+    s = dev.scores
+    fitted = head.raw(net, None, features=torch.as_tensor(s.probe_features, dtype=torch.float32)).double().numpy()
+    raw_probe, raw_ref = head.out_of_fold_raw(net, dev, folds=3, seed=0)
+    assert raw_probe.shape == (len(s.labels),) and raw_ref.shape == (len(smiling) * REFERENCES,)
+    in_sample, held_out = np.abs(fitted - s.labels).mean(), np.abs(raw_probe - s.labels).mean()
+    assert held_out > in_sample  # a held-out face is harder than a seen one, as for any unseen photo
+    config = resolve_config("dlib-resnet", calibration={"alpha": 100.0, "r": 0.9, "gamma": 11.0,
+                                                         "quality_method": "utility", **extra})
+    np.testing.assert_allclose(config.make_estimator().weights.numpy(), extra["head_weights"])
+
+
+# -- the notebook's in-memory ERC ---------------------------------------------------------------------------------
+def test_utility_evaluation_in_memory(faces_dir):
+    from plqa_nb.widgets import evaluation as wev
+
+    calls = []
+    run = wev.run_utility_evaluation(identities=4, probes=2, estimators=("utility", "ers"), seed=0,
+                                     progress=lambda *a: calls.append(a))
+    assert calls[-1] == (4, 4) and len(run.images) + len(run.failed) == 4 * 4
+    methods = [r.method for r in run.results]
+    assert methods == ["utility", "ers", "random", "oracle"]
+    genuine = run.results[0].genuine
+    assert genuine == len(run.matched) == len(run.pair_quality["utility"])
+    oracle = run.results[-1]
+    assert oracle.curve.at(0) == run.results[0].curve.at(0)  # the same pairs and threshold
+    fig = wev.erc_figure(run)
+    assert [t.name.split(" ")[0] for t in fig.data] == methods
+    rel = wev.reliability_figure(run)
+    assert [t.name.split(" ")[0] for t in rel.data[1:]] == ["utility", "ers"]
+    table = wev.summary_table(run)
+    assert [r["quality_method"] for r in table] == methods
+    kinds = wev.kinds_table(run)
+    assert {r["kind"] for r in kinds} >= {"reference", "clean"}
+    assert sum(r["images"] for r in kinds) == len(run.images)

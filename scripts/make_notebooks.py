@@ -285,7 +285,7 @@ Choose the face, the violation and its strength."""),
 
 Δ_Q̂ per violation for this face (hover for the worst region)."""),
     (C, """rows = all_violations(session, config)
-show_table(rows, ["violation", "category", "quality", "delta_q", "worst_region", "affected_region", "feedback"])
+show_table(rows, ["violation", "category", "quality", "quality_lost", "worst_region", "affected_region", "feedback"])
 violations_figure(rows)"""),
 ]
 

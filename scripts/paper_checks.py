@@ -39,8 +39,8 @@ def prepare(explainer: Explainer, folder: Path, limit: int | None) -> list[FaceC
 
 def masking_checks(explainer: Explainer, faces: list[FaceCrop], per_size: int) -> list[dict]:
     rows = table(masking.run(explainer, faces, per_size=per_size))
-    return [{"check": f"masking s={r['size']:g}: delta_q > 0 / delta_p > 0", "n": r["n"],
-             "value": f"{100 * r['delta_q_pos']:.1f} % / {100 * r['delta_p_pos']:.1f} %"}
+    return [{"check": f"masking s={r['size']:g}: quality_lost > 0 / plq_lost > 0", "n": r["n"],
+             "value": f"{100 * r['quality_lost_pos']:.1f} % / {100 * r['plq_lost_pos']:.1f} %"}
             for r in masking.summary(rows)]
 
 
@@ -48,8 +48,8 @@ def icao_checks(explainer: Explainer, faces: list[FaceCrop]) -> list[dict]:
     rows = table(icao.run(explainer, faces, only="occlusion"))
     out = []
     for r in icao.summary(rows):
-        out.append({"check": f"ICAO {r['violation']}: delta_q > 0 / worst = affected / degraded = affected",
-                    "n": r["n"], "value": f"{100 * r['delta_q_pos']:.1f} % / {100 * r['worst_is_affected']:.1f} % / "
+        out.append({"check": f"ICAO {r['violation']}: quality_lost > 0 / worst = affected / degraded = affected",
+                    "n": r["n"], "value": f"{100 * r['quality_lost_pos']:.1f} % / {100 * r['worst_is_affected']:.1f} % / "
                                           f"{100 * r['degraded_is_affected']:.1f} %"})
     return out
 

@@ -86,8 +86,8 @@ def check(estimator: str, neutral: list[FaceCrop], others: list[FaceCrop], seed:
             "compliant_other": float(np.mean(q_other >= 0.5)) if len(q_other) else float("nan"),
             "other_photos": len(q_other), "kinds": kinds,
             "kinds_falling": sum(k["falls"] for k in kinds.values()), "kinds_total": len(kinds),
-            "square50_drops": float(np.mean([r["delta_q"] > 0 for r in squares])),
-            "occluders_drop": {v: float(np.mean([r["delta_q"] > 0 for r in occl if r["violation"] == v]))
+            "square50_drops": float(np.mean([r["quality_lost"] > 0 for r in squares])),
+            "occluders_drop": {v: float(np.mean([r["quality_lost"] > 0 for r in occl if r["violation"] == v]))
                                for v in dict.fromkeys(r["violation"] for r in occl)}}
 
 

@@ -126,20 +126,20 @@ def test_masking_rows_reproduce_and_match_their_maps(explainer, faces):
         px = r["size_px"]
         assert px == round(50 * 150 / 112)
         assert 7 <= r["x"] <= 150 - 7 - px and 7 <= r["y"] <= 150 - 7 - px  # inside the inner 90 %
-        assert r["delta_q"] == pytest.approx(r["quality_org"] - r["quality_mask"])
+        assert r["quality_lost"] == pytest.approx(r["quality_org"] - r["quality_mask"])
     r0 = rows[0]
     sq = (slice(r0["y"], r0["y"] + px), slice(r0["x"], r0["x"] + px))
     assert (first.image[sq] == 0).all()
-    assert r0["delta_p"] == pytest.approx(float(original.plq[sq].mean() - first.plq[sq].mean()), abs=1e-5)
+    assert r0["plq_lost"] == pytest.approx(float(original.plq[sq].mean() - first.plq[sq].mean()), abs=1e-5)
     assert table(masking.run(explainer, faces[:1], sizes=(50,), per_size=2, seed=5)) == rows
     assert (rows[0]["x"], rows[0]["y"]) != (rows[1]["x"], rows[1]["y"])
     summary = masking.summary(rows)
     assert summary[0]["n"] == 2
-    assert summary[0]["delta_p_pos"] == np.mean([r["delta_p"] > 0 for r in rows])
-    assert summary[0]["delta_q_median"] == pytest.approx(np.median([r["delta_q"] for r in rows]))
+    assert summary[0]["plq_lost_pos"] == np.mean([r["plq_lost"] > 0 for r in rows])
+    assert summary[0]["quality_lost_median"] == pytest.approx(np.median([r["quality_lost"] for r in rows]))
     fig = plots.masking_distributions(rows)
     assert len(fig.axes) == 2 and all(len(ax.collections) >= 1 for ax in fig.axes)  # one violin group per panel
-    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [f"s=50\n{summary[0]['delta_q_pos']:.0%} > 0"]
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [f"s=50\n{summary[0]['quality_lost_pos']:.0%} > 0"]
     grid = plots.panel_grid([res[0].panels])
     shown = [ax for ax in grid.axes if ax.images]
     assert len(shown) == 2 * len(res[0].panels)  # each panel's image and its map
@@ -153,7 +153,7 @@ def test_icao_rows_are_consistent(explainer, faces):
     assert rows[1]["affected_region"] == "forehead" and rows[2]["affected_region"] == ""
     for r in rows:
         assert r["quality_ref"] == rows[0]["quality"]
-        assert r["delta_q"] == pytest.approx(r["quality_ref"] - r["quality"])
+        assert r["quality_lost"] == pytest.approx(r["quality_ref"] - r["quality"])
         means = {k: r[f"plq_{k}"] for k in FACE_REGIONS}
         assert r["worst_region"] == min(means, key=means.get)
         assert f"the {r['worst_region']}" in r["feedback"]
@@ -167,7 +167,7 @@ def test_icao_rows_are_consistent(explainer, faces):
     fig = plots.delta_by_violation(rows)
     labels = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert [lab.split("\n")[0] for lab in labels] == ["cap", "blur"]  # the reference is not a violation
-    assert labels[0].endswith(f"{float(rows[1]['delta_q'] > 0):.0%} > 0")
+    assert labels[0].endswith(f"{float(rows[1]['quality_lost'] > 0):.0%} > 0")
     as_is = icao.run_as_is(explainer, faces[1:], reference=faces[0], seed=1)[0].rows[0]
     assert as_is["violation"] == "as-is" and as_is["quality_ref"] == pytest.approx(rows[0]["quality"], abs=1e-6)
 
@@ -246,7 +246,7 @@ def test_cli_masking_and_icao_with_bad_input_and_resume(faces_dir, tmp_path, cap
     assert [r["violation"] for r in rows] == ["reference", "sunglasses", "face_mask", "cap", "hand_on_cheek"]
     assert all(not math.isnan(float(r["plq_eyes"])) and r["feedback"] for r in rows)
     assert len(list((out / "images").rglob("*.png"))) == 5
-    assert (out / "figures" / "icao_grid.png").exists() and (out / "figures" / "icao_delta_q.png").exists()
+    assert (out / "figures" / "icao_grid.png").exists() and (out / "figures" / "icao_quality_lost.png").exists()
     capsys.readouterr()
     assert main(["experiment", "icao", str(good), "--out", str(tmp_path / "x"), "--only", "hats"]) == 2
     assert "unknown violation or category ['hats']" in capsys.readouterr().err

@@ -164,14 +164,14 @@ def test_square_table_and_figure(session):
     assert (masked.image[y:y + size, x:x + size] == 0).all()
     np.testing.assert_array_equal(org.image, session.aligned(FAST.backbone).crop)
     assert org.quality == pytest.approx(session.explain(FAST).quality, abs=PATH_QUALITY_ATOL)  # batch vs staged
-    assert row["quality_mask"] == masked.quality and row["delta_q"] == pytest.approx(org.quality - masked.quality)
+    assert row["quality_mask"] == masked.quality and row["quality_lost"] == pytest.approx(org.quality - masked.quality)
     inside = (slice(y, y + size), slice(x, x + size))
-    assert row["delta_p"] == pytest.approx(org.plq[inside].mean() - masked.plq[inside].mean(), abs=1e-6)
+    assert row["plq_lost"] == pytest.approx(org.plq[inside].mean() - masked.plq[inside].mean(), abs=1e-6)
     runs = session.computed["masked"]
     fig = wmask.square_figure(session, FAST, x, y, size)
     assert session.computed["masked"] == runs  # cached
     assert _types(fig) == ["image", "image", "heatmap", "heatmap"] and len(fig.layout.shapes) == 3
-    assert f"{row['delta_q']:+.3f}" in fig.layout.title.text
+    assert f"{row['quality_lost']:+.3f}" in fig.layout.title.text
 
 
 def test_masking_batch_and_distributions(face_path, faces_dir):
@@ -180,11 +180,11 @@ def test_masking_batch_and_distributions(face_path, faces_dir):
     rows = wmask.masking_batch(sessions, FAST, sizes=(20, 50), per_size=1, progress=lambda *a: calls.append(a))
     assert calls == [(1, 2), (2, 2)]
     assert len(rows) == 4 and {r["size"] for r in rows} == {20, 50}
-    assert {"delta_q", "delta_p", "quality_org", "quality_mask"} <= set(rows[0])
+    assert {"quality_lost", "plq_lost", "quality_org", "quality_mask"} <= set(rows[0])
     fig = wmask.distributions_figure(rows)
     assert _types(fig) == ["violin"] * 4
     for trace, size in zip(fig.data[:2], (20, 50)):  # Δ_Q̂ per size, the share above 0 in the name
-        values = [r["delta_q"] for r in rows if r["size"] == size]
+        values = [r["quality_lost"] for r in rows if r["size"] == size]
         np.testing.assert_allclose(sorted(trace.y), sorted(values))
         assert trace.name.endswith(f"{np.mean(np.array(values) > 0):.0%} > 0")
 
@@ -198,7 +198,7 @@ def test_masking_ui(face_path):
     ui.size.value = 20  # back to a square seen before: cached
     assert session.computed["masked"] == 3 and session.computed["detection"] == 1
     row = wmask.square_table(session, FAST, ui.x.value, ui.y.value, 20)[0]
-    assert f"{row['delta_q']:+.3f}" in _plotly(ui.output)[0]["layout"]["title"]["text"]
+    assert f"{row['quality_lost']:+.3f}" in _plotly(ui.output)[0]["layout"]["title"]["text"]
 
 
 # -- inpainting -----------------------------------------------------------------------------------------------
@@ -258,13 +258,13 @@ def test_variant_strength_blends(session):
 
 def test_icao_summary_table_and_figure(session):
     summary = wicao.violation_summary(session, FAST, "sunglasses", 1.0)
-    assert summary["delta_q"] == pytest.approx(summary["quality_ref"] - summary["quality"])
+    assert summary["quality_lost"] == pytest.approx(summary["quality_ref"] - summary["quality"])
     assert summary["feedback"].startswith(f"Q̂ {summary['quality']:.2f}")
     assert f"the {summary['degraded_region']} lost most" in summary["feedback"]  # the column that works is shown
     table = {r["region"]: r for r in wicao.region_table(session, FAST, "sunglasses", 1.0)}
     assert set(table) == {"eyes", "nose", "mouth", "forehead", "cheeks", "background", "face"}
     assert table["eyes"]["covered"] == "yes" and table["mouth"]["covered"] == ""
-    assert table["eyes"]["difference"] == pytest.approx(table["eyes"]["plq_violation"] - table["eyes"]["plq_reference"])
+    assert table["eyes"]["plq_lost"] == pytest.approx(table["eyes"]["plq_reference"] - table["eyes"]["plq_violation"])
     fig = wicao.icao_figure(session, FAST, "sunglasses", 1.0)
     assert _types(fig) == ["image", "image", "heatmap", "heatmap", "contour"]
 

@@ -59,7 +59,7 @@ def register(sub) -> None:
     c.add_argument("--as-is", action="store_true",
                    help="no synthetic violations: the region table of the photos as they are (real non-compliance)")
     c.add_argument("--reference", type=Path, default=None,
-                   help="with --as-is: a compliant photo to compare with (quality_ref, delta_q)")
+                   help="with --as-is: a compliant photo to compare with (quality_ref, quality_lost)")
     c.set_defaults(func=run_icao)
 
 
@@ -224,6 +224,6 @@ def run_icao(args: argparse.Namespace) -> int:
         atomic_save_figure(args.out / "figures" / "icao_grid.png",
                            plots.panel_grid(_example_panels(args.out, rows, args.examples), "ICAO-style violations"))
         if not args.as_is:
-            atomic_save_figure(args.out / "figures" / "icao_delta_q.png", plots.delta_by_violation(rows))
+            atomic_save_figure(args.out / "figures" / "icao_quality_lost.png", plots.delta_by_violation(rows))
         _print_table(icao.summary(rows))
     return 0

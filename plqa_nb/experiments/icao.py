@@ -9,7 +9,7 @@
 * background: clutter behind the head.
 
 ``run`` explains the compliant crop and all its variants in one batch and returns, per variant,
-Q̂, Δ_Q̂ = Q̂_ref − Q̂ (Eq. 7's sign: positive means worse), the mean PLQ per face region, the
+Q̂, quality_lost = Q̂_ref − Q̂ (Δ_Q̂ with Eq. 7's sign: positive means worse), the mean PLQ per face region, the
 worst face region (lowest mean PLQ), the most degraded region against the compliant photo
 (``regions.degraded_region``) and a sentence of feedback. ``run_as_is`` gives the same table for real
 (non-synthetic) photos, optionally against a compliant reference.
@@ -32,8 +32,8 @@ from .regions import (REGIONS, FaceFrame, covered_regions, degraded_region, regi
 
 CATEGORIES = ("occlusion", "lighting", "sharpness", "geometry", "background")
 #: the columns of a row besides ``file`` (``plqa experiment icao`` adds status and timing columns around them)
-COLUMNS = (["violation", "category", "affected_region", "quality", "quality_ref", "delta_q", "worst_region",
-            "degraded_region", "degraded_ratio"] + [f"plq_{r}" for r in REGIONS + ("face",)] + ["feedback"])
+COLUMNS = (["violation", "category", "affected_region", "quality", "quality_ref", "quality_lost",
+            "worst_region", "degraded_region", "degraded_ratio"] + [f"plq_{r}" for r in REGIONS + ("face",)] + ["feedback"])
 
 
 @dataclass
@@ -213,7 +213,7 @@ def measure(explainer: Explainer, entries: list[dict], reference: FaceCrop | Non
         rows.append({"file": e["file"], "violation": e["violation"], "category": e["category"],
                      "affected_region": e["affected"], "quality": float(q[i]),
                      "quality_ref": float(q[0]) if reference is not None else "",
-                     "delta_q": float(q[0] - q[i]) if reference is not None else "",
+                     "quality_lost": float(q[0] - q[i]) if reference is not None else "",
                      **_region_row(plq[i], masks, float(q[i]), degraded)})
         panels.append(Panel(e["image"], plq[i], float(q[i]), e["violation"]))
     if reference is not None and not reference_row:
@@ -228,7 +228,7 @@ def run(explainer: Explainer, faces: Sequence[FaceLike], only: str | Sequence[st
     ``seed`` (default: the explainer's) draws the variants' random choices and the estimator's noise.
     Per face: one row per variant, the reference first; panels: each with its map (Fig. 7). Row columns:
     file, violation, category, affected_region ('+'-joined face regions at least 40 % covered, occlusions
-    only), quality, quality_ref, delta_q, worst_region (lowest mean PLQ), degraded_region and
+    only), quality, quality_ref, quality_lost, worst_region (lowest mean PLQ), degraded_region and
     degraded_ratio (``regions.degraded_region`` against the reference), plq_<region>, plq_face, feedback.
     """
     seed = explainer.seed if seed is None else seed
@@ -252,7 +252,7 @@ def variant_entry(face: FaceCrop, variant: Variant) -> dict:
 def run_as_is(explainer: Explainer, faces: Sequence[FaceLike], reference: FaceLike | None = None,
               seed: int | None = None) -> list[FaceResult]:
     """The region table of real photos as they are (violation 'as-is'), in one batch; with a compliant
-    ``reference`` (e.g. the same subject) quality_ref, delta_q and degraded_region are filled in."""
+    ``reference`` (e.g. the same subject) quality_ref, quality_lost and degraded_region are filled in."""
     faces = [as_face_crop(f) for f in faces]
     entries = [{"file": f.name, "image": f.crop, "landmarks": f.landmarks, "violation": "as-is", "category": "",
                 "affected": ""} for f in faces]
@@ -271,12 +271,12 @@ def summary(rows: Sequence[dict]) -> list[dict]:
     for name, sel in groups.items():
         if not sel:
             continue
-        dq = np.array([float(r["delta_q"]) if r["delta_q"] != "" else np.nan for r in sel])
+        dq = np.array([float(r["quality_lost"]) if r["quality_lost"] != "" else np.nan for r in sel])
         occ = [r for r in sel if r["category"] == "occlusion"]
         hit, hit_deg = (np.mean([r[c] in str(r["affected_region"]).split("+") for r in occ]) if occ else np.nan
                         for c in ("worst_region", "degraded_region"))
         pos = float(np.mean(dq[~np.isnan(dq)] > 0)) if not np.isnan(dq).all() else float("nan")
-        out.append({"violation": name, "n": len(sel), "delta_q_pos": pos,
-                    "delta_q_median": float(np.median(dq)), "worst_is_affected": float(hit),
+        out.append({"violation": name, "n": len(sel), "quality_lost_pos": pos,
+                    "quality_lost_median": float(np.median(dq)), "worst_is_affected": float(hit),
                     "degraded_is_affected": float(hit_deg)})
     return out

@@ -2,8 +2,9 @@
 
 For every face and every size s (on the paper's 112-px scale, converted to the backbone's
 crop), ``per_size`` black s×s squares are placed uniformly inside the inner 90 % of the crop.
-Δ_Q̂ = Q̂_org − Q̂_mask (Eq. 7) and Δ_p = mean PLQ inside the square on the original minus on
-the masked image (Eq. 8); positive values mean the square was noticed.
+Δ_Q̂ = Q̂_org − Q̂_mask (Eq. 7, column ``quality_lost``) and Δ_p = mean PLQ inside the square on the
+original minus on the masked image (Eq. 8, ``plq_lost``): the paper's sign, positive = worse, so positive
+values mean the square was noticed.
 """
 from __future__ import annotations
 
@@ -20,7 +21,8 @@ from .regions import region_masks, region_means
 
 SIZES = (10, 20, 30, 40, 50)
 #: the columns of a row (``plqa experiment masking`` adds file status and timing columns around them)
-COLUMNS = ["size", "index", "size_px", "x", "y", "quality_org", "quality_mask", "delta_q", "delta_p", "feedback"]
+COLUMNS = ["size", "index", "size_px", "x", "y", "quality_org", "quality_mask", "quality_lost", "plq_lost",
+           "feedback"]
 
 
 class Square(NamedTuple):
@@ -62,7 +64,8 @@ def measure(explainer: Explainer, face: FaceLike, squares: Sequence[Square], see
     for i, sq in enumerate(squares, start=1):
         inside = (slice(sq.y, sq.y + sq.size_px), slice(sq.x, sq.x + sq.size_px))
         rows.append({"file": face.name, **sq._asdict(), "quality_org": float(q[0]), "quality_mask": float(q[i]),
-                     "delta_q": float(q[0] - q[i]), "delta_p": float(plq[0][inside].mean() - plq[i][inside].mean()),
+                     "quality_lost": float(q[0] - q[i]),
+                     "plq_lost": float(plq[0][inside].mean() - plq[i][inside].mean()),
                      "feedback": feedback(region_means(plq[i], masks), float(q[i]))})
         if sq.index == 0:
             panels.append(Panel(images[i], plq[i], float(q[i]), f"s={sq.size:g}"))
@@ -85,9 +88,9 @@ def summary(rows: Sequence[dict]) -> list[dict]:
     out = []
     for size in sorted({float(r["size"]) for r in rows}):
         sel = [r for r in rows if float(r["size"]) == size]
-        dq = np.array([float(r["delta_q"]) for r in sel])
-        dp = np.array([float(r["delta_p"]) for r in sel])
-        out.append({"size": size, "n": len(sel), "delta_q_pos": float(np.mean(dq > 0)),
-                    "delta_p_pos": float(np.mean(dp > 0)), "delta_q_median": float(np.median(dq)),
-                    "delta_p_median": float(np.median(dp))})
+        dq = np.array([float(r["quality_lost"]) for r in sel])
+        dp = np.array([float(r["plq_lost"]) for r in sel])
+        out.append({"size": size, "n": len(sel), "quality_lost_pos": float(np.mean(dq > 0)),
+                    "plq_lost_pos": float(np.mean(dp > 0)), "quality_lost_median": float(np.median(dq)),
+                    "plq_lost_median": float(np.median(dp))})
     return out

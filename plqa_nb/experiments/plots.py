@@ -57,8 +57,8 @@ def masking_distributions(rows: Sequence[dict]):
     sizes = sorted({float(r["size"]) for r in rows})
     size = _col(rows, "size")
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    names = ("Δ_Q̂ = Q̂_org − Q̂_mask", "Δ_p (mean PLQ drop in the square)")
-    for ax, key, name in zip(axes, ("delta_q", "delta_p"), names):
+    names = ("quality lost Δ_Q̂ = Q̂_org − Q̂_mask", "PLQ lost Δ_p in the square")
+    for ax, key, name in zip(axes, ("quality_lost", "plq_lost"), names):
         values = _col(rows, key)
         _violins(ax, [values[size == s] for s in sizes], [f"s={s:g}" for s in sizes], name)
     fig.suptitle("Random black squares (s on the 112-px scale): positive = degraded", fontsize=10)
@@ -89,10 +89,10 @@ def delta_by_violation(rows: Sequence[dict]):
     """Δ_Q̂ = Q̂_ref − Q̂ per violation (violins), the share of degraded faces under each label."""
     rows = [r for r in rows if r["violation"] not in ("reference", "as-is")]
     names = list(dict.fromkeys(r["violation"] for r in rows))
-    values = _col(rows, "delta_q")
+    values = _col(rows, "quality_lost")
     violation = np.array([r["violation"] for r in rows])
     fig, ax = plt.subplots(figsize=(max(6.0, 0.8 * len(names)), 3.8))
-    _violins(ax, [values[violation == n] for n in names], names, "Δ_Q̂ = Q̂_ref − Q̂")
+    _violins(ax, [values[violation == n] for n in names], names, "quality lost Δ_Q̂ = Q̂_ref − Q̂")
     ax.tick_params(axis="x", labelrotation=45)
     ax.set_title("ICAO-style violations: positive = lower quality than the compliant photo", fontsize=10)
     fig.tight_layout()

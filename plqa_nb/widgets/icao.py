@@ -48,11 +48,12 @@ def _measured(session: FaceAnalysis, config: ModelConfig, violation: str,
 
 def region_table(session: FaceAnalysis, config: ModelConfig, violation: str, strength: float = 1.0) -> list[dict]:
     """Mean PLQ per region, compliant and with the violation: rows with region, plq_reference, plq_violation,
-    difference (violation − reference) and covered ('yes' where the occluder covers ≥ 40 % of the region)."""
+    plq_lost (reference − violation: positive = worse, the sign of every table) and covered ('yes' where the
+    occluder covers ≥ 40 % of the region)."""
     _, (ref, row), _ = _measured(session, config, violation, strength)
     covered = row["affected_region"].split("+")
     return [{"region": k, "plq_reference": ref[f"plq_{k}"], "plq_violation": row[f"plq_{k}"],
-             "difference": row[f"plq_{k}"] - ref[f"plq_{k}"], "covered": "yes" if k in covered else ""}
+             "plq_lost": ref[f"plq_{k}"] - row[f"plq_{k}"], "covered": "yes" if k in covered else ""}
             for k in REGIONS + ("face",)]
 
 
@@ -60,7 +61,7 @@ def violation_summary(session: FaceAnalysis, config: ModelConfig, violation: str
     """Q̂ of the compliant face and with the violation, Δ_Q̂ = Q̂_ref − Q̂ (positive: worse), the worst
     face region, the region that lost most against the compliant photo and the feedback sentence."""
     _, (_, row), _ = _measured(session, config, violation, strength)
-    keys = ("violation", "category", "quality_ref", "quality", "delta_q", "worst_region", "degraded_region",
+    keys = ("violation", "category", "quality_ref", "quality", "quality_lost", "worst_region", "degraded_region",
             "feedback")
     return {"strength": strength, **{k: row[k] for k in keys}}
 
@@ -70,8 +71,9 @@ def icao_figure(session: FaceAnalysis, config: ModelConfig, violation: str, stre
     variant, _, (ref, panel) = _measured(session, config, violation, strength)
     fig = image_grid([[(f"compliant, Q̂ = {ref.quality:.3f}", rgb_trace(ref.image)),
                        (f"{violation} ×{strength:g}, Q̂ = {panel.quality:.3f}", rgb_trace(panel.image))],
-                      [("PLQ compliant", plq_trace(ref.plq)), (f"PLQ {violation}", plq_trace(panel.plq, colorbar=False))]],
-                     title=f"{session.name}: Δ_Q̂ = {ref.quality - panel.quality:+.3f}", panel_px=240)
+                      [("PLQ compliant", plq_trace(ref.plq)),
+                       (f"PLQ {violation}", plq_trace(panel.plq, colorbar=False))]],
+                     title=f"{session.name}: quality lost Δ_Q̂ = {ref.quality - panel.quality:+.3f}", panel_px=240)
     if variant.occluder is not None:
         fig.add_trace(outline_trace(variant.occluder, "blue", "occluder"), row=2, col=2)
     return fig
@@ -90,7 +92,7 @@ def violations_figure(rows: list[dict]) -> go.Figure:
     for cat in icao.CATEGORIES:
         sel = [r for r in rows if r["category"] == cat]
         if sel:
-            fig.add_trace(go.Bar(x=[r["violation"] for r in sel], y=[r["delta_q"] for r in sel], name=cat,
+            fig.add_trace(go.Bar(x=[r["violation"] for r in sel], y=[r["quality_lost"] for r in sel], name=cat,
                                  customdata=[r["worst_region"] for r in sel],
                                  hovertemplate="%{x}: Δ_Q̂ %{y:.3f}, worst region %{customdata}<extra></extra>"))
     fig.update_layout(title=f"{rows[0]['file'] if rows else ''}: Δ_Q̂ = Q̂_ref − Q̂ per violation",

@@ -32,9 +32,9 @@ def square_result(session: FaceAnalysis, config: ModelConfig, x: int, y: int, si
 
 
 def square_table(session: FaceAnalysis, config: ModelConfig, x: int, y: int, size: int) -> list[dict]:
-    """Eq. 7 and Eq. 8 for one square: one row with x, y, size_px, quality_org, quality_mask, delta_q, delta_p."""
+    """Eq. 7 and Eq. 8 for one square: a row with x, y, size_px, quality_org, quality_mask, quality_lost, plq_lost."""
     row = square_result(session, config, x, y, size).rows[0]
-    return [{k: row[k] for k in ("x", "y", "size_px", "quality_org", "quality_mask", "delta_q", "delta_p")}]
+    return [{k: row[k] for k in ("x", "y", "size_px", "quality_org", "quality_mask", "quality_lost", "plq_lost")}]
 
 
 def square_figure(session: FaceAnalysis, config: ModelConfig, x: int, y: int, size: int) -> go.Figure:
@@ -45,8 +45,8 @@ def square_figure(session: FaceAnalysis, config: ModelConfig, x: int, y: int, si
     fig = image_grid([[(f"original, Q̂ = {org.quality:.3f}", rgb_trace(org.image)),
                        (f"masked, Q̂ = {masked.quality:.3f}", rgb_trace(masked.image)),
                        ("PLQ original", plq_trace(org.plq, colorbar=False)), ("PLQ masked", plq_trace(masked.plq))]],
-                     title=f"{session.name}: Δ_Q̂ = {row['delta_q']:+.3f} (Eq. 7), "
-                           f"Δ_p = {row['delta_p']:+.3f} (Eq. 8)")
+                     title=f"{session.name}: quality lost Δ_Q̂ = {row['quality_lost']:+.3f} (Eq. 7), "
+                           f"PLQ lost Δ_p = {row['plq_lost']:+.3f} (Eq. 8)")
     for col in (1, 3, 4):
         fig.add_shape(type="rect", x0=x - 0.5, y0=y - 0.5, x1=x + size - 0.5, y1=y + size - 0.5,
                       line={"color": "blue", "width": 2}, row=1, col=col)
@@ -71,9 +71,9 @@ def masking_batch(sessions: Sequence[FaceAnalysis], config: ModelConfig, sizes: 
 def distributions_figure(rows: Sequence[dict]) -> go.Figure:
     """Fig. 5: Δ_Q̂ and Δ_p per square size (violins with every square), the share above 0 under each."""
     sizes = sorted({float(r["size"]) for r in rows})
-    fig = make_subplots(rows=1, cols=2, subplot_titles=["Δ_Q̂ = Q̂_org − Q̂_mask (Eq. 7)",
-                                                        "Δ_p = mean PLQ drop in the square (Eq. 8)"])
-    for col, key in ((1, "delta_q"), (2, "delta_p")):
+    fig = make_subplots(rows=1, cols=2, subplot_titles=["quality lost Δ_Q̂ = Q̂_org − Q̂_mask (Eq. 7)",
+                                                        "PLQ lost Δ_p in the square (Eq. 8)"])
+    for col, key in ((1, "quality_lost"), (2, "plq_lost")):
         for s in sizes:
             values = np.array([float(r[key]) for r in rows if float(r["size"]) == s])
             fig.add_trace(go.Violin(y=values, name=f"s={s:g}<br>{np.mean(values > 0):.0%} > 0", box_visible=True,

@@ -117,7 +117,7 @@ class DlibResNet(Backbone):
     # paper's ‖e‖₁: the signed Σe of the authors' code scales each map by 1/|Σe|, which varies from photo to
     # photo (and explodes near 0) on this 128-d embedding, so maps would not be comparable.
     defaults = BackboneDefaults(quality="utility", scaling={"utility": (126.06, 0.93039), "ers": (136.84, 0.069664),
-                                                           "serfiq": (256.4, 0.47005), "faceqan": (20.16, 0.7795)},
+                                                           "serfiq": (256.4, 0.47005), "faceqan": (20.016, 0.76266)},
                                 gamma=11.83, norm="l1")
 
     def __init__(self):

@@ -15,6 +15,7 @@ notebooks all take a ``ModelConfig``; it is hashable and compares by content, so
 """
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from dataclasses import dataclass, field, replace
@@ -39,7 +40,9 @@ class ModelConfig:
     alpha, r: Eq. 2, Q̂ = sigmoid(alpha (Q − r)); gamma: Eq. 6 exponent; norm: the Eq. 3 denominator
     ("signed" Σe or "l1" ‖e‖₁); clip_grad: per-image gradient L2 bound (None: off); seed: of every
     stochastic step; estimator_state: per-backbone state of the estimator from a calibration file (sorted
-    (key, value) pairs, e.g. ERS's centre); source: where α, r, γ came from (not part of equality).
+    (key, value) pairs, e.g. ERS's centre); compliant_norm: a calibration file's compliant-face norm for
+    localising defects (JSON text, "" = the one shipped for the backbone and estimator); source: where α, r, γ came from (not
+    part of equality).
     """
 
     backbone: str = DEFAULT_BACKBONE
@@ -53,6 +56,7 @@ class ModelConfig:
     clip_grad: float | None = None
     seed: int = 0
     estimator_state: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
+    compliant_norm: str = field(default="", repr=False)
     source: str = field(default="", compare=False)
 
     def scaling(self) -> QualityScaling:
@@ -135,7 +139,9 @@ def resolve_config(backbone: str | Backbone = DEFAULT_BACKBONE, quality: str | N
                        alpha=float(fitted[0] if alpha is None else alpha), r=float(fitted[1] if r is None else r),
                        gamma=float(fitted[2] if gamma is None else gamma), norm=norm,
                        clip_grad=None if clip_grad is None else float(clip_grad), seed=int(seed),
-                       estimator_state=estimator_state(quality, record), source=source)
+                       estimator_state=estimator_state(quality, record),
+                       compliant_norm=json.dumps(record["compliant_norm"], sort_keys=True) if "compliant_norm" in record
+                       else "", source=source)
 
 
 def _check_record(record: dict, source: str, backbone: str, quality: str | None, norm: str | None) -> None:

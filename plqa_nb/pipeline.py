@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from .alignment import AlignedFace, align_face
+from .attribution.counterfactual import compliant_norm_text
 from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
 from .backbones.base import crops_to_tensor
 from .config import ModelConfig, resolve_config
@@ -69,7 +70,12 @@ class Explainer:
             raise ValueError(f"configuration for backbone '{self.config.backbone}' given with '{self.backbone.name}'")
         self.estimator = self.config.make_estimator()
         self.method = method
-        self.model = QualityRegressionModel(self.backbone, clip_grad=self.config.clip_grad)
+        self.model = QualityRegressionModel(
+            self.backbone, clip_grad=self.config.clip_grad, estimate=self._raw_quality,
+            compliant_norm=compliant_norm_text(self.backbone, self.config.quality, self.config.compliant_norm))
+
+    def _raw_quality(self, crops: torch.Tensor) -> torch.Tensor:
+        return raw_quality(self.estimator, self.backbone, crops, None, self.seed)
 
     @property
     def scaling(self):

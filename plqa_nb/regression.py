@@ -12,6 +12,7 @@ inputs when passed as ``additional_forward_args``) → Q̂ [B].
 from __future__ import annotations
 
 import warnings
+from typing import Callable
 
 import torch
 from torch import nn
@@ -66,12 +67,19 @@ class QualityRegressionModel(nn.Module):
         backbone: the FR network.
         clip_grad: if set, each image's input gradient is rescaled to L2 norm ≤ clip_grad
             (the paper recommends gradient clipping); None leaves gradients untouched.
+        estimate: the quality estimator M_Q stands for, images [B, 3, S, S] → raw Q [B] (for counterfactual
+            methods, which explain the estimator itself; None when unknown).
+        compliant_norm: the backbone's compliant-face norm for this estimator (JSON text of
+            ``attribution.counterfactual.CompliantNorm``; "" when there is none).
     """
 
-    def __init__(self, backbone: Backbone, clip_grad: float | None = None):
+    def __init__(self, backbone: Backbone, clip_grad: float | None = None,
+                 estimate: Callable[[torch.Tensor], torch.Tensor] | None = None, compliant_norm: str = ""):
         super().__init__()
         self.backbone = backbone
         self.clip_grad = clip_grad
+        self.estimate = estimate
+        self.compliant_norm = compliant_norm
 
     def forward(self, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         if self.clip_grad is not None:

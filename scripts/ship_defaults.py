@@ -1,6 +1,7 @@
 """Fit the shipped defaults of dlib-resnet from the London *smiling* photos (the neutral ones stay unseen):
-the utility head (``plqa_nb/quality/heads/dlib-resnet.json``), ERS's centre
-(``plqa_nb/quality/ui_centres/dlib-resnet.json``) and the utility calibration (α, r) of every estimator and
+the utility head (``plqa_nb/shipped/heads/dlib-resnet.json``), ERS's centre
+(``plqa_nb/shipped/ui_centres/dlib-resnet.json``), each estimator's compliant-face norm for localising defects
+(``plqa_nb/shipped/norms/dlib-resnet.json``) and the utility calibration (α, r) of every estimator and
 γ, printed as the ``BackboneDefaults`` of ``plqa_nb/backbones/dlib_resnet.py``.
 
     python scripts/ship_defaults.py ../shared/faces/london/smiling            # write the JSON files, print
@@ -25,7 +26,7 @@ from plqa_nb.pipeline import Explainer
 from plqa_nb.quality.calibration import calibrate
 from plqa_nb.stages import as_face_crop
 
-QUALITY = Path(__file__).resolve().parents[1] / "plqa_nb" / "quality"
+SHIPPED = Path(__file__).resolve().parents[1] / "plqa_nb" / "shipped"
 ESTIMATORS = {"utility": None, "ers": None, "serfiq": None, "faceqan": 26}  # name → identities used (None: all)
 MADE_WITH = ("scripts/ship_defaults.py <London smiling photos> (seed 0; {n} photos of the Face Research Lab London "
              "Set, CC BY 4.0, DeBruine & Jones 2017)")
@@ -51,15 +52,22 @@ def main() -> int:
     files = {}
     if "utility" in fitted:
         _, extra, n = fitted["utility"]
-        files[QUALITY / "heads" / "dlib-resnet.json"] = {
+        files[SHIPPED / "heads" / "dlib-resnet.json"] = {
             "backbone": "dlib-resnet", "weights_sha1": backbone.fingerprint(), "made_with": MADE_WITH.format(n=n),
             "inputs": "[trunk features (256), unit embedding (128), log descriptor norm (1)]",
             "head_bias": extra["head_bias"], "head_weights": extra["head_weights"]}
     if "ers" in fitted:
         _, extra, n = fitted["ers"]
-        files[QUALITY / "ui_centres" / "dlib-resnet.json"] = {
+        files[SHIPPED / "ui_centres" / "dlib-resnet.json"] = {
             "backbone": "dlib-resnet", "weights_sha1": backbone.fingerprint(), "made_with": MADE_WITH.format(n=n),
             "centre": extra["ui_centre"]}
+    norms = {name: extra["compliant_norm"] for name, (_, extra, _) in fitted.items()}
+    if norms:  # the mean face is the same for every estimator: stored once
+        n = max(count for _, _, count in fitted.values())
+        files[SHIPPED / "norms" / "dlib-resnet.json"] = {
+            "backbone": "dlib-resnet", "weights_sha1": backbone.fingerprint(), "made_with": MADE_WITH.format(n=n),
+            "mean_face": next(iter(norms.values()))["mean_face"],
+            "by_quality": {k: {f: v for f, v in norm.items() if f != "mean_face"} for k, norm in norms.items()}}
     for path, record in files.items():
         if args.check:
             shipped = json.loads(path.read_text())

@@ -68,3 +68,17 @@ def test_other_settings_need_overwrite(run, capsys):
     capsys.readouterr()
     assert main(["compare", str(src), "--out", str(out), "--methods", "saliency", *FAST[:-2], "--steps", "3"]) == 2
     assert "holds results of other settings {'steps': (2, 3)" in capsys.readouterr().err
+
+
+def test_road_columns_with_road_and_empty_without(run, faces_dir, tmp_path):
+    _, out = run
+    assert all(r["road_morf_auc"] == "" for r in _rows(out) if r["status"] == "ok")  # off by default
+    road = tmp_path / "road"
+    assert main(["compare", str(faces_dir / "london" / "neutral" / "001.jpg"), "--out", str(road), "--methods",
+                 "saliency", *FAST, "--road"]) == 0
+    (row,) = _rows(road)
+    values = [float(row[c]) for c in ("road_morf_auc", "road_lerf_auc", "random_road_morf_auc", "random_road_lerf_auc")]
+    assert all(0.0 <= v <= 1.0 for v in values)
+    with open(road / "summary.csv") as f:
+        (summary,) = list(csv.DictReader(f))
+    assert float(summary["road_morf_auc"]) == pytest.approx(values[0], abs=1e-4)  # the summary keeps 4 decimals

@@ -188,7 +188,7 @@ def test_plq_mask_picks_low_regions_inside_the_face(faces):
 def test_inpainting_run(explainer, faces):
     cap = next(v for v in icao.make_variants(faces[0], only="cap", seed=0))
     occluded = FaceCrop("cap", cap.image, cap.landmarks)
-    res = inpainting.run(explainer, [occluded], masks=[cap.occluder], method="ns", repeats=2, seed=0)
+    res = inpainting.run(explainer, [occluded], masks=[cap.occluder], how="ns", repeats=2, seed=0, mask_from="occluder")
     row = res[0].rows[0]
     assert set(INPAINTING_COLUMNS) - set(row) == {"status", "error", "output", "seconds"}
     assert row["masked_fraction"] == pytest.approx(cap.occluder.mean())

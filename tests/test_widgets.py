@@ -261,6 +261,8 @@ def test_icao_summary_table_and_figure(session):
     assert summary["quality_lost"] == pytest.approx(summary["quality_ref"] - summary["quality"])
     assert summary["feedback"].startswith(f"Q̂ {summary['quality']:.2f}")
     assert f"the {summary['degraded_region']} lost most" in summary["feedback"]  # the column that works is shown
+    flagged = summary["flagged_region"]  # against compliant faces, shown in words too
+    assert ("nothing stands out" if flagged == "" else f"the {flagged} stand") in summary["feedback"]
     table = {r["region"]: r for r in wicao.region_table(session, FAST, "sunglasses", 1.0)}
     assert set(table) == {"eyes", "nose", "mouth", "forehead", "cheeks", "background", "face"}
     assert table["eyes"]["covered"] == "yes" and table["mouth"]["covered"] == ""

@@ -11,6 +11,7 @@ from functools import partial
 from typing import Callable
 
 from .base import AttributionMethod, seeded_global_rng
+from .counterfactual import CounterfactualMethod
 from .grad_cam import GradCamMethod
 from .gradient_shap import GradientShapMethod
 from .guided_backprop import GuidedBackpropMethod
@@ -51,6 +52,7 @@ for _name, _factory in (
     ("guided-backprop", GuidedBackpropMethod),
     ("occlusion", OcclusionMethod),
     ("grad-cam", GradCamMethod),
+    ("counterfactual", CounterfactualMethod),
 ):
     register_method(_name, _factory)
 

@@ -62,5 +62,6 @@ def run(args: argparse.Namespace) -> int:
               "quality_method": config.quality, "norm": config.norm, "target": args.target, "photos": len(dev),
               "seed": config.seed, **extra}
     atomic_write_bytes(args.out, (json.dumps(record, indent=2) + "\n").encode())
-    print(json.dumps({k: v for k, v in record.items() if k not in config.make_estimator().calibration_keys}))
+    hidden = {*config.make_estimator().calibration_keys, "compliant_norm"}  # long arrays: in the file only
+    print(json.dumps({k: v for k, v in record.items() if k not in hidden}))
     return 0

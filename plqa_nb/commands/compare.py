@@ -2,7 +2,7 @@
 
 For every face and method: the raw attribution, its Eq. 5 map and view, deletion and
 insertion curves of Q̂ with AUCs, the random-order baseline, infidelity (and optionally
-sensitivity_max). Writes, under DIR:
+sensitivity_max and, with --road, ROAD's MoRF and LeRF AUCs). Writes, under DIR:
 
 * faithfulness.csv: one row per file × method (resume per file: a face is redone only for
   the methods it lacks). AUCs are mean Q̂ along the curve; random_* the median over the
@@ -34,10 +34,11 @@ from .common import (add_batch_options, add_model_options, check_settings, make_
 
 COLUMNS = ["file", "method", "status", "error", "output", "figure", "view", "quality", "deletion_auc",
            "insertion_auc", "random_deletion_auc", "random_insertion_auc", "beats_random_deletion",
-           "beats_random_insertion", "infidelity", "sensitivity_max", "attribution_seconds", "method_seconds",
-           "seconds"]
+           "beats_random_insertion", "road_morf_auc", "road_lerf_auc", "random_road_morf_auc", "random_road_lerf_auc",
+           "infidelity", "sensitivity_max", "attribution_seconds", "method_seconds", "seconds"]
 SUMMARY_COLUMNS = ["method", "view", "faces", "deletion_auc", "random_deletion_auc", "beats_random_deletion",
-                   "insertion_auc", "random_insertion_auc", "beats_random_insertion", "infidelity", "sensitivity_max",
+                   "insertion_auc", "random_insertion_auc", "beats_random_insertion", "road_morf_auc",
+                   "road_lerf_auc", "random_road_morf_auc", "random_road_lerf_auc", "infidelity", "sensitivity_max",
                    "spearman_vs_saliency", "attribution_seconds", "seconds_per_face"]
 
 
@@ -63,13 +64,16 @@ def register(sub) -> None:
     p.add_argument("--sensitivity", type=int, default=0,
                    help="perturbation samples of Captum's sensitivity_max (costs that many extra "
                         "attributions per face; default 0: off)")
+    p.add_argument("--road", action="store_true",
+                   help="also ROAD (remove and debias: deleted pixels imputed from their neighbours, most and least "
+                        "relevant first), without the black-fill bias of deletion; ~1.5 s per face and method")
     p.set_defaults(func=run)
 
 
 def _settings(args: argparse.Namespace) -> dict:
     return {"backbone": args.backbone, "quality": args.quality, "calibration": str(args.calibration or ""),
             "steps": args.steps, "step": args.step, "filler": args.filler, "random": args.random,
-            "infidelity": args.infidelity, "sensitivity": args.sensitivity, "seed": args.seed}
+            "infidelity": args.infidelity, "sensitivity": args.sensitivity, "road": args.road, "seed": args.seed}
 
 
 def _fmt(x) -> str:
@@ -129,6 +133,12 @@ def run(args: argparse.Namespace) -> int:
                          "deletion_auc": _fmt(d), "insertion_auc": _fmt(ins), "random_deletion_auc": _fmt(rd),
                          "random_insertion_auc": _fmt(ri), "beats_random_deletion": int(beats_d),
                          "beats_random_insertion": int(beats_i),
+                         "road_morf_auc": _fmt(None if r.road_morf_auc is None else r.road_morf_auc[i]),
+                         "road_lerf_auc": _fmt(None if r.road_lerf_auc is None else r.road_lerf_auc[i]),
+                         "random_road_morf_auc": _fmt(None if comp.random_road_morf_auc is None
+                                                      else comp.random_road_morf_auc[i]),
+                         "random_road_lerf_auc": _fmt(None if comp.random_road_lerf_auc is None
+                                                      else comp.random_road_lerf_auc[i]),
                          "infidelity": _fmt(None if r.infidelity is None else r.infidelity[i]),
                          "sensitivity_max": _fmt(None if r.sensitivity is None else r.sensitivity[i]),
                          "attribution_seconds": f"{r.attribution_seconds:.3f}",
@@ -147,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
             crops = crops_to_tensor([p.aligned.crop for _, p in group], explainer.device)
             comp = compare_methods(explainer, crops, todo, names=[str(f) for f, _ in group], steps=args.steps,
                                    step=args.step, filler=args.filler, n_random=args.random, seed=args.seed,
-                                   infidelity_samples=args.infidelity, sensitivity_samples=args.sensitivity)
+                                   infidelity_samples=args.infidelity, sensitivity_samples=args.sensitivity,
+                                   road=args.road)
             for i, (f, p) in enumerate(group):
                 rows += face_rows(f, p.aligned.crop, i, comp)
         return rows
@@ -200,7 +211,8 @@ def write_summary(out: Path) -> str:
                       **{c: mean(r[c] for r in rs) for c in ("deletion_auc", "random_deletion_auc",
                                                             "beats_random_deletion", "insertion_auc",
                                                             "random_insertion_auc", "beats_random_insertion",
-                                                            "infidelity", "sensitivity_max")},
+                                                            "road_morf_auc", "road_lerf_auc", "random_road_morf_auc",
+                                                            "random_road_lerf_auc", "infidelity", "sensitivity_max")},
                       "spearman_vs_saliency": mean(vs_saliency.get(m, [])),
                       "attribution_seconds": mean(r["attribution_seconds"] for r in rs),
                       "seconds_per_face": mean(r["method_seconds"] for r in rs)})

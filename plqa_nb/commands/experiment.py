@@ -12,10 +12,13 @@ import math
 from pathlib import Path
 from typing import Callable
 
-from ..batch import ResultTable, atomic_save_figure, atomic_save_png, common_root, output_stem, run_batch
+from ..attribution import available_methods
+from ..batch import (ResultTable, atomic_save_csv, atomic_save_figure, atomic_save_png, common_root, output_stem,
+                     run_batch)
 from ..errors import InputError
-from ..images import IMAGE_SUFFIXES, iter_image_files
+from ..evaluation import localization as evaluation_localization
 from ..experiments import icao, inpainting, masking, plots
+from ..images import IMAGE_SUFFIXES, iter_image_files
 from ..experiments.common import FaceResult, Panel, as_face_crop, load_panels, save_panels
 from .common import add_batch_options, add_model_options, make_explainer, print_summary, writes_out
 
@@ -23,6 +26,7 @@ BASE = ["file", "status", "error", "output"]
 MASKING_COLUMNS = BASE + masking.COLUMNS + ["seconds"]
 INPAINTING_COLUMNS = BASE + inpainting.COLUMNS + ["seconds"]
 ICAO_COLUMNS = BASE + icao.COLUMNS + ["seconds"]
+LOCALIZATION_COLUMNS = ["file", "status", "error"] + evaluation_localization.COLUMNS
 
 
 def register(sub) -> None:
@@ -37,16 +41,21 @@ def register(sub) -> None:
     m.add_argument("--per-size", type=int, default=1, help="squares per size and face (default 1)")
     m.set_defaults(func=run_masking)
 
-    i = exp.add_parser("inpainting", help="inpaint low-PLQ areas, Q̂ before/after with std (Figs. 3-4)")
+    i = exp.add_parser("inpainting", help="fill what the explanation blames, Q̂ before/after with std (Figs. 3-4)")
     _common_options(i)
-    i.add_argument("--mask-from", default="plq", metavar="plq|occluder|FILE_OR_FOLDER",
-                   help="'plq' (low-quality regions of the map, default), 'occluder' (with --occlude: the exact "
-                        "synthetic occluder), one mask image for every photo, or a folder with <stem>_mask.<ext> "
-                        "or <stem>.<ext> per photo; white = inpaint, of the photo's or the crop's size")
+    i.add_argument("--mask-from", default=inpainting.DEFAULT_MASK, metavar="plq|paper|occluder|FILE_OR_FOLDER",
+                   help="'plq' (default: what the explanation blames — the counterfactual defect map, the one behind "
+                        "the feedback — beyond compliant faces), 'paper' (the paper's rule: low-PLQ regions of the "
+                        "saliency map), 'occluder' (with "
+                        "--occlude: the exact synthetic occluder), one mask image for every photo, or a folder with "
+                        "<stem>_mask.<ext> or <stem>.<ext> per photo; white = inpaint, of the photo's or the crop's "
+                        "size")
     i.add_argument("--occlude", action="append", default=None, metavar="CATEGORY",
                    help="inpaint synthetic ICAO violations of each (compliant) photo instead of the photo itself, "
                         "e.g. 'occlusion' or 'sunglasses' (as --only of `plqa experiment icao`); repeatable")
-    i.add_argument("--method", choices=sorted(inpainting.METHODS), default="telea", help="OpenCV inpainting")
+    i.add_argument("--fill", choices=inpainting.FILLS, default=inpainting.DEFAULT_FILL,
+                   help=f"how the mask is filled (default {inpainting.DEFAULT_FILL}: the compliant mean face by Poisson "
+                        "editing; mirror: the face's other half; telea, ns: OpenCV inpainting)")
     i.add_argument("--repeats", type=int, default=10, help="quality estimates (seeds) for mean and std (default 10)")
     i.set_defaults(func=run_inpainting)
 
@@ -60,6 +69,10 @@ def register(sub) -> None:
                    help="no synthetic violations: the region table of the photos as they are (real non-compliance)")
     c.add_argument("--reference", type=Path, default=None,
                    help="with --as-is: a compliant photo to compare with (quality_ref, quality_lost)")
+    c.add_argument("--methods", nargs="+", default=(), choices=available_methods(), metavar="M",
+                   help="attribution methods whose localisation of the occluders to measure: DIR/localization.csv "
+                        f"and localization_summary.csv (the map behind the feedback, {icao.DRIVER}, is always one); "
+                        f"e.g. {' '.join(available_methods())}")
     c.set_defaults(func=run_icao)
 
 
@@ -119,6 +132,18 @@ def _run(args: argparse.Namespace, name: str, columns: list[str], prepare: Calla
     return _ok_rows(table.path)
 
 
+def _localization_table(args: argparse.Namespace) -> ResultTable:
+    """DIR/localization.csv, holding only the rows of photos that icao.csv records as done (a kill between the
+    two writes leaves rows of a photo that will be redone)."""
+    table = ResultTable(args.out / "localization.csv", LOCALIZATION_COLUMNS, overwrite=args.overwrite,
+                        output_columns=(), multi_row=True)
+    main = args.out / "icao.csv"
+    done = {r["file"] for r in _ok_rows(main)} if main.exists() and not args.overwrite else set()
+    kept = [r for r in _ok_rows(table.path) if r["file"] in done]
+    atomic_save_csv(table.path, kept, LOCALIZATION_COLUMNS)
+    return table
+
+
 def _print_table(records: list[dict]) -> None:
     if records:
         print("\t".join(records[0]))
@@ -163,12 +188,12 @@ def run_inpainting(args: argparse.Namespace) -> int:
             return as_face_crop(explainer.prepare(file))
 
         def experiment(faces):
-            return inpainting.run_occluded(explainer, faces, args.occlude, args.mask_from, args.method, args.repeats,
+            return inpainting.run_occluded(explainer, faces, args.occlude, args.mask_from, args.fill, args.repeats,
                                            args.seed)
     else:
         if args.mask_from == "occluder":
             raise ValueError("--mask-from occluder needs --occlude (the occluders are synthetic)")
-        mask_source = None if args.mask_from == "plq" else Path(args.mask_from)
+        mask_source = None if args.mask_from in ("plq", "paper") else Path(args.mask_from)
         if mask_source is not None and not mask_source.exists():
             raise FileNotFoundError(f"--mask-from {mask_source}: no such file or folder")
 
@@ -179,7 +204,8 @@ def run_inpainting(args: argparse.Namespace) -> int:
 
         def experiment(items):
             masks = None if mask_source is None else [m for _, m in items]
-            return inpainting.run(explainer, [f for f, _ in items], masks, args.method, args.repeats, args.seed)
+            return inpainting.run(explainer, [f for f, _ in items], masks, args.fill, args.repeats, args.seed,
+                                  args.mask_from if mask_source is None else "user")
 
     rows = _run(args, "inpainting", INPAINTING_COLUMNS, prepare, experiment)
     if rows:
@@ -212,14 +238,23 @@ def run_icao(args: argparse.Namespace) -> int:
         icao.select_violations(args.only)  # unknown names fail before any work
 
         def experiment(faces):
-            return icao.run(explainer, faces, args.only, args.seed)
+            return icao.run(explainer, faces, args.only, args.seed, args.methods)
 
-    def save_images(stem: Path, res: FaceResult) -> None:
-        for panel in res.panels:
-            atomic_save_png(args.out / "images" / stem / f"{panel.label.replace(' ', '_')}.png", panel.image)
+    localization = _localization_table(args) if args.methods and not args.as_is else None
 
-    rows = _run(args, "icao", ICAO_COLUMNS, lambda f: as_face_crop(explainer.prepare(f)), experiment,
-                save_images if args.save_images else None)
+    def after_face(stem: Path, res: FaceResult) -> None:
+        if args.save_images:
+            for panel in res.panels:
+                atomic_save_png(args.out / "images" / stem / f"{panel.label.replace(' ', '_')}.png", panel.image)
+        if localization is not None:
+            localization.append([{**r, "file": res.file, "status": "ok", "error": ""} for r in res.localization])
+
+    rows = _run(args, "icao", ICAO_COLUMNS, lambda f: as_face_crop(explainer.prepare(f)), experiment, after_face)
+    if localization is not None:
+        loc_rows = _ok_rows(localization.path)
+        summary = evaluation_localization.summary(loc_rows)
+        atomic_save_csv(args.out / "localization_summary.csv", summary, list(summary[0]) if summary else ["method"])
+        _print_table(summary)
     if rows:
         atomic_save_figure(args.out / "figures" / "icao_grid.png",
                            plots.panel_grid(_example_panels(args.out, rows, args.examples), "ICAO-style violations"))

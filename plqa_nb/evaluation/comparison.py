@@ -20,6 +20,7 @@ from ..attribution import get_method
 from ..plq import merge_channels, plq_from_saliency
 from .faithfulness import (face_random_orders, faithfulness_curves, pixel_order, quality_infidelity,
                            quality_sensitivity)
+from .road import road_curves
 
 
 def rank_view(maps: torch.Tensor) -> torch.Tensor:
@@ -66,13 +67,15 @@ class MethodResult:
     sensitivity: torch.Tensor | None
     attribution_seconds: float
     seconds: float
+    road_morf_auc: torch.Tensor | None = None
+    road_lerf_auc: torch.Tensor | None = None
 
 
 @dataclass
 class Comparison:
     """Methods compared on B faces: fractions [P]; quality Q̂ [B] of the crops; the random
     baseline's median curves [B, P] and median AUCs [B] over ``n_random`` orders per face
-    (see ``faithfulness``); results by method."""
+    (see ``faithfulness``); results by method; with ROAD, the first random order's MoRF and LeRF AUCs [B]."""
 
     fractions: torch.Tensor
     quality: torch.Tensor
@@ -81,6 +84,8 @@ class Comparison:
     random_deletion_auc: torch.Tensor
     random_insertion_auc: torch.Tensor
     methods: dict[str, MethodResult]
+    random_road_morf_auc: torch.Tensor | None = None
+    random_road_lerf_auc: torch.Tensor | None = None
 
     def beats_random(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Per face, bool [B] each: method ``name``'s deletion AUC is below the median random one, and its
@@ -91,14 +96,17 @@ class Comparison:
 
 def compare_methods(explainer, crops: torch.Tensor, methods: Sequence[str], names: Sequence[str] | None = None,
                     steps: int = 50, step: float = 0.02, filler: str = "black", n_random: int = 5, seed: int = 0,
-                    infidelity_samples: int = 10, sensitivity_samples: int = 0, chunk: int = 64) -> Comparison:
+                    infidelity_samples: int = 10, sensitivity_samples: int = 0, chunk: int = 64,
+                    road: bool = False) -> Comparison:
     """Attribute crops [B, 3, S, S] (0..255) with each method and measure faithfulness.
 
     Curves: ``steps`` points of ``step`` (fraction of the crop) each, see ``faithfulness_curves``; the random
     orders of each face are drawn from its name in ``names`` (default: its index in the batch).
     Q̂ of every curve point comes from ``explainer.quality(·, seed)``; the Eq. 3 weights from
     the crops' own Q̂. All curves (methods and ``n_random`` random orders) of all faces go
-    through the estimator together, in chunks of ``chunk`` images.
+    through the estimator together, in chunks of ``chunk`` images. With ``road``, each method's order and the
+    first random order also get ROAD's MoRF and LeRF curves (``road.road_curves``: deleted pixels imputed from
+    their neighbours instead of painted over).
     """
     crops = crops.to(explainer.device).float()
     q_hat, _ = explainer.quality(crops, seed)
@@ -127,6 +135,8 @@ def compare_methods(explainer, crops: torch.Tensor, methods: Sequence[str], name
     curve_time = (time.perf_counter() - t0) / orders.shape[1]
     d_auc, i_auc = curves.deletion_auc, curves.insertion_auc
     k = len(methods)
+    roads = road_curves(crops, orders[:, :k + 1], lambda x: explainer.quality(x, seed)[0], seed=seed, chunk=chunk) \
+        if road else None
     results = {}
     for j, name in enumerate(methods):
         results[name] = MethodResult(
@@ -134,11 +144,15 @@ def compare_methods(explainer, crops: torch.Tensor, methods: Sequence[str], name
             view=method_view(name, sal[name], explainer.scaling.gamma), deletion=curves.deletion[:, j],
             insertion=curves.insertion[:, j], deletion_auc=d_auc[:, j], insertion_auc=i_auc[:, j],
             infidelity=metrics[name][0], sensitivity=metrics[name][1], attribution_seconds=att_time[name] / b,
-            seconds=(att_time[name] + curve_time + extra_time[name]) / b)
+            seconds=(att_time[name] + curve_time + extra_time[name]) / b,
+            road_morf_auc=None if roads is None else roads.morf_auc[:, j],
+            road_lerf_auc=None if roads is None else roads.lerf_auc[:, j])
 
     def median(x: torch.Tensor) -> torch.Tensor:  # over the random orders (dim 1); mean of the middle two if even
         return torch.quantile(x[:, k:], 0.5, dim=1)
 
     return Comparison(fractions=curves.fractions, quality=q_hat.detach(), random_deletion=median(curves.deletion),
                       random_insertion=median(curves.insertion), random_deletion_auc=median(d_auc),
-                      random_insertion_auc=median(i_auc), methods=results)
+                      random_insertion_auc=median(i_auc), methods=results,
+                      random_road_morf_auc=None if roads is None else roads.morf_auc[:, k],
+                      random_road_lerf_auc=None if roads is None else roads.lerf_auc[:, k])

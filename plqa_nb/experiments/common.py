@@ -43,14 +43,35 @@ def load_panels(path: str | os.PathLike) -> list[Panel]:
 @dataclass
 class FaceResult:
     """One face of an experiment: ``rows`` (dicts with the experiment's CSV columns), ``panels`` (images and
-    PLQ maps for its figure grid) and, for inpainting, the inpainted ``mask`` bool [S, S]."""
+    PLQ maps for its figure grid), for inpainting the inpainted ``mask`` bool [S, S], and for ICAO occlusions
+    the ``localization`` rows (``evaluation.localization.COLUMNS``)."""
 
     file: str
     rows: list[dict]
     panels: list[Panel] = field(repr=False)
     mask: np.ndarray | None = field(default=None, repr=False)
+    localization: list[dict] = field(default_factory=list, repr=False)
 
 
 def table(results: list[FaceResult]) -> list[dict]:
     """All rows of all faces, e.g. for ``pandas.DataFrame(table(results))``."""
     return [row for r in results for row in r.rows]
+
+
+def driving_maps(explainer, images: list[np.ndarray]) -> np.ndarray | None:
+    """The counterfactual defect maps [N, S, S] that drive the region feedback and the inpainting mask
+    (``attribution.counterfactual``), or None when the backbone has no compliant-face norm for the estimator."""
+    from ..attribution.counterfactual import defect_maps
+    from ..backbones.base import crops_to_tensor
+
+    if not explainer.model.compliant_norm:
+        return None
+    return defect_maps(explainer, crops_to_tensor(images, explainer.device))
+
+
+def flagged(explainer, defect: np.ndarray | None, masks: dict[str, np.ndarray]) -> tuple[str, float] | None:
+    """``regions.flag_region`` of one driving map [S, S] (None without a map)."""
+    from ..attribution.counterfactual import compliant_norm
+    from .regions import flag_region
+
+    return None if defect is None else flag_region(defect, masks, compliant_norm(explainer.model))

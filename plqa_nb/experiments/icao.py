@@ -25,7 +25,7 @@ import numpy as np
 from .. import degradations as dg
 from ..backbones.base import crops_to_tensor
 from ..pipeline import Explainer
-from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, face_rng
+from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, driving_maps, face_rng, flagged
 from .feedback import feedback
 from .regions import (REGIONS, FaceFrame, covered_regions, degraded_region, region_masks, region_means,
                       saliency_shares, worst_region)
@@ -33,7 +33,7 @@ from .regions import (REGIONS, FaceFrame, covered_regions, degraded_region, regi
 CATEGORIES = ("occlusion", "lighting", "sharpness", "geometry", "background")
 #: the columns of a row besides ``file`` (``plqa experiment icao`` adds status and timing columns around them)
 COLUMNS = (["violation", "category", "affected_region", "quality", "quality_ref", "quality_lost",
-            "worst_region", "degraded_region", "degraded_ratio"] + [f"plq_{r}" for r in REGIONS + ("face",)] + ["feedback"])
+            "worst_region", "degraded_region", "degraded_ratio", "flagged_region", "flag_score"] + [f"plq_{r}" for r in REGIONS + ("face",)] + ["feedback"])
 
 
 @dataclass
@@ -182,61 +182,93 @@ def make_variants(face: FaceLike, only: str | Sequence[str] | None = None, seed:
 
 
 # -- the experiment -------------------------------------------------------------------------------------------
+DRIVER = "counterfactual"  # the map behind flagged_region and the inpainting mask (README: why)
+
+
 def _region_row(plq: np.ndarray, masks: dict[str, np.ndarray], quality: float,
-                degraded: tuple[str, float] | None) -> dict:
+                degraded: tuple[str, float] | None, flag: tuple[str, float] | None) -> dict:
     means = region_means(plq, masks)
     row = {f"plq_{k}": means[k] for k in REGIONS + ("face",)}
     row["worst_region"] = worst_region(means)
     row["degraded_region"], row["degraded_ratio"] = degraded if degraded else ("", "")
-    row["feedback"] = feedback(means, quality, degraded)
+    row["flagged_region"], row["flag_score"] = flag if flag else ("", "")
+    row["feedback"] = feedback(means, quality, degraded, flag)
     return row
 
 
 def measure(explainer: Explainer, entries: list[dict], reference: FaceCrop | None, seed: int | None = None,
-            reference_row: bool = True) -> tuple[list[dict], list[Panel]]:
+            reference_row: bool = True, methods: Sequence[str] = ()) -> FaceResult:
     """Explain the reference (if any) and the entries (dicts: file, image, landmarks, violation, category,
-    affected) in one batch; rows and panels in that order, the reference's only with ``reference_row``."""
+    affected, occluder) in one batch; rows and panels in that order, the reference's only with
+    ``reference_row``. flagged_region comes from the counterfactual map (``DRIVER``) against the backbone's
+    compliant-face norm. With ``methods``, every entry with an occluder also gets a localisation row per method
+    (``evaluation.localization``), the driving map always among them."""
+    from ..attribution import get_method
+    from ..evaluation import localization
+
     images = ([reference.crop] if reference is not None else []) + [e["image"] for e in entries]
-    out = explainer.explain_tensor(crops_to_tensor(images, explainer.device), seed)
+    x = crops_to_tensor(images, explainer.device)
+    out = explainer.explain_tensor(x, seed)
     q = out["quality"].cpu().numpy().astype(float)
     plq, sal = out["plq"].cpu().numpy(), out["saliency"].cpu().numpy()
+    defects = driving_maps(explainer, images)
     s = images[0].shape[0]
     if reference is not None:
         entries = [{"file": reference.name, "image": reference.crop, "landmarks": reference.landmarks,
-                    "violation": "reference", "category": "", "affected": ""}] + entries
+                    "violation": "reference", "category": "", "affected": "", "occluder": None}] + entries
         shares_ref = saliency_shares(sal[0], region_masks(reference.landmarks, s))
-    rows, panels = [], []
+    rows, panels, loc = [], [], []
+    occluded = [i for i, e in enumerate(entries) if e.get("occluder") is not None]
+    extra = [m for m in dict.fromkeys([DRIVER, *methods]) if m != DRIVER] if methods else []
+    attributions = {m: get_method(m).attribute(explainer.model, x[occluded], out["weights"][occluded], seed=seed)
+                    for m in extra if occluded}
     for i, e in enumerate(entries):
         masks = region_masks(e["landmarks"], s)
         with_ref = reference is not None and i > 0
         degraded = degraded_region(saliency_shares(sal[i], masks), shares_ref) if with_ref else None
+        flag = flagged(explainer, None if defects is None else defects[i], masks)
         rows.append({"file": e["file"], "violation": e["violation"], "category": e["category"],
                      "affected_region": e["affected"], "quality": float(q[i]),
                      "quality_ref": float(q[0]) if reference is not None else "",
                      "quality_lost": float(q[0] - q[i]) if reference is not None else "",
-                     **_region_row(plq[i], masks, float(q[i]), degraded)})
+                     **_region_row(plq[i], masks, float(q[i]), degraded, flag)})
         panels.append(Panel(e["image"], plq[i], float(q[i]), e["violation"]))
+        if methods and i in occluded:
+            affected = e["affected"].split("+")
+            maps = {DRIVER: defects[i] if defects is not None else None}
+            maps.update({m: localization.defect_scores(attributions[m][occluded.index(i)][None],
+                                                       localization.orientation(m))[0] for m in extra})
+            for m, d in maps.items():
+                if d is None:
+                    continue
+                row = localization.localization_row(d, e["occluder"], masks, affected)
+                if m == DRIVER:  # the region the feedback names, as icao.csv has it
+                    row.update(flagged_region=flag[0], region_hit=int(flag[0] in affected))
+                loc.append({"file": e["file"], "violation": e["violation"], "method": m,
+                            "orientation": localization.orientation(m), **row, "drives_feedback": int(m == DRIVER)})
     if reference is not None and not reference_row:
         rows, panels = rows[1:], panels[1:]
-    return rows, panels
+    return FaceResult(entries[-1]["file"], rows, panels, localization=loc)
 
 
 def run(explainer: Explainer, faces: Sequence[FaceLike], only: str | Sequence[str] | None = None,
-        seed: int | None = None) -> list[FaceResult]:
+        seed: int | None = None, methods: Sequence[str] = ()) -> list[FaceResult]:
     """ICAO experiment on compliant faces: each face and its variants are explained in one batch.
 
     ``seed`` (default: the explainer's) draws the variants' random choices and the estimator's noise.
     Per face: one row per variant, the reference first; panels: each with its map (Fig. 7). Row columns:
     file, violation, category, affected_region ('+'-joined face regions at least 40 % covered, occlusions
     only), quality, quality_ref, quality_lost, worst_region (lowest mean PLQ), degraded_region and
-    degraded_ratio (``regions.degraded_region`` against the reference), plq_<region>, plq_face, feedback.
+    degraded_ratio (``regions.degraded_region`` against the reference), flagged_region and flag_score
+    (``regions.flag_region``: against compliant faces, "" when nothing stands out), plq_<region>, plq_face,
+    feedback. With ``methods``, each occlusion also gets the localisation rows of those methods
+    (``FaceResult.localization``).
     """
     seed = explainer.seed if seed is None else seed
     results = []
     for face in map(as_face_crop, faces):
         entries = [variant_entry(face, v) for v in make_variants(face, only, seed)]
-        rows, panels = measure(explainer, entries, face, seed, reference_row=True)
-        results.append(FaceResult(face.name, rows, panels))
+        results.append(measure(explainer, entries, face, seed, reference_row=True, methods=methods))
     return results
 
 
@@ -246,7 +278,7 @@ def variant_entry(face: FaceCrop, variant: Variant) -> dict:
     ref_masks = region_masks(face.landmarks, face.crop.shape[0])
     affected = covered_regions(variant.occluder, ref_masks) if variant.occluder is not None else []
     return {"file": face.name, "image": variant.image, "landmarks": variant.landmarks, "violation": variant.name,
-            "category": variant.category, "affected": "+".join(affected)}
+            "category": variant.category, "affected": "+".join(affected), "occluder": variant.occluder}
 
 
 def run_as_is(explainer: Explainer, faces: Sequence[FaceLike], reference: FaceLike | None = None,
@@ -255,28 +287,32 @@ def run_as_is(explainer: Explainer, faces: Sequence[FaceLike], reference: FaceLi
     ``reference`` (e.g. the same subject) quality_ref, quality_lost and degraded_region are filled in."""
     faces = [as_face_crop(f) for f in faces]
     entries = [{"file": f.name, "image": f.crop, "landmarks": f.landmarks, "violation": "as-is", "category": "",
-                "affected": ""} for f in faces]
+                "affected": "", "occluder": None} for f in faces]
     ref = as_face_crop(reference) if reference is not None else None
-    rows, panels = measure(explainer, entries, ref, seed, reference_row=False)
-    return [FaceResult(f.name, [row], [panel]) for f, row, panel in zip(faces, rows, panels)]
+    res = measure(explainer, entries, ref, seed, reference_row=False)
+    return [FaceResult(f.name, [row], [panel]) for f, row, panel in zip(faces, res.rows, res.panels)]
 
 
 def summary(rows: Sequence[dict]) -> list[dict]:
-    """Per violation (and all occlusions together): faces, share with Δ_Q̂ > 0, median Δ_Q̂, and the shares
-    whose worst_region / degraded_region is among affected_region (occlusions; NaN otherwise)."""
+    """Per violation (and all occlusions together): faces, share with quality lost (> 0), its median, the shares
+    whose worst_region / degraded_region / flagged_region is among affected_region (occlusions; NaN otherwise),
+    and the share with nothing flagged; the compliant references first (their flagged_empty share)."""
+    refs = [r for r in rows if r["violation"] == "reference"]
     rows = [r for r in rows if r["violation"] != "reference"]
     groups = {name: [r for r in rows if r["violation"] == name] for name in dict.fromkeys(r["violation"] for r in rows)}
     groups["all occlusions"] = [r for r in rows if r["category"] == "occlusion"]
-    out = []
+    out = [{"violation": "reference", "n": len(refs), "flagged_empty": float(np.mean([r["flagged_region"] == ""
+                                                                                       for r in refs]))}] if refs else []
     for name, sel in groups.items():
         if not sel:
             continue
         dq = np.array([float(r["quality_lost"]) if r["quality_lost"] != "" else np.nan for r in sel])
         occ = [r for r in sel if r["category"] == "occlusion"]
-        hit, hit_deg = (np.mean([r[c] in str(r["affected_region"]).split("+") for r in occ]) if occ else np.nan
-                        for c in ("worst_region", "degraded_region"))
+        hits = {c: float(np.mean([r[c] in str(r["affected_region"]).split("+") for r in occ])) if occ else float("nan")
+                for c in ("worst_region", "degraded_region", "flagged_region")}
         pos = float(np.mean(dq[~np.isnan(dq)] > 0)) if not np.isnan(dq).all() else float("nan")
         out.append({"violation": name, "n": len(sel), "quality_lost_pos": pos,
-                    "quality_lost_median": float(np.median(dq)), "worst_is_affected": float(hit),
-                    "degraded_is_affected": float(hit_deg)})
+                    "quality_lost_median": float(np.median(dq)), "worst_is_affected": hits["worst_region"],
+                    "degraded_is_affected": hits["degraded_region"], "flagged_is_affected": hits["flagged_region"],
+                    "flagged_empty": float(np.mean([r["flagged_region"] == "" for r in sel]))})
     return out

@@ -1,9 +1,13 @@
-"""Inpainting low-PLQ areas (paper Sec. V-A, Figs. 3-4): does removing what the map blames raise Q̂?
+"""Inpainting the area an explanation blames (paper Sec. V-A, Figs. 3-4): does removing it raise Q̂?
 
-The mask comes from the PLQ map (``plq_mask``: connected low-quality regions inside the face,
-dilated) or from the user (``user_mask``: a mask image per photo); OpenCV inpaints it (Telea or
-Navier-Stokes). Q̂ before and after is computed ``repeats`` times with different estimator seeds;
-a change counts as up/down only beyond one std (the larger of the two), as in Fig. 3.
+The mask comes from the explanation (``mask_from="plq"``, ``defect_mask``: the part of the face the
+counterfactual map — the map behind the region feedback, ``attribution.counterfactual`` — blames beyond what
+compliant faces show; or ``"paper"``, the paper's rule, ``plq_mask``: connected low-PLQ regions of the saliency
+map) or from the user (``user_mask``: a mask image per photo). ``FILLS`` fill it: OpenCV's Telea or Navier-Stokes inpainting, the mirrored other half of the face
+(``mirror``: where it is itself clean), or the backbone's compliant mean face blended in with Poisson editing
+(``mean-face``, ``cv2.seamlessClone``). Q̂ before and after is computed ``repeats`` times with different
+estimator seeds; a change counts as up/down only beyond one std (the larger of the two), as in Fig. 3
+(a deterministic estimator has no spread: then any change counts).
 """
 from __future__ import annotations
 
@@ -19,19 +23,35 @@ from ..errors import InputError
 from ..images import load_image
 from ..pipeline import Explainer, PreparedFace
 from . import icao
-from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop
+from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, driving_maps, flagged
 from .feedback import feedback
 from .regions import FaceFrame, region_masks, region_means
 
-METHODS = {"telea": cv2.INPAINT_TELEA, "ns": cv2.INPAINT_NS}
+FILLS = ("mean-face", "mirror", "telea", "ns")
+DEFAULT_FILL = "mean-face"  # recovers quality best on the development photos (README)
 #: the columns of a row besides ``file`` (``plqa experiment inpainting`` adds status and timing columns)
-COLUMNS = ["violation", "method", "quality_before", "quality_before_std", "quality_after", "quality_after_std", "masked_fraction",
-           "change", "feedback"]
+COLUMNS = ["violation", "fill", "mask_source", "quality_before", "quality_before_std", "quality_after",
+           "quality_after_std", "masked_fraction", "change", "flagged_region", "feedback"]
+MASK_SOURCES = ("plq", "paper", "occluder")  # the explanation's mask, the paper's low-PLQ rule, a synthetic occluder
+DEFAULT_MASK = "plq"
+
+
+def defect_mask(defect: np.ndarray, landmarks: np.ndarray, share: float = 0.5, min_area: float = 0.01,
+                dilate: float = 3.0) -> np.ndarray:
+    """The part of the face a counterfactual defect map [S, S] blames, as bool [S, S]: face pixels where the
+    compliant face would do better (defect > 0) by at least ``share`` × the face's highest defect, in connected
+    regions of at least ``min_area`` of the face, dilated by ``dilate`` px (112-px scale). Empty when no window
+    of the compliant face would raise the quality."""
+    face = region_masks(landmarks, defect.shape[0])["face"]
+    top = float(defect[face].max())
+    if top <= 0:
+        return np.zeros(defect.shape, bool)
+    return _regions(face & (defect > share * top), face, min_area, dilate)
 
 
 def plq_mask(plq: np.ndarray, landmarks: np.ndarray, level: float = 0.5, smooth: float = 0.08,
              min_area: float = 0.01, dilate: float = 3.0) -> np.ndarray:
-    """Low-quality connected regions inside the face, as bool [S, S].
+    """The paper's rule: low-quality connected regions inside the face, as bool [S, S].
 
     The map is smoothed (Gaussian, ``smooth`` × inter-ocular distance), and pixels of the face oval
     below ``level`` × the face's median smoothed PLQ are kept when their connected region covers at
@@ -42,14 +62,16 @@ def plq_mask(plq: np.ndarray, landmarks: np.ndarray, level: float = 0.5, smooth:
     frame = FaceFrame.from_landmarks(landmarks, s)
     face = region_masks(landmarks, s)["face"]
     smoothed = cv2.GaussianBlur(np.asarray(plq, np.float32), (0, 0), sigmaX=smooth * frame.d)
-    low = (face & (smoothed < level * np.median(smoothed[face]))).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(low, connectivity=8)
+    return _regions(face & (smoothed < level * np.median(smoothed[face])), face, min_area, dilate)
+
+
+def _regions(pixels: np.ndarray, face: np.ndarray, min_area: float, dilate: float) -> np.ndarray:
+    """Connected regions of ``pixels`` covering at least ``min_area`` of ``face``, dilated (112-px scale)."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(pixels.astype(np.uint8), connectivity=8)
     keep = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_area * face.sum())
-    keep = keep[keep > 0]
-    mask = np.isin(labels, keep).astype(np.uint8)
-    r = dg.to_crop_px(dilate, s)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
-    return cv2.dilate(mask, kernel).astype(bool)
+    mask = np.isin(labels, keep[keep > 0]).astype(np.uint8)
+    r = dg.to_crop_px(dilate, face.shape[0])
+    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool)
 
 
 def user_mask(path: str | Path, face: PreparedFace) -> np.ndarray:
@@ -66,12 +88,43 @@ def user_mask(path: str | Path, face: PreparedFace) -> np.ndarray:
     return warped.astype(bool)
 
 
-def inpaint(crop: np.ndarray, mask: np.ndarray, method: str = "telea", radius: float = 3.0) -> np.ndarray:
-    """OpenCV inpainting of ``mask`` (bool [S, S]) in crop uint8 [S, S, 3]; ``radius`` on the 112-px scale."""
-    if method not in METHODS:
-        raise ValueError(f"inpainting method must be one of {list(METHODS)}, not {method!r}")
-    r = dg.to_crop_px(radius, crop.shape[0])
-    return cv2.inpaint(np.ascontiguousarray(crop), mask.astype(np.uint8), r, METHODS[method])
+def fill(crop: np.ndarray, mask: np.ndarray, how: str = DEFAULT_FILL, landmarks: np.ndarray | None = None,
+         mean_face: np.ndarray | None = None, radius: float = 3.0) -> np.ndarray:
+    """``crop`` uint8 [S, S, 3] with ``mask`` (bool [S, S]) filled by ``how`` (one of ``FILLS``):
+
+    * "telea", "ns": OpenCV inpainting from the mask's border (``radius`` on the 112-px scale);
+    * "mirror": the face mirrored about its vertical axis (from the ``landmarks``), where the mirrored pixel is
+      not masked itself; the rest by "mean-face";
+    * "mean-face": the compliant ``mean_face`` (uint8 [S, S, 3], aligned like the crop) blended in by Poisson
+      editing, so its colours follow the mask's border.
+    """
+    if how not in FILLS:
+        raise ValueError(f"fill must be one of {FILLS}, not {how!r}")
+    crop = np.ascontiguousarray(crop)
+    if not mask.any():
+        return crop.copy()
+    if how in ("telea", "ns"):
+        method = cv2.INPAINT_TELEA if how == "telea" else cv2.INPAINT_NS
+        return cv2.inpaint(crop, mask.astype(np.uint8), dg.to_crop_px(radius, crop.shape[0]), method)
+    if mean_face is None:
+        raise ValueError(f"the '{how}' fill needs the backbone's compliant mean face")
+    if how == "mirror":
+        if landmarks is None:
+            raise ValueError("the 'mirror' fill needs the face's landmarks")
+        frame = FaceFrame.from_landmarks(landmarks, crop.shape[0])
+        c, ex = frame.origin, frame.ex  # reflection about the line through c along the face's vertical axis
+        flip = np.hstack([np.eye(2) - 2 * np.outer(ex, ex), (2 * np.dot(c, ex) * ex)[:, None]])
+        mirrored = cv2.warpAffine(crop, flip, crop.shape[1::-1], flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+        clean = cv2.warpAffine((~mask).astype(np.uint8), flip, crop.shape[1::-1], flags=cv2.INTER_NEAREST).astype(bool)
+        out = crop.copy()
+        out[mask & clean] = mirrored[mask & clean]
+        rest = mask & ~clean
+        return fill(out, rest, "mean-face", landmarks, mean_face) if rest.any() else out
+    ys, xs = np.nonzero(mask)
+    centre = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))
+    return cv2.seamlessClone(np.ascontiguousarray(mean_face), crop, mask.astype(np.uint8) * 255, centre,
+                             cv2.NORMAL_CLONE)
 
 
 def change(before: float, before_std: float, after: float, after_std: float) -> str:
@@ -81,26 +134,42 @@ def change(before: float, before_std: float, after: float, after_std: float) -> 
 
 
 def run(explainer: Explainer, faces: Sequence[FaceLike], masks: Sequence[np.ndarray] | None = None,
-        method: str = "telea", repeats: int = 10, seed: int | None = None) -> list[FaceResult]:
+        how: str = DEFAULT_FILL, repeats: int = 10, seed: int | None = None,
+        mask_from: str = DEFAULT_MASK) -> list[FaceResult]:
     """Inpainting experiment on a batch of faces.
 
-    ``masks``: one bool [S, S] per face, or None to take ``plq_mask`` of each face's map. Q̂ is
-    averaged over ``repeats`` estimator seeds seed, seed+1, ... (default seed: the explainer's); the
-    std is the sample std (0 for one repeat). Per face: one row, panels before/after (Fig. 4) and the
-    mask. Row columns: file and ``COLUMNS`` (violation empty; feedback on the image before inpainting).
+    ``masks``: one bool [S, S] per face (``mask_from`` then says where they came from, e.g. "user" or
+    "occluder"), or None to take each face's ``defect_mask`` (``mask_from="plq"``) or the paper's
+    ``plq_mask`` (``"paper"``). ``how``: one of ``FILLS``. Q̂ is averaged over ``repeats``
+    estimator seeds seed, seed+1, ... (default seed: the explainer's); the std is the sample std (0 for one
+    repeat). Per face: one row, panels before/after (Fig. 4) and the mask. Row columns: file and ``COLUMNS``
+    (violation empty; flagged_region and feedback of the image before inpainting).
     """
+    from ..attribution.counterfactual import compliant_norm
+
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
+    if masks is None and mask_from not in ("plq", "paper"):
+        raise ValueError(f"mask_from must be 'plq' or 'paper' without masks, not {mask_from!r}")
     seed = explainer.seed if seed is None else seed
     faces = [as_face_crop(f) for f in faces]
     if not faces:
         return []
     before = [f.crop for f in faces]
+    s = before[0].shape[0]
     out_b = explainer.explain_tensor(crops_to_tensor(before, explainer.device), seed)
     plq_b = out_b["plq"].cpu().numpy()
-    if masks is None:
+    defects = driving_maps(explainer, before)
+    norm = compliant_norm(explainer.model) if defects is not None or how in ("mirror", "mean-face") else None
+    if masks is None and mask_from == "plq":
+        if defects is None:
+            raise ValueError("the explanation's mask needs the backbone's compliant-face norm for this estimator: "
+                             "run plqa calibrate, or take the paper's rule (mask_from='paper')")
+        masks = [defect_mask(d, f.landmarks) for d, f in zip(defects, faces)]
+    elif masks is None:
         masks = [plq_mask(p, f.landmarks) for p, f in zip(plq_b, faces)]
-    after = [inpaint(f.crop, m, method) for f, m in zip(faces, masks)]
+    mean_face = None if norm is None else norm.face(s).permute(1, 2, 0).round().byte().numpy()
+    after = [fill(f.crop, m, how, f.landmarks, mean_face) for f, m in zip(faces, masks)]
     out_a = explainer.explain_tensor(crops_to_tensor(after, explainer.device), seed)
     plq_a = out_a["plq"].cpu().numpy()
     both = crops_to_tensor(before + after, explainer.device)  # every repeat in the same batch: only the seed differs
@@ -110,25 +179,24 @@ def run(explainer: Explainer, faces: Sequence[FaceLike], masks: Sequence[np.ndar
     results = []
     for i, f in enumerate(faces):
         qb, sb, qa, sa = mean[i], std[i], mean[n + i], std[n + i]
-        row = {"file": f.name, "violation": "", "method": method, "quality_before": qb, "quality_before_std": sb,
-               "quality_after": qa, "quality_after_std": sa, "masked_fraction": float(masks[i].mean()),
-               "change": change(qb, sb, qa, sa),
-               "feedback": feedback(region_means(plq_b[i], region_masks(f.landmarks, f.crop.shape[0])), qb)}
+        regions = region_masks(f.landmarks, s)
+        flag = flagged(explainer, None if defects is None else defects[i], regions)
+        row = {"file": f.name, "violation": "", "fill": how, "mask_source": mask_from, "quality_before": qb, "quality_before_std": sb, "quality_after": qa,
+               "quality_after_std": sa, "masked_fraction": float(masks[i].mean()), "change": change(qb, sb, qa, sa),
+               "flagged_region": flag[0] if flag else "",
+               "feedback": feedback(region_means(plq_b[i], regions), qb, flagged=flag)}
         panels = [Panel(before[i], plq_b[i], qb, "before"), Panel(after[i], plq_a[i], qa, "after")]
         results.append(FaceResult(f.name, [row], panels, np.asarray(masks[i], bool)))
     return results
 
 
-MASK_SOURCES = ("plq", "occluder")
-
-
 def run_occluded(explainer: Explainer, faces: Sequence[FaceLike], only: str | Sequence[str] = "occlusion",
-                 mask_from: str = "plq", method: str = "telea", repeats: int = 10,
+                 mask_from: str = DEFAULT_MASK, how: str = DEFAULT_FILL, repeats: int = 10,
                  seed: int | None = None) -> list[FaceResult]:
     """Inpainting of synthetic ICAO violations (``icao.make_variants``, default: the occluders) of compliant
-    faces: the occluded image is inpainted under the PLQ mask (``mask_from="plq"``) or under the exact occluder
-    (``"occluder"``, an upper bound for the fill). One FaceResult per face, a row per variant (``violation``
-    set), before/after panels of every variant in turn."""
+    faces: the occluded image is filled under the mask its explanation gives (``mask_from`` "plq" or "paper")
+    or under the exact occluder (``"occluder"``: an upper bound for the fill). One FaceResult per face, a row per
+    variant (``violation`` set), before/after panels of every variant in turn."""
     if mask_from not in MASK_SOURCES:
         raise ValueError(f"mask_from must be one of {MASK_SOURCES}, not {mask_from!r}")
     seed = explainer.seed if seed is None else seed
@@ -139,7 +207,7 @@ def run_occluded(explainer: Explainer, faces: Sequence[FaceLike], only: str | Se
             raise ValueError("mask_from='occluder' needs occlusion variants only")
         occluded = [FaceCrop(face.name, v.image, v.landmarks) for v in variants]
         masks = [v.occluder for v in variants] if mask_from == "occluder" else None
-        parts = run(explainer, occluded, masks, method, repeats, seed)
+        parts = run(explainer, occluded, masks, how, repeats, seed, mask_from)
         rows = [{**p.rows[0], "violation": v.name} for p, v in zip(parts, variants)]
         panels = [Panel(panel.image, panel.plq, panel.quality, f"{v.name} {panel.label}")
                   for p, v in zip(parts, variants) for panel in p.panels]
@@ -148,11 +216,13 @@ def run_occluded(explainer: Explainer, faces: Sequence[FaceLike], only: str | Se
 
 
 def summary(rows: Sequence[dict]) -> dict:
-    """Shares of faces whose Q̂ went up / down beyond one std, and with any rise (after > before)."""
+    """Shares of faces whose Q̂ went up / down beyond one std, with any rise (after > before), and with an empty
+    mask (nothing to fill)."""
     ch = np.array([r["change"] for r in rows])
     rise = np.array([float(r["quality_after"]) > float(r["quality_before"]) for r in rows])
     return {"n": len(rows), "up": float(np.mean(ch == "up")), "down": float(np.mean(ch == "down")),
-            "within": float(np.mean(ch == "within")), "any_rise": float(np.mean(rise))}
+            "within": float(np.mean(ch == "within")), "any_rise": float(np.mean(rise)),
+            "empty": float(np.mean([float(r["masked_fraction"]) == 0 for r in rows]))}
 
 
 def summary_by_violation(rows: Sequence[dict]) -> list[dict]:

@@ -15,14 +15,14 @@ import numpy as np
 from .. import degradations as dg
 from ..backbones.base import crops_to_tensor
 from ..pipeline import Explainer
-from .common import FaceLike, FaceResult, Panel, as_face_crop, face_rng
+from .common import FaceLike, FaceResult, Panel, as_face_crop, driving_maps, face_rng, flagged
 from .feedback import feedback
 from .regions import region_masks, region_means
 
 SIZES = (10, 20, 30, 40, 50)
 #: the columns of a row (``plqa experiment masking`` adds file status and timing columns around them)
 COLUMNS = ["size", "index", "size_px", "x", "y", "quality_org", "quality_mask", "quality_lost", "plq_lost",
-           "feedback"]
+           "flagged_region", "feedback"]
 
 
 class Square(NamedTuple):
@@ -60,13 +60,16 @@ def measure(explainer: Explainer, face: FaceLike, squares: Sequence[Square], see
     out = explainer.explain_tensor(crops_to_tensor(images, explainer.device), seed)
     q, plq = out["quality"].cpu().numpy().astype(float), out["plq"].cpu().numpy()
     masks = region_masks(face.landmarks, face.crop.shape[0])
+    defects = driving_maps(explainer, images[1:])
     rows, panels = [], [Panel(face.crop, plq[0], float(q[0]), "original")]
     for i, sq in enumerate(squares, start=1):
         inside = (slice(sq.y, sq.y + sq.size_px), slice(sq.x, sq.x + sq.size_px))
+        flag = flagged(explainer, None if defects is None else defects[i - 1], masks)
         rows.append({"file": face.name, **sq._asdict(), "quality_org": float(q[0]), "quality_mask": float(q[i]),
                      "quality_lost": float(q[0] - q[i]),
                      "plq_lost": float(plq[0][inside].mean() - plq[i][inside].mean()),
-                     "feedback": feedback(region_means(plq[i], masks), float(q[i]))})
+                     "flagged_region": flag[0] if flag else "",
+                     "feedback": feedback(region_means(plq[i], masks), float(q[i]), flagged=flag)})
         if sq.index == 0:
             panels.append(Panel(images[i], plq[i], float(q[i]), f"s={sq.size:g}"))
     return FaceResult(face.name, rows, panels)

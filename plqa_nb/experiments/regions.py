@@ -139,3 +139,34 @@ def degraded_region(shares: dict[str, float], shares_ref: dict[str, float]) -> t
               if not (np.isnan(shares[k]) or np.isnan(shares_ref[k]))}
     worst = min(change, key=change.get)
     return worst, float(np.exp(change[worst]))
+
+
+PAIRED = ("eyes", "cheeks")  # regions with a left and a right part: one occluded side is enough to flag them
+
+
+def region_parts(masks: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
+    """(region, bool [S, S]) parts of the face regions: ``PAIRED`` regions split at the face oval's centre column
+    (the aligned face's vertical axis), the others whole; empty parts left out."""
+    centre = np.nonzero(masks["face"])[1].mean()
+    left = np.arange(masks["face"].shape[1])[None, :] < centre
+    parts = []
+    for k in FACE_REGIONS:
+        parts += [(k, masks[k] & left), (k, masks[k] & ~left)] if k in PAIRED else [(k, masks[k])]
+    return [(k, m) for k, m in parts if m.any()]
+
+
+def flag_scores(defect: np.ndarray, masks: dict[str, np.ndarray]) -> list[tuple[str, float]]:
+    """(region, score) per ``region_parts`` part of a counterfactual defect map [S, S]: the part's mean defect
+    minus the face's mean defect (raw-quality units). Relative to the face's own level, so a photo that is poor
+    all over flags no single region."""
+    face = float(defect[masks["face"]].mean())
+    return [(k, float(defect[m].mean()) - face) for k, m in region_parts(masks)]
+
+
+def flag_region(defect: np.ndarray, masks: dict[str, np.ndarray], norm) -> tuple[str, float]:
+    """The face region that stands out against compliant faces, by a counterfactual defect map [S, S]
+    (``attribution.counterfactual``): the part with the highest ``flag_scores`` score, if that score exceeds
+    ``norm.threshold`` (a ``CompliantNorm``: what compliant faces' highest score stays below, but for a chosen
+    share), else "" (nothing stands out). Returns (region or "", the highest score)."""
+    region, score = max(flag_scores(defect, masks), key=lambda p: p[1])
+    return (region if score > norm.threshold else ""), score

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import torch
@@ -39,23 +37,6 @@ def read_calibration(path: str | Path) -> dict:
     if not isinstance(record, dict):
         raise ValueError(f"{path}: not a calibration file (no JSON object)")
     return record
-
-
-@lru_cache(maxsize=None)
-def _shipped_records(folder: str) -> dict[str, dict]:
-    """The records of ``plqa_nb/quality/<folder>/*.json`` by the fingerprint of the weights they were made for."""
-    out = {}
-    for path in resources.files(__package__).joinpath(folder).iterdir():
-        if path.name.endswith(".json"):
-            record = json.loads(path.read_text())
-            out[record["weights_sha1"]] = record
-    return out
-
-
-def shipped_record(folder: str, backbone: Backbone) -> dict | None:
-    """Per-network data shipped with the package (``quality/<folder>/<backbone>.json``) for these weights,
-    matched by ``Backbone.fingerprint`` and never by name; None if there is none."""
-    return _shipped_records(folder).get(backbone.fingerprint())
 
 
 class QualityEstimator:

@@ -18,6 +18,7 @@ ICAO-compliant photo; this makes that rule reproducible.)
 """
 from __future__ import annotations
 
+import json
 import math
 from typing import Sequence
 
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
+from ..attribution.counterfactual import fit_compliant_norm
 from ..backbones.base import crops_to_tensor
 from ..config import ModelConfig, estimator_state
 from ..stages import FaceCrop, maps_from_pass, network_pass, raw_quality
@@ -84,8 +86,9 @@ def calibrate(explainer, faces: Sequence[FaceCrop], target: str = "utility",
     (alpha, r) for ``target`` and gamma, for an Explainer's backbone, estimator and norm.
 
     ``faces``: clean, compliant aligned faces, one per identity (the development photos); ``compliant``: the
-    photos gamma is fitted on (default: ``faces``). Returns the calibrated configuration and the JSON-ready
-    entries of the calibration file (the estimator's state; for ``utility`` also the match threshold and the
+    photos gamma and the compliant-face norm (``attribution.counterfactual.fit_compliant_norm``, for localising
+    defects) are fitted on (default: ``faces``). Returns the calibrated configuration and the JSON-ready entries
+    of the calibration file (the estimator's state and the norm; for ``utility`` also the match threshold and the
     number of development comparisons).
     """
     if target not in TARGETS:
@@ -110,8 +113,17 @@ def calibrate(explainer, faces: Sequence[FaceCrop], target: str = "utility",
         net = network_pass(explainer.backbone, part)
         sals.append(maps_from_pass(net, raw_quality(estimator, explainer.backbone, part, net, config.seed),
                                    config)["saliency"].cpu())
-    return config.replace(gamma=fit_gamma(torch.cat(sals).numpy())), extra
+    config = config.replace(gamma=fit_gamma(torch.cat(sals).numpy()))
+    norm = fit_compliant_norm(_explainer(explainer.backbone, config, explainer.device),
+                              compliant or faces).record()
+    return config.replace(compliant_norm=json.dumps(norm, sort_keys=True)), {**extra, "compliant_norm": norm}
 
 
 def _crops(faces: Sequence[FaceCrop], device) -> torch.Tensor:
     return crops_to_tensor([f.crop for f in faces], device)
+
+
+def _explainer(backbone, config: ModelConfig, device):
+    from ..pipeline import Explainer
+
+    return Explainer(backbone, config=config, device=device)

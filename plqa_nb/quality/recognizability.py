@@ -9,7 +9,7 @@ distance from that cluster's centre c measures how recognisable a face is:
 
 The centre belongs to the backbone. ``ui_centre`` makes it from face photos destroyed in
 several ways (``unrecognisable_versions``): the normalised mean of their embeddings. The
-centre of dlib-resnet ships with the package (``ui_centres/dlib-resnet.json``, from the
+centre of dlib-resnet ships with the package (``shipped/ui_centres/dlib-resnet.json``, from the
 London *smiling* photos); for another backbone ``plqa calibrate --quality ers`` writes one
 into the calibration file.
 """
@@ -24,7 +24,8 @@ import torch.nn.functional as F
 
 from ..backbones.base import Backbone, crops_to_tensor
 from ..degradations import gaussian_blur
-from .base import QualityEstimator, shipped_record
+from ..shipped import shipped_record
+from .base import QualityEstimator
 
 # destructions on the paper's 112-px scale: blur sigmas (px) and down-sampling factors
 UI_BLUR_SIGMAS_112 = (3.0, 6.0, 12.0)

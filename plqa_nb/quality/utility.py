@@ -12,7 +12,7 @@ form and the backbone frozen). It costs a dot product on features the map comput
 utility calibration (``calibration.calibrate``) Q̂ = sigmoid(α (Q − r)) is the estimated probability of a
 match at the backbone's FMR = 1e-3 threshold, and r sits near that threshold.
 
-The head of dlib-resnet ships with the package (``heads/dlib-resnet.json``, trained on the London *smiling*
+The head of dlib-resnet ships with the package (``shipped/heads/dlib-resnet.json``, trained on the London *smiling*
 photos by ``scripts/ship_defaults.py``); for another backbone ``plqa calibrate --quality utility`` trains
 one and writes it into the calibration file.
 """
@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from ..backbones.base import Backbone
-from .base import QualityEstimator, shipped_record
+from ..shipped import shipped_record
+from .base import QualityEstimator
 
 RIDGE = 0.03  # λ of the ridge regression on standardised inputs (chosen by identity-disjoint CV on the dev set)
 

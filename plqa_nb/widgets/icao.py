@@ -39,9 +39,9 @@ def _measured(session: FaceAnalysis, config: ModelConfig, violation: str,
     def compute() -> tuple[icao.Variant, list[dict], list[Panel]]:
         variant = icao_variant(session, config, violation, strength)
         face = session.face_crop(config.backbone)
-        rows, panels = icao.measure(cached_explainer(config, device=str(session.device)),
-                                    [icao.variant_entry(face, variant)], face)
-        return variant, rows, panels
+        res = icao.measure(cached_explainer(config, device=str(session.device)),
+                           [icao.variant_entry(face, variant)], face)
+        return variant, res.rows, res.panels
 
     return session.memo("icao", (config, violation, float(strength)), compute)
 
@@ -58,11 +58,12 @@ def region_table(session: FaceAnalysis, config: ModelConfig, violation: str, str
 
 
 def violation_summary(session: FaceAnalysis, config: ModelConfig, violation: str, strength: float = 1.0) -> dict:
-    """Q̂ of the compliant face and with the violation, Δ_Q̂ = Q̂_ref − Q̂ (positive: worse), the worst
-    face region, the region that lost most against the compliant photo and the feedback sentence."""
+    """Q̂ of the compliant face and with the violation, Δ_Q̂ = Q̂_ref − Q̂ (positive: worse), the region that
+    stands out against compliant faces (flagged_region, "" when none does), the worst face region, the region
+    that lost most against the compliant photo and the feedback sentence."""
     _, (_, row), _ = _measured(session, config, violation, strength)
-    keys = ("violation", "category", "quality_ref", "quality", "quality_lost", "worst_region", "degraded_region",
-            "feedback")
+    keys = ("violation", "category", "quality_ref", "quality", "quality_lost", "flagged_region", "worst_region",
+            "degraded_region", "feedback")
     return {"strength": strength, **{k: row[k] for k in keys}}
 
 

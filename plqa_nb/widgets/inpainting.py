@@ -33,24 +33,37 @@ def rectangle_mask(size: int, x: int, y: int, width: int, height: int) -> np.nda
     return mask
 
 
-def mask_figure(session: FaceAnalysis, config: ModelConfig, mask: np.ndarray, method: str = "telea") -> go.Figure:
+def filled(session: FaceAnalysis, config: ModelConfig, mask: np.ndarray, method: str) -> np.ndarray:
+    """The face's crop with ``mask`` filled by ``method`` (one of ``inpainting.FILLS``)."""
+    from ..attribution.counterfactual import compliant_norm
+
+    face = session.face_crop(config.backbone)
+    model = cached_explainer(config, device=str(session.device)).model
+    mean_face = compliant_norm(model).face(face.crop.shape[0]).permute(1, 2, 0).round().byte().numpy() \
+        if model.compliant_norm else None
+    return inpainting.fill(face.crop, mask, method, face.landmarks, mean_face)
+
+
+def mask_figure(session: FaceAnalysis, config: ModelConfig, mask: np.ndarray,
+                method: str = inpainting.DEFAULT_FILL) -> go.Figure:
     """Preview (no quality computed): the crop, its PLQ map with the mask outlined, the inpainted crop."""
     res = session.explain(config)
     fig = image_grid([[("aligned crop", rgb_trace(res.crop)), (f"PLQ, Q̂ = {res.quality:.3f}", plq_trace(res.plq)),
-                       (f"inpainted ({method})", rgb_trace(inpainting.inpaint(res.crop, mask, method)))]],
+                       (f"filled ({method})", rgb_trace(filled(session, config, mask, method)))]],
                      title=f"{session.name}: mask covers {mask.mean():.1%} of the crop")
     for col in (1, 2):
         fig.add_trace(outline_trace(mask), row=1, col=col)
     return fig
 
 
-def inpainting_result(session: FaceAnalysis, config: ModelConfig, mask: np.ndarray, method: str = "telea",
+def inpainting_result(session: FaceAnalysis, config: ModelConfig, mask: np.ndarray,
+                      method: str = inpainting.DEFAULT_FILL,
                       repeats: int = 10) -> FaceResult:
     """``plqa_nb.experiments.inpainting.run`` on this face with ``mask`` (cached per mask, method, repeats)."""
     key = (config, hashlib.sha1(np.packbits(mask)).hexdigest(), mask.shape, method, repeats)
     return session.memo("inpainting", key, lambda: inpainting.run(
         cached_explainer(config, device=str(session.device)), [session.face_crop(config.backbone)], [mask], method,
-        repeats)[0])
+        repeats, mask_from="user")[0])
 
 
 def before_after_table(result: FaceResult) -> list[dict]:
@@ -68,7 +81,7 @@ def before_after_figure(result: FaceResult) -> go.Figure:
     cells = [[(f"{p.label}: Q̂ = {row[f'quality_{p.label}']:.3f} ± {row[f'quality_{p.label}_std']:.3f}",
                rgb_trace(p.image)) for p in result.panels],
              [(f"PLQ {p.label}", plq_trace(p.plq, colorbar=i == 0)) for i, p in enumerate(result.panels)]]
-    fig = image_grid(cells, title=f"{result.file}: Q̂ {row['change']} after inpainting ({row['method']}, "
+    fig = image_grid(cells, title=f"{result.file}: Q̂ {row['change']} after inpainting ({row['fill']}, "
                                   f"{row['masked_fraction']:.1%} of the crop)")
     for col in (1, 2):
         fig.add_trace(outline_trace(result.mask), row=2, col=col)
@@ -88,7 +101,7 @@ class InpaintingUI(FaceUI):
                                    continuous_update=False)
         self.rect = [w.IntSlider(value=v, min=0, max=s, description=d, continuous_update=False)
                      for v, d in ((s // 4, "x"), (s // 4, "y"), (s // 2, "width"), (s // 6, "height"))]
-        self.method = w.Dropdown(options=list(inpainting.METHODS), description="method")
+        self.method = w.Dropdown(options=inpainting.FILLS, description="fill")
         self.repeats = w.IntSlider(value=quick(10, 3), min=1, max=20, description="repeats", continuous_update=False)
         self.button = w.Button(description="inpaint and score", button_style="primary")
         self.result_out = w.Output()

@@ -1,0 +1,144 @@
+"""Counterfactual: how much would the face's quality rise if this part of it looked like a compliant face?
+
+A window (``window`` px on the paper's 112-px scale, moved by ``stride``) is replaced by the same window of
+the backbone's *compliant face* (the mean aligned face of compliant photos, ``CompliantNorm``), and the
+estimator's own raw quality (not its linear surrogate M_Q) is measured again: Captum's ``Occlusion`` with
+that face as the baseline. Attributions are in units of the raw quality: positive where the face as it is
+helps, negative where a typical face would do better. So the defect score is −attribution (orientation
+"contribution"), and it answers the enrolment question directly: *which part must change*.
+
+It costs one forward pass per window position (144 on a 150-px crop at the defaults) and is the map behind
+the region feedback (``experiments.regions.flag_region``) and the inpainting mask; the paper's saliency
+stays the PLQ map. It needs the estimator (``QualityRegressionModel.estimate``, which ``Explainer`` sets) and
+the backbone's ``CompliantNorm`` (shipped, or from a calibration file).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+from captum.attr import Occlusion
+from torch import nn
+
+from ..backbones.base import Backbone
+from ..degradations import to_crop_px
+from ..regression import QualityRegressionModel
+from ..shipped import shipped_record
+from .base import AttributionMethod
+
+
+@dataclass(frozen=True)
+class CompliantNorm:
+    """What compliant faces look like to a network, in its aligned crop.
+
+    mean_face: uint8 [n, n, 3], the mean of compliant aligned crops at low resolution (n = 48: a blur of many
+    faces, no one's face); threshold: the region score (``experiments.regions.flag_scores``, raw-quality units of
+    the estimator it was fitted with) above which a region stands out (``experiments.regions.flag_region``).
+    """
+
+    mean_face: np.ndarray
+    threshold: float
+
+    def face(self, size: int) -> torch.Tensor:
+        """The mean face at the crop's size, float [3, S, S] in 0..255."""
+        img = cv2.resize(self.mean_face, (size, size), interpolation=cv2.INTER_CUBIC)
+        return torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1).float()
+
+    def record(self) -> dict:
+        """JSON-ready entries (the calibration file's "compliant_norm")."""
+        return {"mean_face": self.mean_face.tolist(), "threshold": self.threshold}
+
+    @classmethod
+    def from_record(cls, record: dict) -> "CompliantNorm":
+        return cls(np.asarray(record["mean_face"], np.uint8), float(record["threshold"]))
+
+
+def compliant_norm_text(backbone: Backbone, quality: str, record: str = "") -> str:
+    """The JSON text of the norm for ``backbone`` and estimator ``quality``: a calibration file's entry
+    (``record``) or the one shipped for these weights and that estimator; "" if there is none."""
+    if record:
+        return record
+    shipped = shipped_record("norms", backbone) or {}
+    fitted = shipped.get("by_quality", {}).get(quality)
+    return json.dumps({"mean_face": shipped["mean_face"], **fitted}, sort_keys=True) if fitted else ""
+
+
+def compliant_norm(model: QualityRegressionModel) -> CompliantNorm:
+    """The model's norm; ValueError naming ``plqa calibrate`` if it has none."""
+    if not model.compliant_norm:
+        raise ValueError(f"no compliant-face norm for backbone '{model.backbone.name}' and this estimator: run "
+                         f"`plqa calibrate DEV_PHOTOS --backbone {model.backbone.name} --quality ... --out calib.json` "
+                         "and pass --calibration calib.json")
+    return CompliantNorm.from_record(json.loads(model.compliant_norm))
+
+
+class _Estimate(nn.Module):
+    def __init__(self, estimate):
+        super().__init__()
+        self.estimate = estimate
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.estimate(images)
+
+
+class CounterfactualMethod(AttributionMethod):
+    """Args: window and stride in px at 112 (30, 7.5), perturbations_per_eval windows per network pass (64)."""
+
+    name = "counterfactual"
+    view = "rank"
+    defect_orientation = "contribution"
+
+    def __init__(self, window: float = 30.0, stride: float = 7.5, perturbations_per_eval: int = 64):
+        self.window, self.stride, self.perturbations_per_eval = window, stride, perturbations_per_eval
+
+    def compute(self, model: QualityRegressionModel, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        if model.estimate is None:
+            raise ValueError("the counterfactual method needs the quality estimator: use it through an Explainer "
+                             "(or set QualityRegressionModel.estimate)")
+        s = images.shape[-1]
+        w, st = to_crop_px(self.window, s), to_crop_px(self.stride, s)
+        baseline = compliant_norm(model).face(s).to(images)[None].expand_as(images)
+        with torch.no_grad():
+            return Occlusion(_Estimate(model.estimate)).attribute(
+                images.detach(), sliding_window_shapes=(images.shape[1], w, w), strides=(images.shape[1], st, st),
+                baselines=baseline, perturbations_per_eval=self.perturbations_per_eval)
+
+
+MEAN_FACE_SIDE = 48  # px of the shipped mean face: enough for eyes, nose and mouth, too coarse for a person
+FALSE_FLAGS = 0.25  # share of compliant development faces allowed a flagged region (sets the threshold; README)
+
+
+def defect_maps(explainer, crops: torch.Tensor, batch_size: int = 8) -> np.ndarray:
+    """Counterfactual defect maps [B, S, S] (raw-quality units a typical face would add) of crops [B, 3, S, S]."""
+    method = CounterfactualMethod()
+    out = []
+    for part in crops.split(batch_size):
+        part = part.to(explainer.device)
+        attr = method.attribute(explainer.model, part, explainer.weights(part, explainer.quality(part)[0]))
+        out.append((-attr.mean(1)).cpu().double().numpy())
+    return np.concatenate(out)
+
+
+def fit_compliant_norm(explainer, faces) -> CompliantNorm:
+    """The ``CompliantNorm`` of an Explainer's backbone and estimator from compliant aligned faces (``FaceCrop``):
+    their mean face, the region-score threshold (``experiments.regions.flag_scores`` of their own counterfactual
+    defect maps) that flags a region on ``FALSE_FLAGS`` of them."""
+    from ..backbones.base import crops_to_tensor
+    from ..experiments.regions import flag_scores, region_masks
+
+    crops = np.stack([f.crop for f in faces])
+    mean_face = cv2.resize(crops.astype(np.float32).mean(0), (MEAN_FACE_SIDE, MEAN_FACE_SIDE),
+                           interpolation=cv2.INTER_AREA).round().clip(0, 255).astype(np.uint8)
+    draft = CompliantNorm(mean_face, float("inf"))
+    model = explainer.model
+    previous, model.compliant_norm = model.compliant_norm, json.dumps(draft.record(), sort_keys=True)
+    try:
+        maps = defect_maps(explainer, crops_to_tensor(list(crops), explainer.device))
+    finally:
+        model.compliant_norm = previous
+    masks = [region_masks(f.landmarks, crops.shape[1]) for f in faces]
+    top = [max(score for _, score in flag_scores(m, masks[i])) for i, m in enumerate(maps)]
+    return CompliantNorm(mean_face, float(np.quantile(top, 1 - FALSE_FLAGS)))

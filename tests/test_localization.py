@@ -1,0 +1,167 @@
+"""Explanations that point at the defect: localisation metrics, the counterfactual map and its compliant-face norm,
+region flagging, the inpainting mask and fills, ROAD — known answers on synthetic inputs, then the real network."""
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+import torch
+
+from plqa_nb.attribution import get_method
+from plqa_nb.attribution.counterfactual import CompliantNorm, compliant_norm
+from plqa_nb.cli import main
+from plqa_nb.evaluation import localization as loc
+from plqa_nb.evaluation.road import impute, road_curves
+from plqa_nb.experiments import icao, inpainting
+from plqa_nb.experiments.regions import flag_region, region_masks
+from plqa_nb.pipeline import Explainer, crops_to_tensor
+from plqa_nb.stages import as_face_crop
+
+
+@pytest.fixture(scope="module")
+def explainer():
+    return Explainer("dlib-resnet")
+
+
+@pytest.fixture(scope="module")
+def face(explainer, faces_dir):
+    return as_face_crop(explainer.prepare(faces_dir / "london" / "neutral" / "002.jpg"))
+
+
+# -- metrics (known answers) ----------------------------------------------------------------------------------------
+def test_localisation_metrics_on_known_maps(face):
+    masks = region_masks(face.landmarks, 150)
+    occluder = masks["eyes"].copy()
+    perfect = occluder.astype(float) + np.random.default_rng(0).random((150, 150)) * 0.1
+    inverse = -perfect
+    row = loc.localization_row(perfect, occluder, masks, ["eyes"])
+    assert row["mask_auc"] == 1.0 and row["region_hit"] == 1 and row["flagged_region"] == "eyes"
+    assert row["relevance_mass"] > 2 * row["occluder_share"]  # far above chance
+    assert loc.mask_auc(inverse, occluder, masks["face"]) == 0.0
+    flat = np.random.default_rng(1).random((150, 150))
+    assert abs(loc.mask_auc(flat, occluder, masks["face"]) - 0.5) < 0.1  # noise is chance
+    assert loc.relevance_mass(flat, occluder, masks["face"]) == pytest.approx(row["occluder_share"], abs=0.03)
+
+
+def test_defect_orientation_by_kind():
+    a = torch.zeros(1, 3, 4, 4)
+    a[0, :, 0, 0] = 1.0  # a strong gradient / a positive contribution at (0, 0)
+    a[0, :, 1, 1] = 1e-6
+    grad = loc.defect_scores(a, "gradient")[0]
+    assert grad[1, 1] > grad[0, 0]  # low sensitivity = the defect (the paper's reading)
+    contrib = loc.defect_scores(a - 0.5, "contribution")[0]
+    assert contrib[0, 0] < contrib[2, 2]  # a pixel that adds quality is not to blame
+    assert loc.orientation("counterfactual") == "contribution" and loc.orientation("saliency") == "gradient"
+    with pytest.raises(ValueError):
+        loc.defect_scores(a, "sideways")
+
+
+def test_flag_region_against_a_norm(face):
+    masks = region_masks(face.landmarks, 150)
+    norm = CompliantNorm(np.zeros((4, 4, 3), np.uint8), threshold=2.0)
+    defect = np.zeros((150, 150))
+    assert flag_region(defect, masks, norm)[0] == ""  # nothing stands out
+    assert flag_region(defect + 5.0, masks, norm)[0] == ""  # poor all over: no single region to blame
+    defect[masks["mouth"]] = 3.0
+    region, score = flag_region(defect, masks, norm)
+    share = masks["mouth"].sum() / masks["face"].sum()
+    assert region == "mouth" and score == pytest.approx(3.0 * (1 - share))  # relative to the face's mean
+    one_cheek = masks["cheeks"] & (np.arange(150)[None, :] < 75)
+    cheek = np.where(one_cheek, 3.0, 0.0)
+    assert flag_region(cheek, masks, norm)[0] == "cheeks"  # one side is enough (a hand on one cheek)
+    assert flag_region(cheek, masks, CompliantNorm(norm.mean_face, threshold=3.0))[0] == ""
+    mask = inpainting.defect_mask(defect, face.landmarks)
+    assert mask[masks["mouth"]].all() and not mask[masks["forehead"]].any()
+    assert not inpainting.defect_mask(np.zeros((150, 150)), face.landmarks).any()
+    assert not inpainting.defect_mask(-np.ones((150, 150)), face.landmarks).any()  # nowhere would a typical face do better
+
+
+# -- fills and ROAD (known answers) ---------------------------------------------------------------------------------
+def test_fills_change_only_the_mask(face):
+    masks = region_masks(face.landmarks, 150)
+    hand = masks["cheeks"] & (np.arange(150)[None, :] < 75)  # the cheek on the image's left
+    mean_face = np.full((150, 150, 3), 128, np.uint8)
+    for how in inpainting.FILLS:
+        out = inpainting.fill(face.crop, hand, how, face.landmarks, mean_face)
+        assert out.shape == face.crop.shape and out.dtype == np.uint8
+        assert not np.array_equal(out[hand], face.crop[hand]), how
+        outside = ~hand
+        if how != "mean-face":  # Poisson editing may move the border pixels by a level or two
+            np.testing.assert_array_equal(out[outside], face.crop[outside], err_msg=how)
+    mirrored = inpainting.fill(face.crop, hand, "mirror", face.landmarks, mean_face)
+    other = masks["cheeks"] & (np.arange(150)[None, :] >= 75)
+    # the filled cheek now looks like the other one: its mean colour moves towards the mirror image's
+    assert np.abs(mirrored[hand].mean(0) - face.crop[other].mean(0)).max() < 25
+
+
+def test_road_imputation_reproduces_a_linear_image_and_curves_have_their_shape():
+    ramp = np.stack([np.tile(np.linspace(0, 200, 20), (20, 1))] * 3)
+    removed = np.zeros((20, 20), bool)
+    removed[5:15, 5:15] = True
+    filled = impute(ramp, removed, noise=0.0, rng=np.random.default_rng(0))
+    np.testing.assert_allclose(filled, ramp, atol=1e-6)  # a linear image is its neighbours' mean
+    images = torch.rand(2, 3, 20, 20) * 255
+    orders = torch.stack([torch.randperm(400) for _ in range(6)]).view(2, 3, 400)
+    curves = road_curves(images, orders, lambda x: x.mean((1, 2, 3)) / 255, fractions=(0.2, 0.5), seed=0)
+    assert curves.morf.shape == curves.lerf.shape == (2, 3, 2) and curves.morf_auc.shape == (2, 3)
+    again = road_curves(images, orders, lambda x: x.mean((1, 2, 3)) / 255, fractions=(0.2, 0.5), seed=0)
+    assert torch.equal(again.morf, curves.morf)  # seeded
+
+
+# -- the counterfactual map on the real network ---------------------------------------------------------------------
+def test_the_shipped_norm_and_the_counterfactual_map(explainer, face):
+    norm = compliant_norm(explainer.model)
+    assert norm.mean_face.shape == (48, 48, 3)
+    assert norm.threshold > 0
+    variant = icao.make_variants(face, ["face_mask"], seed=0)[0]
+    x = crops_to_tensor([face.crop, variant.image])
+    attr = get_method("counterfactual").attribute(explainer.model, x, explainer.weights(x, explainer.quality(x)[0]))
+    assert attr.shape == x.shape
+    defect = loc.defect_scores(attr, "contribution")
+    masks = region_masks(variant.landmarks, 150)
+    # the mask's pixels are blamed far more than the rest of the face (measured AUC 0.95 on this face)
+    assert loc.mask_auc(defect[1], variant.occluder, masks["face"]) > 0.75
+    assert flag_region(defect[1], masks, norm)[0] in ("nose", "mouth", "cheeks")
+    plain = Explainer("dlib-resnet").model
+    plain.estimate = None
+    with pytest.raises(ValueError, match="needs the quality estimator"):
+        get_method("counterfactual").compute(plain, x, torch.ones(2))
+
+
+def test_icao_flags_and_localises_through_the_cli(faces_dir, tmp_path):
+    photo = faces_dir / "london" / "neutral" / "002.jpg"
+    out = tmp_path / "icao"
+    assert main(["experiment", "icao", str(photo), "--out", str(out), "--only", "face_mask", "--only", "cap",
+                 "--methods", "saliency", "input-x-gradient"]) == 0
+    with open(out / "icao.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["violation"] for r in rows] == ["reference", "face_mask", "cap"]
+    assert all("flagged_region" in r for r in rows)
+    for r in rows:
+        text = "nothing stands out" if r["flagged_region"] == "" else f"the {r['flagged_region']} stand"
+        assert text in r["feedback"]
+    with open(out / "localization.csv") as f:
+        local = list(csv.DictReader(f))
+    assert sorted({r["method"] for r in local}) == ["counterfactual", "input-x-gradient", "saliency"]
+    assert len(local) == 2 * 3 and {r["violation"] for r in local} == {"face_mask", "cap"}
+    assert {r["method"] for r in local if r["drives_feedback"] == "1"} == {"counterfactual"}
+    flagged = {r["violation"]: r["flagged_region"] for r in rows}
+    assert all(r["flagged_region"] == flagged[r["violation"]] for r in local if r["drives_feedback"] == "1")
+    with open(out / "localization_summary.csv") as f:
+        summary = {r["method"]: r for r in csv.DictReader(f)}
+    assert set(summary) == {"counterfactual", "saliency", "input-x-gradient"}
+    assert float(summary["counterfactual"]["mask_auc"]) == pytest.approx(
+        np.mean([float(r["mask_auc"]) for r in local if r["method"] == "counterfactual"]))
+
+
+def test_inpainting_occlusions_with_each_fill(faces_dir, tmp_path):
+    photo = faces_dir / "london" / "neutral" / "002.jpg"
+    for how in ("mean-face", "telea"):
+        out = tmp_path / how
+        assert main(["experiment", "inpainting", str(photo), "--out", str(out), "--occlude", "face_mask",
+                     "--fill", how, "--repeats", "1"]) == 0
+        with open(out / "inpainting.csv") as f:
+            (row,) = list(csv.DictReader(f))
+        assert (row["violation"], row["fill"], row["mask_source"]) == ("face_mask", how, "plq")
+        assert 0.01 < float(row["masked_fraction"]) < 0.5  # the explanation found something to fill

@@ -80,8 +80,8 @@ def curves_figure(comparison: Comparison) -> go.Figure:
             fig.add_trace(go.Scatter(x=x, y=curve.mean(0).cpu().numpy(), mode="lines+markers", name=name,
                                      legendgroup=name, showlegend=col == 1, line=style), row=1, col=col)
     fig.update_xaxes(title_text="fraction of pixels changed")
-    fig.update_yaxes(title_text="mean Q̂", col=1)
-    fig.update_layout(title=f"Faithfulness over {len(comparison.quality)} face(s)", width=980, height=400,
+    fig.update_yaxes(title_text="mean scaled quality", col=1)
+    fig.update_layout(title=f"Faithfulness over {len(comparison.quality)} face(s)", height=400,
                       margin={"l": 50, "r": 10, "t": 70, "b": 50})
     return fig
 

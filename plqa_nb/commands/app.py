@@ -11,6 +11,7 @@ import argparse
 import ipaddress
 import json
 import secrets
+import signal
 import subprocess
 import sys
 import tempfile
@@ -58,16 +59,28 @@ def voila_command(notebook: Path, host: str = "127.0.0.1", port: int = 8866, tok
             f"--Voila.ip={host}", f"--port={port}", f"--token={token}"]
 
 
+def _exit(*_) -> None:
+    raise SystemExit(0)
+
+
 def run(args: argparse.Namespace) -> int:
     token = secrets.token_urlsafe(16) if args.token is None else args.token
+    signal.signal(signal.SIGTERM, _exit)  # a terminated `plqa app` unwinds: Voilà stopped, the folder removed
     with tempfile.TemporaryDirectory(prefix="plqa-app-") as folder:
         command = voila_command(write_page(Path(folder)), args.host, args.port, token)
         print(f"plqa app: http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
               + "  (ctrl-c stops it)", flush=True)
+        server = subprocess.Popen(command, cwd=folder)
         try:
-            return subprocess.call(command, cwd=folder)
+            return server.wait()
         except KeyboardInterrupt:
             return 0
+        finally:
+            server.terminate()
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
 
 
 def register(sub) -> None:

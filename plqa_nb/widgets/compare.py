@@ -121,7 +121,8 @@ class CompareUI(Explorer):
                                         value=[m for m in DEFAULT_METHODS if m in methods][:quick(5, 2)])
         self.steps = w.IntSlider(value=quick(20, 4), min=2, max=100, description="steps")
         self.filler = w.Dropdown(options=list(REFERENCES), description="filler")
-        self.n_random = w.IntSlider(value=quick(3, 1), min=1, max=10, description="random orders")
+        self.n_random = w.IntSlider(value=quick(3, 1), min=1, max=10, description="random orders",
+                                    style={"description_width": "initial"})
         self.button = w.Button(description="compare", button_style="primary")
         self.bar, self._progress = progress_bar("faces")
         self.output = w.Output()

@@ -88,8 +88,8 @@ def quality_table(session: FaceAnalysis, config: ModelConfig) -> list[dict]:
 
 
 def scaling_range(alpha: float, r: float, q: float) -> tuple[float, float]:
-    """The raw-quality axis of the Eq. 2 plot: where the sigmoid rises from 1 % to 99 % (r ± 4.6/α, widened
-    to half that span on either side) and this face's Q."""
+    """The raw-quality axis of the Eq. 2 plot: where the sigmoid rises from 1 % to 99 % (r ± 4.6/α), widened by
+    half, and this face's Q."""
     half = 1.5 * np.log(99) / abs(alpha)
     return min(r - half, q), max(r + half, q)
 
@@ -187,7 +187,8 @@ class TutorialUI(FaceUI):
         self._param_sliders: dict[str, w.ValueWidget] = {}
         self._reset_estimator(dict(start.quality_params))
         self._set_scaling(start)
-        self.estimator.observe(lambda c: self._on_model(c, new_estimator=True), names="value")
+        self.estimator.observe(lambda c: None if self._hold else self._on_model(c, new_estimator=True),
+                               names="value")
         self.backbone.observe(lambda c: None if self._hold else self._on_model(c, new_estimator=False), names="value")
         self._finish([[self.backbone, self.estimator], [self.message], [self.params],
                       [self.alpha, self.r, self.gamma], [self.seed], [self.status]],
@@ -217,14 +218,14 @@ class TutorialUI(FaceUI):
 
     def _on_model(self, change: dict, new_estimator: bool) -> None:
         """A new backbone or estimator: its default α, r, γ (and the estimator's default arguments), said in
-        the message line; a backbone that cannot load puts the dropdown back and says why."""
+        the message line; a model that cannot load puts its dropdown back and says why."""
         old = QualityScaling(alpha=self.alpha.value, r=self.r.value, gamma=self.gamma.value)
         try:
             new = resolve_config(self.backbone.value, self.estimator.value)
             self.session().backbone(new.backbone)  # a backbone whose weights cannot be had fails here
         except ModelUnavailableError as exc:  # e.g. FaceNet weights not downloadable here
             self._hold = True
-            self.backbone.value = change["old"]
+            (self.estimator if new_estimator else self.backbone).value = change["old"]
             self._hold = False
             self.message.value = f"<small style='color:#b00020'>{html.escape(str(exc))}</small>"
             return

@@ -8,7 +8,7 @@ LOCK := requirements.lock
 ISA_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 ISA_SSE41 := ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default
 
-.PHONY: demo test test-numerics test-numerics-quick lab bench lock clean
+.PHONY: demo test test-numerics test-numerics-quick lab app bench lock clean
 
 # the exact versions of requirements.lock, then the package itself without resolving anything again
 $(STAMP): $(LOCK) pyproject.toml Makefile
@@ -36,6 +36,10 @@ test-numerics-quick: $(STAMP)
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab notebooks/
+
+# the tutorial and ICAO explorers as a page without code (Voilà) on 127.0.0.1; open the address it prints
+app: $(STAMP)
+	$(BIN)/plqa app
 
 bench: $(STAMP)
 	$(BIN)/plqa bench --json results/bench.json

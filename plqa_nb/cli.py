@@ -7,7 +7,7 @@ import sys
 
 from .errors import FolderLockedError, ModelUnavailableError
 
-VERBS = ("explain", "quality", "calibrate", "bench", "experiment", "compare", "evaluate")
+VERBS = ("explain", "quality", "calibrate", "bench", "experiment", "compare", "evaluate", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:

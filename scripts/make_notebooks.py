@@ -37,19 +37,23 @@ it and which lower it. This notebook walks through the whole flow on one photo:
 
 and ends with an explorer where you pick a sample face or upload your own and move every parameter.
 
+**The example face** is chosen by what the model says of the photos: of the first London neutral photos,
+the one with the highest Q̂ (a compliant, well-lit passport-style face), so that its map shows a face the
+network finds usable.
+
 {QUICK}
 
 {CREDITS}"""),
     (C, """from plqa_nb.data import sample_images
-from plqa_nb.widgets import FaceAnalysis, build_tutorial_ui, notebook_config, pick_face, show_table
+from plqa_nb.widgets import build_tutorial_ui, most_compliant, notebook_config, quick, show_table
 from plqa_nb.widgets.tutorial import (alignment_figure, maps_figure, plq_curve_figure, quality_table,
-                                      scaling_figure)
+                                      scaling_figure, stages_run)
 
 config = notebook_config()  # backbone, estimator and its arguments, α, r, γ, norm, seed: the defaults
 samples = sample_images()
-name = pick_face("london neutral 001", samples)
-session = FaceAnalysis(samples[name], name=name)
-print(config.describe())"""),
+session, q_hat = most_compliant(samples, config, candidates=quick(10, 3))
+print("model:", config.describe())
+print(f"example face: {session.name} (Q̂ = {q_hat:.3f}, the highest of the London neutral photos tried)")"""),
     (M, """## Steps 1 and 2 · Detection and alignment
 
 MTCNN finds the face and five landmarks (eye centres, nose tip, mouth corners). A similarity transform
@@ -69,7 +73,8 @@ The **quality estimator** measures how useful the network's embedding of this fa
   and scores how much the embedding resists, times the face's left-right symmetry.
 
 The raw Q is model-specific; **Eq. 2** maps it to Q̂ = sigmoid(α (Q − r)) in [0, 1], with r near the mean
-quality of a development set and α stretching it. The red dot is this face."""),
+quality of a development set and α stretching it. The plot shows the range of Q where the curve rises; the
+red dot is this face."""),
     (C, """show_table([row for row in quality_table(session, config) if row["step"] in ("quality", "scaling")])
 scaling_figure(session, config)"""),
     (M, """## Step 5 · The quality regression model M_Q
@@ -93,21 +98,18 @@ Colours: red (low pixel quality) → yellow → green (high), fixed to [0, 1].""
 `FaceAnalysis` keeps every stage of this face. Ŝ is proportional to the weight w (Eq. 3), so a new γ only
 re-applies v(·), a new α or r only rescales Ŝ, and a new estimator, *m*, *p* or seed recomputes the quality,
 never the network's gradient. The counts below are the stages that ran for the changed configuration:"""),
-    (C, """def stages_run(change):
-    before = dict(session.computed)
-    session.explain(change)
-    return {k: v - before.get(k, 0) for k, v in session.computed.items() if v != before.get(k, 0)} or "none"
-
-print("new γ:   ", stages_run(config.replace(gamma=config.gamma - 1)))
-print("new α, r:", stages_run(config.replace(alpha=config.alpha / 2, r=0.5)))
-print("new seed:", stages_run(config.replace(seed=config.seed + 1)))"""),
+    (C, """print("new γ:   ", stages_run(session, config.replace(gamma=config.gamma - 1)))
+print("new α, r:", stages_run(session, config.replace(alpha=config.alpha / 2, r=0.5)))
+print("new seed:", stages_run(session, config.replace(seed=config.seed + 1)))"""),
     (M, """## The explorer
 
 Pick a sample face or upload your own photo (*your photo*); choose the backbone and the quality estimator;
 move the estimator's arguments (SER-FIQ: *m*, *p*; FaceQAN: *k*, *l*, *p*), the seed, α, r and γ. The tabs
 show the PLQ map, the step figures and all the numbers; the line above them counts the stages computed for
-the face so far. (The FaceNet backbones download their weights on first use.)"""),
-    (C, """build_tutorial_ui(face=name)"""),
+the face so far. A new backbone or estimator brings its own α, r and γ (the line under the dropdowns says
+which moved). (The FaceNet backbones download their weights on first use; offline the dropdown stays put
+and says why.)"""),
+    (C, """build_tutorial_ui(samples, face=session.name)"""),
 ]
 
 COMPARE = [
@@ -166,15 +168,16 @@ INPAINTING = [
 If the PLQ map is right, removing what it blames should raise the face's quality (paper, Sec. V-A). Here you
 pick a face, set a **mask** (by a threshold on its PLQ map, or a rectangle), let OpenCV **inpaint** it, and
 compare Q̂ before and after. Q̂ is estimated with several seeds: a change counts as *up* or *down* only beyond
-one standard deviation.
+one standard deviation. The default estimator gives the same Q̂ for every seed (one forward pass); then there
+is no ± and any change counts. SER-FIQ and FaceQAN vary with the seed.
 
 {QUICK}
 
 {CREDITS}"""),
     (C, """from plqa_nb.data import sample_images
 from plqa_nb.widgets import FaceAnalysis, build_inpainting_ui, notebook_config, pick_face, quick, show_table
-from plqa_nb.widgets.inpainting import (before_after_figure, before_after_table, inpainting_result, mask_figure,
-                                        rectangle_mask, threshold_mask)
+from plqa_nb.widgets.inpainting import (DEFAULT_LEVEL, before_after_figure, before_after_table, inpainting_result,
+                                        mask_figure, rectangle_mask, threshold_mask)
 
 config = notebook_config()
 samples = sample_images()
@@ -184,7 +187,7 @@ session = FaceAnalysis(samples[name], name=name)"""),
 
 `threshold_mask` keeps the connected regions inside the face whose smoothed PLQ is below *level* × the face's
 median PLQ (outlined in blue); the right panel previews the inpainting, no quality is computed yet."""),
-    (C, """mask = threshold_mask(session, config, level=0.7)
+    (C, """mask = threshold_mask(session, config, level=DEFAULT_LEVEL)
 mask_figure(session, config, mask)"""),
     (M, """## Inpaint and score
 
@@ -199,7 +202,8 @@ Any region can be tested; here a band across the eyes (crop pixels: x, y, width,
 mask_figure(session, config, rectangle_mask(s, s // 5, s // 4, 3 * s // 5, s // 6))"""),
     (M, """## The explorer
 
-Pick a face, choose the mask mode and move its sliders (the preview follows), then press *inpaint and score*."""),
+Pick a face, choose the mask mode and move its sliders (the preview follows; the other mode's sliders are
+off), then press *inpaint and score*. A new mask clears the last score."""),
     (C, """build_inpainting_ui(face=name)"""),
 ]
 
@@ -209,19 +213,24 @@ MASKING = [
 A black square on a good face should lower its quality (Δ_Q̂ = Q̂_org − Q̂_mask > 0, **Eq. 7**) and the
 pixel quality inside the square (Δ_p = mean PLQ in the square, original minus masked, > 0, **Eq. 8**)
 (paper, Sec. V-B). First one square under your control, then random squares on several faces (Fig. 5).
+The single square goes on the face the model rates highest among the first London neutral photos: a good face,
+as the paper asks.
 
 {QUICK}
 
 {CREDITS}"""),
     (C, """from IPython.display import display
 
+from plqa_nb.data import sample_images
 from plqa_nb.experiments import masking
-from plqa_nb.widgets import (build_masking_ui, notebook_config, london_sessions, pick_face, progress_bar, quick,
+from plqa_nb.widgets import (build_masking_ui, london_sessions, most_compliant, notebook_config, progress_bar, quick,
                              show_table)
 from plqa_nb.widgets.masking import distributions_figure, masking_batch, square_figure, square_table
 
 config = notebook_config()
-session = london_sessions(1)[0]"""),
+samples = sample_images()
+session, q_hat = most_compliant(samples, config, candidates=quick(10, 3))
+print(f"example face: {session.name} (Q̂ = {q_hat:.3f}, the highest of the London neutral photos tried)")"""),
     (M, """## One square
 
 Top-left corner (x, y) and side in crop pixels. The original's map is computed once; only the masked crop is
@@ -231,7 +240,7 @@ x, y, size = s // 4, s // 3, s // 5
 show_table(square_table(session, config, x, y, size))
 square_figure(session, config, x, y, size)"""),
     (M, """Move the square yourself:"""),
-    (C, """build_masking_ui(face=pick_face("london neutral 001"))"""),
+    (C, """build_masking_ui(samples, face=session.name)"""),
     (M, """## Random squares on several faces (Fig. 5)
 
 For every face and every size s (on the paper's 112-pixel scale, scaled to the crop), squares are placed at
@@ -254,18 +263,27 @@ background, a frontal pose. Starting from a compliant face, this notebook adds o
 quality change Δ_Q̂ = Q̂_compliant − Q̂ (positive: worse), the mean PLQ per face region and the feedback in
 words that an enrolment system could give.
 
+**Signs.** Every table says which way is worse in its column names: `quality_lost` = Q̂_compliant − Q̂ and
+`plq_lost` = PLQ_compliant − PLQ, both positive when the violation hurts.
+
+**The compliant face** is chosen by what the model says of it: of the first London neutral photos, the one with
+the highest Q̂. A violation can only show its cost on a face that has quality to lose.
+
 {QUICK}
 
 {CREDITS}"""),
     (C, """from IPython.display import HTML, display
 
+from plqa_nb.data import sample_images
 from plqa_nb.experiments.icao import VIOLATIONS
-from plqa_nb.widgets import build_icao_ui, notebook_config, london_sessions, pick_face, show_table
+from plqa_nb.widgets import build_icao_ui, most_compliant, notebook_config, quick, show_table
 from plqa_nb.widgets.icao import (all_violations, icao_figure, region_table, violation_summary,
                                   violations_figure)
 
 config = notebook_config()
-session = london_sessions(1)[0]
+samples = sample_images()
+session, q_hat = most_compliant(samples, config, candidates=quick(10, 3))
+print(f"compliant face: {session.name} (Q̂ = {q_hat:.3f}, the highest of the London neutral photos tried)")
 print("violations:", ", ".join(VIOLATIONS))"""),
     (M, """## One violation
 
@@ -280,7 +298,7 @@ the region):"""),
     (M, """## The explorer
 
 Choose the face, the violation and its strength."""),
-    (C, """build_icao_ui(face=pick_face("london neutral 001"))"""),
+    (C, """build_icao_ui(samples, face=session.name)"""),
     (M, """## Every violation at full strength
 
 Δ_Q̂ per violation for this face (hover for the worst region)."""),

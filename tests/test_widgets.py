@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import unicodedata
 from datetime import datetime, timezone
 
 import numpy as np
@@ -11,17 +12,24 @@ import plotly.graph_objects as go
 import pytest
 from PIL import Image
 
+from plqa_nb.cli import build_parser
+from plqa_nb.commands import app as app_command
 from plqa_nb.config import resolve_config
+from plqa_nb.errors import ModelUnavailableError
 from plqa_nb.experiments.icao import VIOLATIONS, make_variants
 from plqa_nb.pipeline import FaceAnalysis
 from plqa_nb.plq import PLQ_COLORSCALE
+from plqa_nb.quality import QualityScaling
 from plqa_nb.widgets import compare as wcompare
 from plqa_nb.widgets import display as wdisplay
+from plqa_nb.widgets import explorer as wexplorer
 from plqa_nb.widgets import icao as wicao
 from plqa_nb.widgets import inpainting as winp
 from plqa_nb.widgets import masking as wmask
+from plqa_nb.widgets import plotting as wplot
 from plqa_nb.widgets import settings as wsettings
 from plqa_nb.widgets import tutorial as wtut
+from plqa_nb.widgets import upload as wupload
 from tolerances import PATH_QUALITY_ATOL
 
 PLOTLY = "application/vnd.plotly.v1+json"
@@ -48,6 +56,19 @@ def _plotly(output) -> list[dict]:
     return [o["data"][PLOTLY] for o in output.outputs if PLOTLY in o.get("data", {})]
 
 
+def _fits(fig: go.Figure) -> None:
+    """A figure for any output box: no fixed width above ``MAX_FIXED_WIDTH`` (wider ones take the box's width),
+    and no y-axis title with a combining mark (rotated, "Q̂" renders as "·Q")."""
+    assert fig.layout.width is None or fig.layout.width <= wplot.MAX_FIXED_WIDTH, fig.layout.title.text
+    titles = [a.title.text or "" for a in fig.select_yaxes()]
+    assert not [t for t in titles if any(unicodedata.combining(c) for c in t)], titles
+
+
+def _upload_value(name: str, content: bytes) -> tuple[dict]:
+    return ({"name": name, "type": "", "size": len(content), "last_modified": datetime.now(timezone.utc),
+             "content": memoryview(content)},)
+
+
 # -- settings and display -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("value, expected", [("1", True), ("true", True), ("on", True), ("0", False), ("", False)])
 def test_quick_mode_reads_the_environment(monkeypatch, value, expected):
@@ -68,6 +89,43 @@ def test_table_html_escapes_and_formats():
     html = wdisplay.table_html([{"a": "<b>", "b": 0.123456789, "c": float("nan")}])
     assert "&lt;b&gt;" in html and "0.1235" in html and "nan" in html and "<th" in html
     assert "no rows" in wdisplay.table_html([])
+
+
+def test_table_html_aligns_text_left_and_numbers_right():
+    html = wdisplay.table_html([{"feedback": "Q̂ fell", "quality_lost": 0.25, "n": 3},
+                                {"feedback": "fine", "quality_lost": float("nan"), "n": 4}])
+    assert html.count("text-align:left") == 3 and html.count("text-align:right") == 6  # header and two rows
+
+
+def test_read_upload_refuses_large_and_non_images_before_decoding(monkeypatch, declaring):
+    photo = np.full((40, 50, 3), 90, np.uint8)
+    np.testing.assert_array_equal(wupload.read_upload("me.png", _png(photo)), photo)
+    with pytest.raises(wupload.UploadRefused, match="is not a photo this page can read"):
+        wupload.read_upload("notes.txt", b"hello")
+    with pytest.raises(wupload.UploadRefused, match="megapixels"):  # header only: 60000 x 60000 declared
+        wupload.read_upload("bomb.png", declaring("PNG", 60000, 60000))
+    monkeypatch.setattr(wupload, "load_image", lambda *a: pytest.fail("decoded past the byte limit"))
+    with pytest.raises(wupload.UploadRefused, match=r"1\.0 MB; photos up to 0\.5 MB"):
+        wupload.read_upload("big.jpg", b"\xff" * 2**20, max_bytes=2**19)
+
+
+def test_face_ui_upload_says_why_it_refuses(face_path):
+    ui = wicao.build_icao_ui({"face": face_path}, FAST)
+    ui.upload.value = _upload_value("notes.txt", b"not a photo")
+    assert "is not a photo" in ui.notice.value and ui.face.value == "face"
+    ui.upload.value = _upload_value("me.png", _png(np.asarray(Image.open(face_path).convert("RGB"))))
+    assert ui.face.value == "upload: me.png" and ui.notice.value == "" and ui.upload.value == ()
+    assert isinstance(ui.samples["upload: me.png"], np.ndarray)  # decoded in memory, nothing written
+    assert "upload: me.png" in _plotly(ui.output)[0]["layout"]["title"]["text"]
+
+
+def test_most_compliant_is_the_highest_quality_candidate(faces_dir):
+    samples = {f"london neutral {i:03d}": faces_dir / "london" / "neutral" / f"{i:03d}.jpg" for i in (1, 2, 3)}
+    session, q_hat = wexplorer.most_compliant(samples, FAST, candidates=3)
+    scores = {n: FaceAnalysis(p).explain(FAST).quality for n, p in samples.items()}
+    assert session.name == max(scores, key=scores.get) and q_hat == pytest.approx(max(scores.values()), abs=1e-6)
+    assert wexplorer.most_compliant({wexplorer.ASTRONAUT: samples["london neutral 001"]}, FAST)[0].name == \
+        wexplorer.ASTRONAUT  # without the London set
 
 
 def test_render_into_shows_errors_and_raises_them_in_strict_mode(monkeypatch):
@@ -107,6 +165,33 @@ def test_tutorial_figures(session):
 
     curve = wtut.plq_curve_figure(session, FAST).data[1]
     assert np.all(np.diff(curve.y) >= 0) and 0 <= curve.y[0] < 0.01 and curve.y[-1] > 0.99
+    for fig in (wtut.maps_figure(session, FAST), align, scaling, wtut.plq_curve_figure(session, FAST)):
+        _fits(fig)
+
+
+@pytest.mark.parametrize("alpha, r, q", [(148.8, 0.1017, 0.12), (20.0, 0.763, 0.99), (148.8, 0.1017, 0.6)])
+def test_scaling_range_shows_where_the_sigmoid_rises(alpha, r, q):
+    lo, hi = wtut.scaling_range(alpha, r, q)
+    sigmoid = QualityScaling(alpha=alpha, r=r, gamma=10.0)
+    import torch
+
+    assert lo <= q <= hi and lo < r < hi
+    assert float(sigmoid(torch.tensor(min(lo, r - 4.6 / alpha)))) < 0.01 < 0.99 < float(sigmoid(torch.tensor(hi)))
+    assert hi - lo <= max(3 * np.log(99) / alpha, abs(q - r) + 1.5 * np.log(99) / alpha) + 1e-9  # not a 0-1 step
+
+
+def test_stages_run_says_what_reran(face_path):
+    fresh = FaceAnalysis(face_path)
+    assert "network ×1" in wtut.stages_run(fresh, FAST)
+    assert wtut.stages_run(fresh, FAST.replace(gamma=FAST.gamma - 1)).startswith("no stage reran")
+    assert wtut.stages_run(fresh, FAST.replace(seed=FAST.seed + 1)) == "quality ×1"
+
+
+def test_scaling_note_names_what_moved():
+    serfiq = resolve_config(quality="serfiq")
+    note = wtut.scaling_note(FAST.scaling(), serfiq)
+    assert f"α {FAST.alpha:.4g} → {serfiq.alpha:.4g}" in note and "serfiq" in note
+    assert wtut.scaling_note(serfiq.scaling(), serfiq) == ""
 
 
 @pytest.mark.parametrize("norm", ["signed", "l1"])
@@ -140,20 +225,36 @@ def test_tutorial_ui_reacts_to_its_controls(face_path):
     serfiq = resolve_config(quality="serfiq")
     assert (ui.alpha.value, ui.r.value) == pytest.approx((serfiq.alpha, serfiq.r), rel=0.03)  # the estimator's own
     assert session.computed["quality"] == 2 and session.computed["network"] == 1
+    assert "α" in ui.message.value and "serfiq" in ui.message.value  # the reset is said, not silent
     ui.gamma.value = 5.0
-    ui.backbone.value = "facenet-vggface2"  # weights download on first use; offline the status says so
-    offline = "could not be downloaded" in ui.status.value
+    ui.backbone.value = "facenet-vggface2"  # weights download on first use; offline the message says so
+    offline = "could not be downloaded" in ui.message.value
     assert ui.gamma.value == pytest.approx(5.0 if offline else 5.5)  # else FaceNet's default γ
+    assert ui.backbone.value == ("dlib-resnet" if offline else "facenet-vggface2")  # offline: put back
     ui.backbone.value = FAST.backbone
-    assert ui.gamma.value == pytest.approx(serfiq.gamma)
+    assert ui.gamma.value == pytest.approx(5.0 if offline else serfiq.gamma)  # offline nothing moved: γ kept
     crop = session.aligned(FAST.backbone).crop
     photo = np.asarray(Image.open(face_path).convert("RGB"))
-    ui.upload.value = ({"name": "mine.png", "type": "image/png", "size": 1, "last_modified": datetime.now(timezone.utc),
-                        "content": memoryview(_png(photo))},)
+    ui.upload.value = _upload_value("mine.png", _png(photo))
     assert ui.face.value == "upload: mine.png"
     assert ui.session().aligned(FAST.backbone).crop.shape == crop.shape
     assert "network ×1" in ui.status.value
     assert _plotly(ui.output)[0]["layout"]["title"]["text"].startswith("upload: mine.png: Q̂ = ")
+
+
+def test_tutorial_ui_puts_back_a_backbone_that_cannot_load(face_path, monkeypatch):
+    ui = wtut.build_tutorial_ui({"face": face_path}, FAST)
+    load = FaceAnalysis.backbone
+
+    def offline(self, name):
+        if name != FAST.backbone:
+            raise ModelUnavailableError(f"{name}: weights could not be downloaded")
+        return load(self, name)
+
+    monkeypatch.setattr(FaceAnalysis, "backbone", offline)
+    ui.backbone.value = "facenet-vggface2"
+    assert ui.backbone.value == FAST.backbone and "could not be downloaded" in ui.message.value
+    assert "dlib-resnet" in _plotly(ui.output)[0]["layout"]["title"]["text"]
 
 
 # -- masking --------------------------------------------------------------------------------------------------
@@ -171,6 +272,7 @@ def test_square_table_and_figure(session):
     fig = wmask.square_figure(session, FAST, x, y, size)
     assert session.computed["masked"] == runs  # cached
     assert _types(fig) == ["image", "image", "heatmap", "heatmap"] and len(fig.layout.shapes) == 3
+    _fits(fig)
     assert f"{row['quality_lost']:+.3f}" in fig.layout.title.text
 
 
@@ -182,6 +284,7 @@ def test_masking_batch_and_distributions(face_path, faces_dir):
     assert len(rows) == 4 and {r["size"] for r in rows} == {20, 50}
     assert {"quality_lost", "plq_lost", "quality_org", "quality_mask"} <= set(rows[0])
     fig = wmask.distributions_figure(rows)
+    _fits(fig)
     assert _types(fig) == ["violin"] * 4
     for trace, size in zip(fig.data[:2], (20, 50)):  # Δ_Q̂ per size, the share above 0 in the name
         values = [r["quality_lost"] for r in rows if r["size"] == size]
@@ -230,17 +333,35 @@ def test_inpainting_result_table_and_figure(session):
     assert after["plq_in_mask"] == pytest.approx(result.panels[1].plq[mask].mean())
     fig = winp.before_after_figure(result)
     assert _types(fig) == ["image", "image", "heatmap", "heatmap", "contour", "contour"]
+    assert not winp.same_for_every_seed(result) and "±" in fig.layout.annotations[0].text
+    _fits(fig)
+
+
+def test_a_deterministic_estimator_shows_no_spread(session):
+    mask = winp.rectangle_mask(FAST.crop_size, 40, 40, 50, 20)
+    result = winp.inpainting_result(session, FAST, mask, repeats=2)
+    assert winp.same_for_every_seed(result)  # measured: both seeds gave one Q̂
+    assert "±" not in winp.before_after_figure(result).layout.annotations[0].text
+
+
+def test_default_level_masks_the_notebook_face(faces_dir):
+    hopper = FaceAnalysis(next((faces_dir / "public_domain").glob("grace_hopper.*")))
+    assert winp.threshold_mask(hopper, FAST).mean() > 0.01  # the explorer does not start on an empty mask
 
 
 def test_inpainting_ui(face_path):
     ui = winp.build_inpainting_ui({"face": face_path}, FAST)
+    assert ui.level.value == winp.DEFAULT_LEVEL and not ui.level.disabled and all(r.disabled for r in ui.rect)
     ui.mode.value = "rectangle"
+    assert ui.level.disabled and not any(r.disabled for r in ui.rect)
     np.testing.assert_array_equal(ui.mask(), winp.rectangle_mask(FAST.crop_size, *(r.value for r in ui.rect)))
     ui.repeats.value = 1
     ui.evaluate()
     assert ui.session().computed["inpainting"] == 1
     assert [len(f["data"]) for f in _plotly(ui.result_out)] == [6]  # before/after images, maps, mask outlines
     assert "<table" in ui.result_out.outputs[1]["data"]["text/html"]
+    ui.rect[0].value += 5
+    assert ui.result_out.outputs == ()  # a new mask clears the old score
 
 
 # -- ICAO -----------------------------------------------------------------------------------------------------
@@ -269,12 +390,14 @@ def test_icao_summary_table_and_figure(session):
     assert table["eyes"]["plq_lost"] == pytest.approx(table["eyes"]["plq_reference"] - table["eyes"]["plq_violation"])
     fig = wicao.icao_figure(session, FAST, "sunglasses", 1.0)
     assert _types(fig) == ["image", "image", "heatmap", "heatmap", "contour"]
+    _fits(fig)
 
 
 def test_all_violations_and_their_figure(session):
     rows = wicao.all_violations(session, FAST)
     assert [r["violation"] for r in rows] == ["reference", *VIOLATIONS]
     fig = wicao.violations_figure(rows)
+    _fits(fig)
     assert sum(len(t.x) for t in fig.data) == len(VIOLATIONS) and all(t.type == "bar" for t in fig.data)
 
 
@@ -297,6 +420,8 @@ def test_comparison_figures_and_timing(session):
     assert _types(maps) == ["image", "heatmap", "heatmap"]
     np.testing.assert_allclose(np.asarray(maps.data[1].z), cmp.methods["saliency"].view[0].numpy())
     curves = wcompare.curves_figure(cmp)
+    _fits(curves)
+    _fits(maps)
     assert [t.name for t in curves.data] == ["saliency", "saliency", "grad-cam", "grad-cam", "random", "random"]
     table = wcompare.timing_table(cmp)
     assert [r["method"] for r in table] == ["saliency", "grad-cam", "random"]
@@ -313,3 +438,21 @@ def test_compare_ui(face_path):
     maps, curves = _plotly(ui.output)
     assert len(maps["data"]) == 2 and len(curves["data"]) == 4
     assert "saliency" in ui.output.outputs[2]["data"]["text/html"]
+
+
+# -- plqa app -------------------------------------------------------------------------------------------------
+def test_app_listens_on_this_machine_unless_asked_and_then_only_with_a_token(tmp_path):
+    page = app_command.write_page(tmp_path)
+    assert "build_app()" in page.read_text()
+    settings = json.loads((tmp_path / "voila.json").read_text())["Voila"]["tornado_settings"]
+    assert settings["websocket_max_message_size"] > wupload.MAX_UPLOAD_BYTES  # an oversized upload still arrives
+    command = app_command.voila_command(page, token="t0k")
+    assert "--Voila.ip=127.0.0.1" in command and "--token=t0k" in command and "--strip_sources=True" in command
+    args = build_parser().parse_args(["app"])
+    assert (args.host, args.token) == ("127.0.0.1", None)  # None: run() makes up a random token
+    for host in ("127.0.0.1", "::1", "localhost"):
+        app_command.voila_command(page, host=host)
+    for host in ("0.0.0.0", "192.168.1.20"):
+        with pytest.raises(ValueError, match="token"):
+            app_command.voila_command(page, host=host, token="")
+        assert f"--Voila.ip={host}" in app_command.voila_command(page, host=host, token="t0k")

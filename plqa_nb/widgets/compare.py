@@ -80,8 +80,8 @@ def curves_figure(comparison: Comparison) -> go.Figure:
             fig.add_trace(go.Scatter(x=x, y=curve.mean(0).cpu().numpy(), mode="lines+markers", name=name,
                                      legendgroup=name, showlegend=col == 1, line=style), row=1, col=col)
     fig.update_xaxes(title_text="fraction of pixels changed")
-    fig.update_yaxes(title_text="mean Q̂", col=1)
-    fig.update_layout(title=f"Faithfulness over {len(comparison.quality)} face(s)", width=980, height=400,
+    fig.update_yaxes(title_text="mean scaled quality", col=1)
+    fig.update_layout(title=f"Faithfulness over {len(comparison.quality)} face(s)", height=400,
                       margin={"l": 50, "r": 10, "t": 70, "b": 50})
     return fig
 
@@ -121,7 +121,8 @@ class CompareUI(Explorer):
                                         value=[m for m in DEFAULT_METHODS if m in methods][:quick(5, 2)])
         self.steps = w.IntSlider(value=quick(20, 4), min=2, max=100, description="steps")
         self.filler = w.Dropdown(options=list(REFERENCES), description="filler")
-        self.n_random = w.IntSlider(value=quick(3, 1), min=1, max=10, description="random orders")
+        self.n_random = w.IntSlider(value=quick(3, 1), min=1, max=10, description="random orders",
+                                    style={"description_width": "initial"})
         self.button = w.Button(description="compare", button_style="primary")
         self.bar, self._progress = progress_bar("faces")
         self.output = w.Output()

@@ -22,13 +22,23 @@ def _cell(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _numeric(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
 def table_html(rows: Sequence[dict], columns: Sequence[str] | None = None) -> str:
-    """A list-of-dicts table as an HTML table (floats with 4 significant digits)."""
+    """A list-of-dicts table as an HTML table: floats with 4 significant digits, numbers right-aligned, text
+    left-aligned (set on every cell: the notebook's own style right-aligns them all)."""
     if not rows:
         return "<p><i>no rows</i></p>"
     cols = list(columns or rows[0])
-    head = "".join(f"<th style='text-align:left;padding:2px 8px'>{html.escape(c)}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td style='padding:2px 8px'>{_cell(r.get(c, ''))}</td>" for c in cols)
+    numeric = {c: all(_numeric(r[c]) for r in rows if c in r) for c in cols}
+
+    def style(c: str) -> str:
+        return f"text-align:{'right' if numeric[c] else 'left'};padding:2px 8px"
+
+    head = "".join(f"<th style='{style(c)}'>{html.escape(c)}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td style='{style(c)}'>{_cell(r.get(c, ''))}</td>" for c in cols)
                    + "</tr>" for r in rows)
     return f"<table style='border-collapse:collapse;font-size:12px'><tr>{head}</tr>{body}</table>"
 

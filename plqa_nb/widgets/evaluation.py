@@ -89,7 +89,7 @@ def run_utility_evaluation(identities: int = 20, probes: int = 4, estimators: Se
 def erc_figure(run: UtilityRun) -> go.Figure:
     """FNMR against the share of comparisons discarded, lowest pair quality first (fixed threshold)."""
     fig = erc.erc_plotly(run.results)
-    fig.update_layout(width=820, height=430, margin={"l": 60, "r": 10, "t": 60, "b": 50})
+    fig.update_layout(height=430, margin={"l": 60, "r": 10, "t": 60, "b": 50})
     return fig
 
 

@@ -2,6 +2,7 @@
 single-face path), the model configuration and the widget to display."""
 from __future__ import annotations
 
+import html
 from typing import Any, Sequence
 
 import ipywidgets as w
@@ -13,6 +14,7 @@ from ..images import ImageLike
 from ..pipeline import FaceAnalysis
 from .display import render_into
 from .settings import notebook_config
+from .upload import UploadRefused, read_upload
 
 ASTRONAUT = "astronaut (skimage)"  # the sample name of plqa_nb.data.astronaut()
 
@@ -37,6 +39,22 @@ def london_sessions(n: int, device: str = "cpu") -> list[FaceAnalysis]:
     if not paths:
         return [FaceAnalysis(astronaut(), name=ASTRONAUT, device=device)]
     return [FaceAnalysis(p, device=device) for p in paths]
+
+
+def rank_faces(samples: dict[str, ImageLike], names: Sequence[str], config: ModelConfig,
+               device: str = "cpu") -> list[tuple[FaceAnalysis, float]]:
+    """(FaceAnalysis, Q̂ under ``config``) of the named samples, the highest Q̂ first."""
+    sessions = [FaceAnalysis(samples[n], name=n, device=device) for n in names]
+    scored = [(s, float(s.maps(config)["quality"][0])) for s in sessions]
+    return sorted(scored, key=lambda pair: -pair[1])
+
+
+def most_compliant(samples: dict[str, ImageLike], config: ModelConfig, candidates: int = 10,
+                   device: str = "cpu") -> tuple[FaceAnalysis, float]:
+    """The example face of a notebook chosen by what the model says of it: of the first ``candidates`` London
+    neutral photos, the one with the highest Q̂ (and that Q̂); the astronaut when the set is absent."""
+    names = [n for n in samples if n.startswith("london neutral")][:candidates] or [ASTRONAUT]
+    return rank_faces(samples, names, config, device)[0]
 
 
 def pick_face(preferred: str, samples: dict[str, ImageLike] | None = None) -> str:
@@ -64,7 +82,8 @@ class Explorer:
 
 
 class FaceUI(Explorer):
-    """An explorer of one face at a time: a face picker and an output area.
+    """An explorer of one face at a time: a face picker, an upload (*your photo*), a notice line and an
+    output area.
 
     Subclasses build their controls, call ``_finish(rows)`` and implement ``render()`` (the items to show).
     """
@@ -74,14 +93,37 @@ class FaceUI(Explorer):
         super().__init__(samples, config, device)
         self.face = w.Dropdown(options=list(self.samples), description="face",
                                value=face if face in self.samples else next(iter(self.samples)))
+        self.upload = w.FileUpload(accept="image/*", multiple=False, description="your photo")
+        self.notice = w.HTML()
         self.output = w.Output()
+        self._hold = False  # True while several controls change at once: one redraw at the end
+        self.upload.observe(lambda _: self._on_upload(), names="value")
 
     def _finish(self, rows: Sequence[Sequence[w.Widget]], observe: Sequence[w.Widget] = ()) -> None:
-        """Lay out the control rows above the output, redraw on every change of ``observe`` (and the face)."""
+        """Lay out the face picker, the upload and the notice line, the control rows and the output; redraw
+        on every change of ``observe`` (and the face)."""
         for c in (self.face, *observe):
-            c.observe(lambda _: self.update(), names="value")
-        self.widget = w.VBox([w.HBox(list(r)) for r in rows] + [self.output])
+            c.observe(lambda _: None if self._hold else self.update(), names="value")
+        self.widget = w.VBox([w.HBox([self.face, self.upload]), self.notice]
+                             + [w.HBox(list(r)) for r in rows] + [self.output])
         self.update()
+
+    def _on_upload(self) -> None:
+        """Add the uploaded photo (decoded in memory) to the faces and show it, or say why it is refused."""
+        for f in self.upload.value:
+            try:
+                photo = read_upload(f["name"], f["content"])
+            except UploadRefused as exc:
+                self.notice.value = f"<p style='color:#b00020'>{html.escape(str(exc))}</p>"
+                continue
+            key = f"upload: {f['name']}"
+            self.samples[key] = photo
+            self.notice.value = ""
+            self._hold = True  # new options reset the value to the first face: no redraw of that one
+            self.face.options = list(self.samples)
+            self._hold = False
+            self.face.value = key
+        self.upload.value = ()  # the content lives on only as the decoded photo
 
     def session(self) -> FaceAnalysis:
         """The picked face's analysis (its cached stages)."""

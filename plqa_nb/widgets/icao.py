@@ -97,7 +97,7 @@ def violations_figure(rows: list[dict]) -> go.Figure:
                                  customdata=[r["worst_region"] for r in sel],
                                  hovertemplate="%{x}: Δ_Q̂ %{y:.3f}, worst region %{customdata}<extra></extra>"))
     fig.update_layout(title=f"{rows[0]['file'] if rows else ''}: Δ_Q̂ = Q̂_ref − Q̂ per violation",
-                      yaxis_title="Δ_Q̂", width=900, height=380, margin={"l": 50, "r": 10, "t": 50, "b": 90})
+                      yaxis_title="quality lost", height=380, margin={"l": 50, "r": 10, "t": 50, "b": 90})
     return fig
 
 
@@ -111,7 +111,7 @@ class IcaoUI(FaceUI):
         self.violation = w.Dropdown(options=list(icao.VIOLATIONS), description="violation")
         self.strength = w.FloatSlider(value=1.0, min=0.0, max=1.0, step=0.1, description="strength",
                                       continuous_update=False)
-        self._finish([[self.face], [self.violation, self.strength]], observe=[self.violation, self.strength])
+        self._finish([[self.violation, self.strength]], observe=[self.violation, self.strength])
 
     def render(self) -> list:
         args = (self.session(), self.config(), self.violation.value, self.strength.value)

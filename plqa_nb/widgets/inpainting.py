@@ -19,8 +19,10 @@ from .explorer import FaceUI
 from .plotting import image_grid, outline_trace, plq_trace, rgb_trace
 from .settings import quick
 
+DEFAULT_LEVEL = 0.7  # the threshold mask's level in the notebook and the explorer (0.5 leaves most faces unmasked)
 
-def threshold_mask(session: FaceAnalysis, config: ModelConfig, level: float = 0.5) -> np.ndarray:
+
+def threshold_mask(session: FaceAnalysis, config: ModelConfig, level: float = DEFAULT_LEVEL) -> np.ndarray:
     """Low-PLQ regions of the face (``inpainting.plq_mask`` at ``level`` × the face's median PLQ), bool [S, S]."""
     face = session.face_crop(config.backbone)
     return inpainting.plq_mask(session.explain(config).plq, face.landmarks, level=level)
@@ -75,10 +77,24 @@ def before_after_table(result: FaceResult) -> list[dict]:
              "change": row["change"] if p.label == "after" else ""} for p in result.panels]
 
 
-def before_after_figure(result: FaceResult) -> go.Figure:
-    """The crop and its PLQ map before and after inpainting (mask outlined), Q̂ ± std in the titles."""
+def same_for_every_seed(result: FaceResult) -> bool:
+    """True when the estimator gave one Q̂ for every seed, before and after (a deterministic estimator, or one
+    repeat): there is no spread, so "beyond one std" means any change."""
     row = result.rows[0]
-    cells = [[(f"{p.label}: Q̂ = {row[f'quality_{p.label}']:.3f} ± {row[f'quality_{p.label}_std']:.3f}",
+    return row["quality_before_std"] == 0 and row["quality_after_std"] == 0
+
+
+def quality_text(mean: float, std: float, spread: bool) -> str:
+    """"Q̂ = 0.812 ± 0.004" when the seeds spread, else "Q̂ = 0.812"."""
+    return f"Q̂ = {mean:.3f}" + (f" ± {std:.3f}" if spread else "")
+
+
+def before_after_figure(result: FaceResult) -> go.Figure:
+    """The crop and its PLQ map before and after inpainting (mask outlined), Q̂ (± std over the seeds when
+    they differ) in the titles."""
+    row = result.rows[0]
+    spread = not same_for_every_seed(result)
+    cells = [[(f"{p.label}: {quality_text(row[f'quality_{p.label}'], row[f'quality_{p.label}_std'], spread)}",
                rgb_trace(p.image)) for p in result.panels],
              [(f"PLQ {p.label}", plq_trace(p.plq, colorbar=i == 0)) for i, p in enumerate(result.panels)]]
     fig = image_grid(cells, title=f"{result.file}: Q̂ {row['change']} after inpainting ({row['fill']}, "
@@ -89,15 +105,16 @@ def before_after_figure(result: FaceResult) -> go.Figure:
 
 
 class InpaintingUI(FaceUI):
-    """Mask by PLQ threshold or rectangle with a live preview; the button inpaints and scores
-    (``repeats`` estimator seeds), showing ``before_after_figure`` and ``before_after_table``."""
+    """Mask by PLQ threshold or rectangle with a live preview (the other mode's sliders disabled); the button
+    inpaints and scores (``repeats`` estimator seeds), showing ``before_after_figure`` and
+    ``before_after_table``; any change of the mask clears that result."""
 
     def __init__(self, samples: dict[str, ImageLike] | None = None, config: ModelConfig | None = None,
                  device: str = "cpu", face: str | None = None):
         super().__init__(samples, config, device, face)
         s = self.config().crop_size
         self.mode = w.ToggleButtons(options=["PLQ threshold", "rectangle"], description="mask")
-        self.level = w.FloatSlider(value=0.5, min=0.05, max=1.0, step=0.05, description="level",
+        self.level = w.FloatSlider(value=DEFAULT_LEVEL, min=0.05, max=1.0, step=0.05, description="level",
                                    continuous_update=False)
         self.rect = [w.IntSlider(value=v, min=0, max=s, description=d, continuous_update=False)
                      for v, d in ((s // 4, "x"), (s // 4, "y"), (s // 2, "width"), (s // 6, "height"))]
@@ -106,7 +123,7 @@ class InpaintingUI(FaceUI):
         self.button = w.Button(description="inpaint and score", button_style="primary")
         self.result_out = w.Output()
         self.button.on_click(lambda _: self.evaluate())
-        self._finish([[self.face, self.mode], [self.level], self.rect, [self.method, self.repeats, self.button]],
+        self._finish([[self.mode], [self.level], self.rect, [self.method, self.repeats, self.button]],
                      observe=[self.mode, self.level, self.method, *self.rect])
         self.widget.children += (self.result_out,)
 
@@ -119,12 +136,23 @@ class InpaintingUI(FaceUI):
     def render(self) -> list:
         return [mask_figure(self.session(), self.config(), self.mask(), self.method.value)]
 
+    def update(self) -> None:
+        """Enable the active mode's sliders only, clear the result of an older mask, redraw the preview."""
+        rectangle = self.mode.value == "rectangle"
+        self.level.disabled = rectangle
+        for slider in self.rect:
+            slider.disabled = not rectangle
+        self.result_out.outputs = ()
+        super().update()
+
     def evaluate(self) -> None:
         """Inpaint and score the current mask."""
         def produce() -> list:
             res = inpainting_result(self.session(), self.config(), self.mask(), self.method.value,
                                     self.repeats.value)
-            return [before_after_figure(res), HTML(table_html(before_after_table(res)))]
+            note = ([HTML("<p><i>This estimator gives the same Q̂ for every seed: there is no spread, so any "
+                          "difference counts as up or down.</i></p>")] if same_for_every_seed(res) else [])
+            return [before_after_figure(res), HTML(table_html(before_after_table(res))), *note]
 
         render_into(self.result_out, produce)
 

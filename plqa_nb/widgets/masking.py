@@ -83,7 +83,7 @@ def distributions_figure(rows: Sequence[dict]) -> go.Figure:
         fig.add_hline(y=0, line_color="black", line_width=1, row=1, col=col)
     n_faces = len({r["file"] for r in rows})
     fig.update_layout(title=f"Random black squares on {n_faces} face(s), s on the 112-px scale: positive = noticed",
-                      width=980, height=420, margin={"l": 50, "r": 10, "t": 70, "b": 60})
+                      height=420, margin={"l": 50, "r": 10, "t": 70, "b": 60})
     return fig
 
 
@@ -99,7 +99,7 @@ class MaskingUI(FaceUI):
         self.x = w.IntSlider(value=(s - size) // 2, min=0, max=s - 1, description="x", continuous_update=False)
         self.y = w.IntSlider(value=(s - size) // 3, min=0, max=s - 1, description="y", continuous_update=False)
         self.size = w.IntSlider(value=size, min=2, max=s // 2, description="size (px)", continuous_update=False)
-        self._finish([[self.face], [self.x, self.y, self.size]], observe=[self.x, self.y, self.size])
+        self._finish([[self.x, self.y, self.size]], observe=[self.x, self.y, self.size])
 
     def render(self) -> list:
         args = (self.session(), self.config(), self.x.value, self.y.value, self.size.value)

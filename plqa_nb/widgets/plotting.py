@@ -13,6 +13,8 @@ from plotly.subplots import make_subplots
 
 from ..plq import PLQ_COLORSCALE
 
+MAX_FIXED_WIDTH = 600  # px: narrower than any output box of a notebook or of the app
+
 
 def rgb_trace(image: np.ndarray, name: str = "") -> go.Image:
     """An RGB image uint8 [H, W, 3] as a plotly trace (embedded as a PNG, small in notebooks)."""
@@ -38,7 +40,8 @@ def outline_trace(mask: np.ndarray, color: str = "blue", name: str = "mask") -> 
 
 def image_grid(rows: Sequence[Sequence[tuple[str, go.BaseTraceType]]], title: str = "",
                panel_px: int = 210) -> go.Figure:
-    """Titled panels in a grid (rows of (title, trace)), square pixels, no axes."""
+    """Titled panels in a grid (rows of (title, trace)), square pixels, no axes; ``panel_px`` high, as wide as
+    the page's box (no fixed width, so that nothing is cut off)."""
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     gap = 45  # px between rows, room for two-line titles
     height = panel_px * n_rows + gap * (n_rows - 1) + 75
@@ -52,6 +55,6 @@ def image_grid(rows: Sequence[Sequence[tuple[str, go.BaseTraceType]]], title: st
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
     fig.update_annotations(font_size=11)
-    fig.update_layout(title={"text": title, "font": {"size": 13}}, width=panel_px * n_cols + 120, height=height,
+    fig.update_layout(title={"text": title, "font": {"size": 13}}, height=height,
                       margin={"l": 10, "r": 10, "t": 65, "b": 10}, plot_bgcolor="white")
     return fig

@@ -19,12 +19,13 @@ from ..errors import ModelUnavailableError
 from ..images import ImageLike
 from ..pipeline import FaceAnalysis
 from ..plq import plq_from_saliency
-from ..quality import available_estimators, get_estimator
+from ..quality import QualityScaling, available_estimators, get_estimator
 from .display import render_into, table_html
 from .explorer import FaceUI
 from .plotting import image_grid, plq_trace, rgb_trace
 from .settings import quick_params
 
+TABS = ("PLQ map", "steps", "numbers")  # the explorer's tabs (short: long titles are cut)
 LANDMARKS = ("left eye", "right eye", "nose", "mouth left", "mouth right")
 
 # estimator argument → (label, min, max, step); the sliders of the tutorial
@@ -86,17 +87,25 @@ def quality_table(session: FaceAnalysis, config: ModelConfig) -> list[dict]:
     ]
 
 
+def scaling_range(alpha: float, r: float, q: float) -> tuple[float, float]:
+    """The raw-quality axis of the Eq. 2 plot: where the sigmoid rises from 1 % to 99 % (r ± 4.6/α), widened by
+    half, and this face's Q."""
+    half = 1.5 * np.log(99) / abs(alpha)
+    return min(r - half, q), max(r + half, q)
+
+
 def scaling_figure(session: FaceAnalysis, config: ModelConfig) -> go.Figure:
-    """Eq. 2: the curve Q̂ = sigmoid(α (Q − r)) with this face's (Q, Q̂) and the centre r."""
+    """Eq. 2: the curve Q̂ = sigmoid(α (Q − r)) with this face's (Q, Q̂) and the centre r, over the range
+    where the curve rises (``scaling_range``) so that r and the slope can be read."""
     sc = config.scaling()
     q = session.raw_quality(config)
-    xs = np.linspace(min(0.0, q), max(1.0, q), 201)
+    xs = np.linspace(*scaling_range(sc.alpha, sc.r, q), 201)
     fig = go.Figure([go.Scatter(x=xs, y=sc(torch.from_numpy(xs)).numpy(), mode="lines", name="Q̂(Q)"),
                      go.Scatter(x=[q], y=[float(sc(torch.tensor(q)))], mode="markers", name="this face",
                                 marker={"size": 11, "color": "crimson"})])
     fig.add_vline(x=sc.r, line_dash="dash", annotation_text="r")
     fig.update_layout(title=f"Eq. 2 scaling, α = {sc.alpha:g}, r = {sc.r:g}", xaxis_title="raw quality Q",
-                      yaxis_title="Q̂", yaxis_range=[0, 1], width=480, height=320,
+                      yaxis_title="scaled quality", yaxis_range=[0, 1], width=480, height=320,
                       margin={"l": 50, "r": 10, "t": 50, "b": 45})
     return fig
 
@@ -130,6 +139,24 @@ def maps_figure(session: FaceAnalysis, config: ModelConfig) -> go.Figure:
                             f"{res.backbone}, {res.quality_method})")
 
 
+def stages_run(session: FaceAnalysis, config: ModelConfig) -> str:
+    """Explain ``session`` under ``config`` and say which stages that ran, e.g. "quality ×1", or that the
+    cached stages sufficed."""
+    before = dict(session.computed)
+    session.explain(config)
+    ran = {k: v - before.get(k, 0) for k, v in session.computed.items() if v != before.get(k, 0)}
+    return ", ".join(f"{k} ×{n}" for k, n in sorted(ran.items())) or "no stage reran: arithmetic on the cached ones"
+
+
+def scaling_note(old: QualityScaling, new: ModelConfig) -> str:
+    """What a change of backbone or estimator did to the sliders' α, r and γ, in words ("" when nothing
+    moved)."""
+    moved = [f"{k} {getattr(old, a):.4g} → {getattr(new, a):.4g}" for k, a in (("α", "alpha"), ("r", "r"),
+                                                                               ("γ", "gamma"))
+             if not np.isclose(getattr(old, a), getattr(new, a))]
+    return f"{', '.join(moved)}: the defaults of {new.backbone} with {new.quality}" if moved else ""
+
+
 def estimator_defaults(name: str) -> dict[str, float]:
     """Starting values of an estimator's sliders: the quick-mode values where set, else its own defaults."""
     quick = quick_params(name)
@@ -145,7 +172,6 @@ class TutorialUI(FaceUI):
                  device: str = "cpu", face: str | None = None):
         super().__init__(samples, config, device, face)
         start = self.base_config
-        self.upload = w.FileUpload(accept="image/*", multiple=False, description="your photo")
         self.backbone = w.Dropdown(options=available_backbones(), value=start.backbone, description="backbone")
         self.estimator = w.Dropdown(options=available_estimators(), value=start.quality,
                                     description="estimator")
@@ -155,20 +181,20 @@ class TutorialUI(FaceUI):
                                continuous_update=False)
         self.gamma = w.FloatSlider(min=3.0, max=16.0, step=0.1, description="γ", continuous_update=False)
         self.params = w.HBox()
-        self.status = w.HTML()
+        self.status = w.HTML()  # the stages computed so far
+        self.message = w.HTML()  # what the last change of backbone or estimator did
         self.out_steps, self.out_table = w.Output(), w.Output()
-        self._hold = False
         self._param_sliders: dict[str, w.ValueWidget] = {}
         self._reset_estimator(dict(start.quality_params))
         self._set_scaling(start)
-        self.estimator.observe(lambda _: self._on_model(new_estimator=True), names="value")
-        self.backbone.observe(lambda _: self._on_model(new_estimator=False), names="value")
-        self.upload.observe(lambda _: self._on_upload(), names="value")
-        self._finish([[self.face, self.upload], [self.backbone, self.estimator], [self.params],
-                      [self.alpha, self.r, self.gamma], [self.seed, self.status]],
+        self.estimator.observe(lambda c: None if self._hold else self._on_model(c, new_estimator=True),
+                               names="value")
+        self.backbone.observe(lambda c: None if self._hold else self._on_model(c, new_estimator=False), names="value")
+        self._finish([[self.backbone, self.estimator], [self.message], [self.params],
+                      [self.alpha, self.r, self.gamma], [self.seed], [self.status]],
                      observe=[self.seed, self.alpha, self.r, self.gamma])
         tabs = w.Tab(children=[self.output, self.out_steps, self.out_table])
-        for i, title in enumerate(("PLQ map", "detection, alignment, scaling, v(·)", "numbers")):
+        for i, title in enumerate(TABS):
             tabs.set_title(i, title)
         self.widget.children = self.widget.children[:-1] + (tabs,)
 
@@ -190,29 +216,30 @@ class TutorialUI(FaceUI):
             self._param_sliders[key] = slider
         self.params.children = list(self._param_sliders.values())
 
-    def _on_model(self, new_estimator: bool) -> None:
-        """A new backbone or estimator: its default α, r, γ (and the estimator's default arguments)."""
+    def _on_model(self, change: dict, new_estimator: bool) -> None:
+        """A new backbone or estimator: its default α, r, γ (and the estimator's default arguments), said in
+        the message line; a model that cannot load puts its dropdown back and says why."""
+        old = QualityScaling(alpha=self.alpha.value, r=self.r.value, gamma=self.gamma.value)
         try:
-            if new_estimator:
-                self._reset_estimator()
-            self._set_scaling(resolve_config(self.backbone.value, self.estimator.value))
+            new = resolve_config(self.backbone.value, self.estimator.value)
+            self.session().backbone(new.backbone)  # a backbone whose weights cannot be had fails here
         except ModelUnavailableError as exc:  # e.g. FaceNet weights not downloadable here
-            self.status.value = f"<b>{html.escape(str(exc))}</b>"
+            self._hold = True
+            (self.estimator if new_estimator else self.backbone).value = change["old"]
+            self._hold = False
+            self.message.value = f"<small style='color:#b00020'>{html.escape(str(exc))}</small>"
             return
+        if new_estimator:
+            self._reset_estimator()
+        self._set_scaling(new)
+        self.message.value = f"<small>{html.escape(scaling_note(old, new))}</small>"
         self.update()
-
-    def _on_upload(self) -> None:
-        for f in self.upload.value:
-            key = f"upload: {f['name']}"
-            self.samples[key] = bytes(f["content"])  # loaded (size checked first) by FaceAnalysis
-            self.face.options = list(self.samples)
-            self.face.value = key
 
     def config(self) -> ModelConfig:
         """The configuration the controls show."""
         params = {k: s.value for k, s in self._param_sliders.items()}
-        return resolve_config(self.backbone.value, self.estimator.value, quality_params=params, seed=self.seed.value,
-                              alpha=self.alpha.value, r=self.r.value, gamma=self.gamma.value)
+        return resolve_config(self.backbone.value, self.estimator.value, quality_params=params,
+                              seed=self.seed.value, alpha=self.alpha.value, r=self.r.value, gamma=self.gamma.value)
 
     def render(self) -> list:
         return [maps_figure(self.session(), self.config())]

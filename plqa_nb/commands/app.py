@@ -1,0 +1,97 @@
+"""``plqa app``: the tutorial and ICAO explorers as a page without code cells, served by Voilà.
+
+A server, so safe by default: it listens on 127.0.0.1 unless ``--host`` says otherwise, the page's address
+carries a random token, and only on 127.0.0.1 may ``--token ''`` drop it. Uploads are read in the page's
+kernel, in memory (``plqa_nb.widgets.upload``); the page's notebook lives in a temporary folder that is
+removed when the server stops.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ..widgets.upload import MAX_UPLOAD_BYTES
+
+PAGE_CELL = "from plqa_nb.widgets.app import build_app\n\nbuild_app()"
+# Voilà's websocket must carry an upload above the limit, so that the page can say it is too large
+WEBSOCKET_BYTES = 4 * MAX_UPLOAD_BYTES
+
+
+def is_loopback(host: str) -> bool:
+    """True for this machine's own addresses (127.0.0.0/8, ::1, "localhost")."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def write_page(folder: Path) -> Path:
+    """Write the page's one-cell notebook into ``folder``, and Voilà's settings (``voila.json``, read from the
+    folder it starts in: its websocket carries uploads up to ``WEBSOCKET_BYTES``); the notebook's path."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(cells=[new_code_cell(PAGE_CELL)], metadata={
+        "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}})
+    path = folder / "plqa_app.ipynb"
+    nbformat.write(nb, path)
+    settings = {"Voila": {"tornado_settings": {"websocket_max_message_size": WEBSOCKET_BYTES}}}
+    (folder / "voila.json").write_text(json.dumps(settings))
+    return path
+
+
+def voila_command(notebook: Path, host: str = "127.0.0.1", port: int = 8866, token: str = "") -> list[str]:
+    """The Voilà command line serving ``notebook`` without its code on ``host``:``port``.
+
+    Raises ValueError for a host other than this machine without a token."""
+    if not is_loopback(host) and not token:
+        raise ValueError(f"serving on {host} makes the page reachable from other machines: give a --token")
+    return [sys.executable, "-m", "voila", str(notebook), "--no-browser", "--strip_sources=True",
+            f"--Voila.ip={host}", f"--port={port}", f"--token={token}"]
+
+
+def _exit(*_) -> None:
+    raise SystemExit(0)
+
+
+def run(args: argparse.Namespace) -> int:
+    token = secrets.token_urlsafe(16) if args.token is None else args.token
+    signal.signal(signal.SIGTERM, _exit)  # a terminated `plqa app` unwinds: Voilà stopped, the folder removed
+    with tempfile.TemporaryDirectory(prefix="plqa-app-") as folder:
+        command = voila_command(write_page(Path(folder)), args.host, args.port, token)
+        print(f"plqa app: http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
+              + "  (ctrl-c stops it)", flush=True)
+        server = subprocess.Popen(command, cwd=folder)
+        try:
+            return server.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            server.terminate()
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+
+
+def register(sub) -> None:
+    p = sub.add_parser("app", help="the explorers as a web page without code (Voilà), on this machine",
+                       description="Serve the tutorial explorer (the PLQ map of a sample or uploaded photo) and the "
+                                   "ICAO explorer as one page without code cells. Listens on 127.0.0.1 unless "
+                                   "--host says otherwise; the address it prints carries a random token (--token sets "
+                                   f"it; only on this machine may it be empty). Uploads above {MAX_UPLOAD_BYTES / 2**20:g} MB or that are "
+                                   "not images are refused with a message; photos stay in memory.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=8866, help="port (default 8866)")
+    p.add_argument("--token", default=None,
+                   help="token the page's address must carry (default: a random one)")
+    p.set_defaults(func=run)

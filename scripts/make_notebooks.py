@@ -141,7 +141,7 @@ Every curve point is a real quality estimate, so this is the expensive cell (the
     (C, """bar, progress = progress_bar("faces")
 display(bar)
 faces, comparison = run_comparison(london_sessions(quick(4, 2)), config, DEFAULT_METHODS[:quick(5, 2)],
-                                   steps=quick(20, 3), n_random=quick(3, 1), progress=progress)"""),
+                                   steps=quick(20, 3), n_random=quick(3, 1), road=True, progress=progress)"""),
     (M, """## The maps side by side
 
 One row per face: the crop, then each method's map with its deletion (D) and insertion (I) AUC."""),
@@ -152,9 +152,20 @@ Mean Q̂ over the faces against the fraction of pixels changed; dashed: the rand
     (C, """curves_figure(comparison)"""),
     (M, """## Timing and summary
 
-Seconds per face for the attribution alone and with its two curves; mean AUCs; the share of faces on which
-the method beats the random order."""),
+Seconds per face for the attribution alone and with its curves; mean AUCs; the share of faces on which the
+method beats the random order. The ROAD columns delete without painting black (each removed pixel is imputed
+from its neighbours, so coarse maps are not punished for cutting the face up): `road_morf_auc`, most relevant
+first, should be low; `road_lerf_auc`, least relevant first, high."""),
     (C, """show_table(timing_table(comparison))"""),
+    (M, """## Does the map point at the defect?
+
+Faithfulness asks whether a map orders pixels by their effect on Q̂; localisation asks whether it points at a
+known defect. Four synthetic occluders (sunglasses, face mask, cap, hand) are put on the first face, and each
+method's map is scored against the occluder's exact mask: `mask_auc` (0.5 = chance), `relevance_mass` (against
+`chance_mass`) and `region_hit`. The counterfactual map, which drives the feedback of notebook 5, comes first."""),
+    (C, """from plqa_nb.widgets.icao import localization_table
+
+show_table(localization_table(london_sessions(1)[0], config, DEFAULT_METHODS[:quick(5, 1)]))"""),
     (M, """## The explorer
 
 Choose faces and methods (ctrl/shift-click), the number of curve steps, the filler of deleted pixels and the
@@ -166,24 +177,38 @@ INPAINTING = [
     (M, f"""# 3 · Inpainting low-quality areas
 
 If the PLQ map is right, removing what it blames should raise the face's quality (paper, Sec. V-A). Here you
-pick a face, set a **mask** (by a threshold on its PLQ map, or a rectangle), let OpenCV **inpaint** it, and
-compare Q̂ before and after. Q̂ is estimated with several seeds: a change counts as *up* or *down* only beyond
+pick a face, set a **mask** (what the explanation blames, a threshold on its PLQ map, or a rectangle),
+**fill** it (by default with the network's compliant mean face, blended in; or the mirrored other half of the
+face, or OpenCV's Telea or Navier-Stokes inpainting), and compare Q̂ before and after. Q̂ is estimated with several seeds: a change counts as *up* or *down* only beyond
 one standard deviation. The default estimator gives the same Q̂ for every seed (one forward pass); then there
 is no ± and any change counts. SER-FIQ and FaceQAN vary with the seed.
 
 {QUICK}
 
 {CREDITS}"""),
-    (C, """from plqa_nb.data import sample_images
+    (C, """from IPython.display import display
+
+from plqa_nb.data import sample_images
 from plqa_nb.widgets import FaceAnalysis, build_inpainting_ui, notebook_config, pick_face, quick, show_table
-from plqa_nb.widgets.inpainting import (DEFAULT_LEVEL, before_after_figure, before_after_table, inpainting_result,
-                                        mask_figure, rectangle_mask, threshold_mask)
+from plqa_nb.experiments.inpainting import FILLS
+from plqa_nb.widgets.inpainting import (DEFAULT_LEVEL, before_after_figure, before_after_table, explanation_mask,
+                                        inpainting_result, mask_figure, rectangle_mask, threshold_mask)
 
 config = notebook_config()
 samples = sample_images()
 name = pick_face("grace_hopper", samples)  # glasses and a cap: a real occlusion
 session = FaceAnalysis(samples[name], name=name)"""),
-    (M, """## A mask from the PLQ map
+    (M, """## The mask the explanation gives
+
+`explanation_mask` is what `plqa experiment inpainting --mask-from plq` fills: the part of the face where a
+window of the compliant mean face would raise the quality at least half as much as the best window (the
+counterfactual map behind the feedback). The fills side by side:"""),
+    (C, """mask = explanation_mask(session, config)
+for how in FILLS[:quick(4, 2)]:
+    display(mask_figure(session, config, mask, how))"""),
+    (C, """result = inpainting_result(session, config, mask, repeats=quick(10, 3))
+show_table(before_after_table(result))"""),
+    (M, """## A mask from the PLQ map (the paper's rule)
 
 `threshold_mask` keeps the connected regions inside the face whose smoothed PLQ is below *level* × the face's
 median PLQ (outlined in blue); the right panel previews the inpainting, no quality is computed yet."""),
@@ -303,8 +328,19 @@ Choose the face, the violation and its strength."""),
 
 Δ_Q̂ per violation for this face (hover for the worst region)."""),
     (C, """rows = all_violations(session, config)
-show_table(rows, ["violation", "category", "quality", "quality_lost", "worst_region", "affected_region", "feedback"])
+show_table(rows, ["violation", "category", "quality", "quality_lost", "flagged_region", "worst_region",
+                 "affected_region", "feedback"])
 violations_figure(rows)"""),
+    (M, """## Which part must change: flagged_region
+
+`flagged_region` comes from the counterfactual map: each window of the face is replaced by the same window of
+the network's compliant mean face and the quality measured again; a region is flagged when the gain there stands
+out against what compliant faces show (empty: nothing stands out). `worst_region` is the paper's reading, the
+region of lowest mean PLQ. How well each map points at the four occluders of this face (`mask_auc`: 0.5 is
+chance):"""),
+    (C, """from plqa_nb.widgets.icao import localization_table
+
+show_table(localization_table(session, config, quick(("saliency", "integrated-gradients", "grad-cam"), ("saliency",))))"""),
 ]
 
 UTILITY = [

@@ -26,9 +26,10 @@ DEFAULT_METHODS = ("saliency", "smoothgrad", "integrated-gradients", "occlusion"
 
 
 def run_comparison(sessions: Sequence[FaceAnalysis], config: ModelConfig, methods: Sequence[str], steps: int = 20,
-                   filler: str = "black", n_random: int = 3, infidelity_samples: int = 0,
+                   filler: str = "black", n_random: int = 3, infidelity_samples: int = 0, road: bool = False,
                    progress: Callable[[int, int], None] | None = None) -> tuple[list[FaceCrop], Comparison]:
-    """Align the faces, then ``compare_methods`` on them; ``progress(done, total)`` after each face and at the end.
+    """Align the faces, then ``compare_methods`` on them (with ``road``, also ROAD's MoRF and LeRF curves);
+    ``progress(done, total)`` after each face and at the end.
 
     Returns the aligned faces and the Comparison (maps, curves, AUCs and seconds per face of each method).
     """
@@ -41,7 +42,7 @@ def run_comparison(sessions: Sequence[FaceAnalysis], config: ModelConfig, method
     explainer = cached_explainer(config, device=str(sessions[0].device))
     result = compare_methods(explainer, crops_to_tensor([f.crop for f in faces], explainer.device), list(methods),
                              names=[f.name for f in faces], steps=steps, filler=filler, n_random=n_random,
-                             seed=config.seed, infidelity_samples=infidelity_samples)
+                             seed=config.seed, infidelity_samples=infidelity_samples, road=road)
     if progress is not None:
         progress(total, total)
     return faces, result
@@ -88,7 +89,8 @@ def curves_figure(comparison: Comparison) -> go.Figure:
 
 def timing_table(comparison: Comparison) -> list[dict]:
     """Per method: view, seconds per face (attribution alone, and with its curves and metrics), mean AUCs and
-    the share of faces where it beats the random order (deletion AUC below, insertion AUC above)."""
+    the share of faces where it beats the random order (deletion AUC below, insertion AUC above); with ROAD, the
+    mean MoRF (lower is better) and LeRF (higher is better) areas."""
     rows = []
     for name, r in comparison.methods.items():
         row = {"method": name, "view": get_method(name).view, "attribution_s": r.attribution_seconds,
@@ -96,13 +98,18 @@ def timing_table(comparison: Comparison) -> list[dict]:
                "insertion_auc": float(r.insertion_auc.mean()),
                **{f"beats_random_{kind}": float(b.float().mean())
                   for kind, b in zip(("deletion", "insertion"), comparison.beats_random(name))}}
+        if r.road_morf_auc is not None:
+            row.update(road_morf_auc=float(r.road_morf_auc.mean()), road_lerf_auc=float(r.road_lerf_auc.mean()))
         if r.infidelity is not None:
             row["infidelity"] = float(r.infidelity.mean())
         rows.append(row)
     rows.append({"method": "random", "view": "", "attribution_s": 0.0, "total_s": float("nan"),
                  "deletion_auc": float(comparison.random_deletion_auc.mean()),
                  "insertion_auc": float(comparison.random_insertion_auc.mean()),
-                 "beats_random_deletion": float("nan"), "beats_random_insertion": float("nan")})
+                 "beats_random_deletion": float("nan"), "beats_random_insertion": float("nan"),
+                 **({"road_morf_auc": float(comparison.random_road_morf_auc.mean()),
+                     "road_lerf_auc": float(comparison.random_road_lerf_auc.mean())}
+                    if comparison.random_road_morf_auc is not None else {})})
     return rows
 
 

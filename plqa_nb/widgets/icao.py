@@ -86,6 +86,22 @@ def all_violations(session: FaceAnalysis, config: ModelConfig) -> list[dict]:
         cached_explainer(config, device=str(session.device)), [session.face_crop(config.backbone)])[0].rows)
 
 
+def localization_table(session: FaceAnalysis, config: ModelConfig, methods: tuple[str, ...]) -> list[dict]:
+    """Does each map point at the occluder? ``icao.measure`` on this face's four occlusions with ``methods``
+    (``evaluation.localization``): per method, its mean mask AUC (0.5 = chance), relevance mass against its
+    chance level, region hit and the mask AUC per occluder; the map that drives the feedback first (cached)."""
+    from ..evaluation import localization
+
+    def compute() -> list[dict]:
+        face = session.face_crop(config.backbone)
+        entries = [icao.variant_entry(face, v) for v in icao.make_variants(face, "occlusion", config.seed)]
+        res = icao.measure(cached_explainer(config, device=str(session.device)), entries, face, config.seed,
+                           reference_row=False, methods=methods)
+        return localization.summary(res.localization)
+
+    return session.memo("localization", (config, tuple(methods)), compute)
+
+
 def violations_figure(rows: list[dict]) -> go.Figure:
     """Δ_Q̂ per violation (bars coloured by category); positive = lower quality than the compliant photo."""
     rows = [r for r in rows if r["violation"] != "reference"]

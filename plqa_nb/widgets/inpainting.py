@@ -1,5 +1,6 @@
-"""Notebook 3, inpainting (paper Sec. V-A): pick a face, set the mask by a threshold on its PLQ map or by a
-rectangle, inpaint it, and compare Q̂ (mean ± std over estimator seeds) and the PLQ maps before and after."""
+"""Notebook 3, inpainting (paper Sec. V-A): pick a face, set the mask from the explanation, by a threshold on its
+PLQ map or by a rectangle, fill it (``inpainting.FILLS``), and compare Q̂ (mean ± std over estimator seeds) and
+the PLQ maps before and after."""
 from __future__ import annotations
 
 import hashlib
@@ -26,6 +27,21 @@ def threshold_mask(session: FaceAnalysis, config: ModelConfig, level: float = DE
     """Low-PLQ regions of the face (``inpainting.plq_mask`` at ``level`` × the face's median PLQ), bool [S, S]."""
     face = session.face_crop(config.backbone)
     return inpainting.plq_mask(session.explain(config).plq, face.landmarks, level=level)
+
+
+def explanation_mask(session: FaceAnalysis, config: ModelConfig) -> np.ndarray:
+    """What the explanation blames (``inpainting.defect_mask`` of the counterfactual map that drives the
+    feedback, ``--mask-from plq`` of the verb), bool [S, S]; cached."""
+    from ..experiments.common import driving_maps
+
+    def compute() -> np.ndarray:
+        face = session.face_crop(config.backbone)
+        defect = driving_maps(cached_explainer(config, device=str(session.device)), [face.crop])
+        if defect is None:
+            raise ValueError(f"no compliant-face norm for {config.backbone} + {config.quality}: run plqa calibrate")
+        return inpainting.defect_mask(defect[0], face.landmarks)
+
+    return session.memo("explanation_mask", (config,), compute)
 
 
 def rectangle_mask(size: int, x: int, y: int, width: int, height: int) -> np.ndarray:

@@ -2,7 +2,9 @@
 panels and result rows."""
 from __future__ import annotations
 
+import hashlib
 import os
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -58,15 +60,35 @@ def table(results: list[FaceResult]) -> list[dict]:
     return [row for r in results for row in r.rows]
 
 
+_DRIVING_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
+DRIVING_CACHE_SIZE = 64  # maps kept (150-px maps: 64 × 180 KB); the explorers ask for the same reference again
+
+
 def driving_maps(explainer, images: list[np.ndarray]) -> np.ndarray | None:
     """The counterfactual defect maps [N, S, S] that drive the region feedback and the inpainting mask
-    (``attribution.counterfactual``), or None when the backbone has no compliant-face norm for the estimator."""
+    (``attribution.counterfactual``), or None when the backbone has no compliant-face norm for the estimator.
+    Maps are kept by the model configuration and the crop's bytes (the last ``DRIVING_CACHE_SIZE``): 144 forward
+    passes each, and an explorer moving a slider asks again for its unchanged reference."""
     from ..attribution.counterfactual import defect_maps
     from ..backbones.base import crops_to_tensor
 
     if not explainer.model.compliant_norm:
         return None
-    return defect_maps(explainer, crops_to_tensor(images, explainer.device))
+    keys = [(repr(explainer.config), str(explainer.device), img.shape, hashlib.sha1(np.ascontiguousarray(img)).hexdigest())
+            for img in images]
+    todo = [i for i, k in enumerate(dict.fromkeys(keys)) if k not in _DRIVING_CACHE]
+    unique = list(dict.fromkeys(keys))
+    if todo:
+        first = {k: i for i, k in reversed(list(enumerate(keys)))}
+        maps = defect_maps(explainer, crops_to_tensor([images[first[unique[i]]] for i in todo], explainer.device))
+        for i, m in zip(todo, maps):
+            _DRIVING_CACHE[unique[i]] = m
+    out = np.stack([_DRIVING_CACHE[k] for k in keys])
+    for k in unique:
+        _DRIVING_CACHE.move_to_end(k)
+    while len(_DRIVING_CACHE) > DRIVING_CACHE_SIZE:
+        _DRIVING_CACHE.popitem(last=False)
+    return out
 
 
 def flagged(explainer, defect: np.ndarray | None, masks: dict[str, np.ndarray]) -> tuple[str, float] | None:

@@ -313,7 +313,7 @@ def _check_page(page) -> None:
 # explorer's only dropdown is the face, which analyses a new face: held to NEW_FACE_S)
 NOTEBOOKS = [
     ("01_tutorial.ipynb", "γ", "γ", ("estimator", None)),
-    ("03_inpainting.ipynb", "level", "level", ("method", 1)),
+    ("03_inpainting.ipynb", "level", "level", ("fill", 1)),
     ("04_random_masking.ipynb", "size (px)", "x", ("face", 2)),
     ("05_icao.ipynb", "violation", "strength", ("violation", 1)),
 ]

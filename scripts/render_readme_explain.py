@@ -27,8 +27,8 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "figures" / "explain.png"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("photo", type=Path, help="a compliant photo")
-    ap.add_argument("--blur", type=float, default=6.0, help="Gaussian blur σ in px of a 600-px photo (default 6)")
-    ap.add_argument("--jpeg", type=int, default=10, help="JPEG quality of the degraded copy (default 10)")
+    ap.add_argument("--blur", type=float, default=9.0, help="Gaussian blur σ in px of a 600-px photo (default 9)")
+    ap.add_argument("--jpeg", type=int, default=6, help="JPEG quality of the degraded copy (default 6)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in"

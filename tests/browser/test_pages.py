@@ -145,10 +145,14 @@ def lab(server_env, tmp_path_factory):
     for nb in (REPO / "notebooks").glob("*.ipynb"):
         shutil.copy(nb, folder)
     port, token = _free_port(), secrets.token_hex(16)
-    process = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
-                                f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
-                                f"--ServerApp.root_dir={folder}", "--allow-root"], env=server_env, cwd=folder,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield from _serve([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+                       f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
+                       f"--ServerApp.root_dir={folder}", "--allow-root"], server_env, folder, port, token)
+
+
+def _serve(command: list[str], env: dict, cwd, port: int, token: str):
+    """Run a server until the generator is closed; yields (address, token) once its port answers."""
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_port(port, process)
         yield f"http://127.0.0.1:{port}", token
@@ -162,14 +166,8 @@ def app_server(server_env, tmp_path_factory):
     yields (address, token). Once stopped, it must have left nothing in either (uploads stay in memory)."""
     port, token = _free_port(), secrets.token_hex(16)
     cwd, tmp = tmp_path_factory.mktemp("app"), tmp_path_factory.mktemp("app_tmp")
-    process = subprocess.Popen([sys.executable, "-m", "plqa_nb.cli", "app", "--port", str(port), "--token", token],
-                               env={**server_env, "TMPDIR": str(tmp)}, cwd=cwd,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        _wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}", token
-    finally:
-        _stop(process)
+    yield from _serve([sys.executable, "-m", "plqa_nb.cli", "app", "--port", str(port), "--token", token],
+                      {**server_env, "TMPDIR": str(tmp)}, cwd, port, token)
     assert not list(cwd.iterdir()) and not list(tmp.glob("plqa-app-*"))
 
 

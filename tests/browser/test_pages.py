@@ -36,8 +36,12 @@ except ImportError:  # the browser fixture skips (fails on CI) without Playwrigh
 from conftest import REPO, skip_or_fail
 
 CHROMIUM = os.environ.get("PLQA_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-LATENCY_S = 2.0  # the longest a slider or dropdown may take to update the page
-NEW_FACE_S = 10.0  # a face never analysed before: detection, alignment and the network pass first
+# Latency is a property of the machine's speed. Forcing older convolution kernels (ONEDNN_MAX_CPU_ISA, the numerics
+# check of `make test-numerics`) makes this 2-core machine's network passes about 2× slower (05's new violation:
+# 3.6 s on SSE4.1 kernels); those runs check numerics, so their bounds are 3× looser, still finite.
+SLOWED = 3.0 if os.environ.get("ONEDNN_MAX_CPU_ISA") else 1.0
+LATENCY_S = 2.0 * SLOWED  # the longest a slider or dropdown may take to update the page
+NEW_FACE_S = 10.0 * SLOWED  # a face never analysed before: detection, alignment and the network pass first
 RUN_ALL_S = 150  # generous bound for one notebook's Run All in quick mode
 SHOT_WIDTH = 900  # px: screenshots are scaled down to this width and to 128 colours (small PNGs)
 TIMINGS: dict[str, dict[str, float]] = {}

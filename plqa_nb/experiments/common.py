@@ -76,13 +76,11 @@ def driving_maps(explainer, images: list[np.ndarray]) -> np.ndarray | None:
         return None
     keys = [(repr(explainer.config), str(explainer.device), img.shape, hashlib.sha1(np.ascontiguousarray(img)).hexdigest())
             for img in images]
-    todo = [i for i, k in enumerate(dict.fromkeys(keys)) if k not in _DRIVING_CACHE]
-    unique = list(dict.fromkeys(keys))
-    if todo:
-        first = {k: i for i, k in reversed(list(enumerate(keys)))}
-        maps = defect_maps(explainer, crops_to_tensor([images[first[unique[i]]] for i in todo], explainer.device))
-        for i, m in zip(todo, maps):
-            _DRIVING_CACHE[unique[i]] = m
+    unique = dict(zip(keys, images))  # one image per key: equal keys are equal bytes
+    missing = [k for k in unique if k not in _DRIVING_CACHE]
+    if missing:
+        maps = defect_maps(explainer, crops_to_tensor([unique[k] for k in missing], explainer.device))
+        _DRIVING_CACHE.update(zip(missing, maps))
     out = np.stack([_DRIVING_CACHE[k] for k in keys])
     for k in unique:
         _DRIVING_CACHE.move_to_end(k)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -72,7 +73,13 @@ def compliant_norm(model: QualityRegressionModel) -> CompliantNorm:
         raise ValueError(f"no compliant-face norm for backbone '{model.backbone.name}' and this estimator: run "
                          f"`plqa calibrate DEV_PHOTOS --backbone {model.backbone.name} --quality ... --out calib.json` "
                          "and pass --calibration calib.json")
-    return CompliantNorm.from_record(json.loads(model.compliant_norm))
+    return _parsed_norm(model.compliant_norm)
+
+
+@lru_cache(maxsize=8)
+def _parsed_norm(text: str) -> CompliantNorm:
+    """The norm of a JSON text, parsed once (every flagged row asks for it)."""
+    return CompliantNorm.from_record(json.loads(text))
 
 
 class _Estimate(nn.Module):

@@ -72,7 +72,7 @@ class Explainer:
         self.method = method
         self.model = QualityRegressionModel(
             self.backbone, clip_grad=self.config.clip_grad, estimate=self._raw_quality,
-            compliant_norm=compliant_norm_text(self.backbone, self.config.quality, self.config.compliant_norm))
+            compliant_norm=compliant_norm_text(self.backbone, self.config.compliant_norm))
 
     def _raw_quality(self, crops: torch.Tensor) -> torch.Tensor:
         return raw_quality(self.estimator, self.backbone, crops, None, self.seed)

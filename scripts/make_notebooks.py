@@ -162,7 +162,8 @@ first, should be low; `road_lerf_auc`, least relevant first, high."""),
 Faithfulness asks whether a map orders pixels by their effect on Q̂; localisation asks whether it points at a
 known defect. Four synthetic occluders (sunglasses, face mask, cap, hand) are put on the first face, and each
 method's map is scored against the occluder's exact mask: `mask_auc` (0.5 = chance), `relevance_mass` (against
-`chance_mass`) and `region_hit`. The counterfactual map, which drives the feedback of notebook 5, comes first."""),
+`chance_mass`) and `region_hit`. The deviation map, which drives the feedback of notebook 5, comes first: it is
+not an attribution of Q̂ but where the network's features depart from those of compliant faces."""),
     (C, """from plqa_nb.widgets.icao import localization_table
 
 show_table(localization_table(london_sessions(1)[0], config, DEFAULT_METHODS[:quick(5, 1)]))"""),
@@ -202,7 +203,7 @@ session = FaceAnalysis(samples[name], name=name)"""),
 
 `explanation_mask` is what `plqa experiment inpainting --mask-from plq` fills: the part of the face where a
 window of the compliant mean face would raise the quality at least half as much as the best window (the
-counterfactual map behind the feedback). The fills side by side:"""),
+counterfactual map). The fills side by side:"""),
     (C, """mask = explanation_mask(session, config)
 for how in FILLS[:quick(4, 2)]:
     display(mask_figure(session, config, mask, how))"""),
@@ -333,9 +334,9 @@ show_table(rows, ["violation", "category", "quality", "quality_lost", "flagged_r
 violations_figure(rows)"""),
     (M, """## Which part must change: flagged_region
 
-`flagged_region` comes from the counterfactual map: each window of the face is replaced by the same window of
-the network's compliant mean face and the quality measured again; a region is flagged when the gain there stands
-out against what compliant faces show (empty: nothing stands out). `worst_region` is the paper's reading, the
+`flagged_region` comes from the deviation map: the recognition network's own feature maps of this face, cell by
+cell, against their mean and spread over compliant faces (the London *smiling* photos); a region is flagged when
+its mean deviation is higher than what 75 % of compliant faces reach in any region (empty: nothing stands out). `worst_region` is the paper's reading, the
 region of lowest mean PLQ. How well each map points at the four occluders of this face (`mask_auc`: 0.5 is
 chance):"""),
     (C, """from plqa_nb.widgets.icao import localization_table

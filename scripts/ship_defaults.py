@@ -1,6 +1,6 @@
 """Fit the shipped defaults of dlib-resnet from the London *smiling* photos (the neutral ones stay unseen):
 the utility head (``plqa_nb/shipped/heads/dlib-resnet.json``), ERS's centre
-(``plqa_nb/shipped/ui_centres/dlib-resnet.json``), each estimator's compliant-face norm for localising defects
+(``plqa_nb/shipped/ui_centres/dlib-resnet.json``), the compliant-face norm for localising defects
 (``plqa_nb/shipped/norms/dlib-resnet.json``) and the utility calibration (α, r) of every estimator and
 γ, printed as the ``BackboneDefaults`` of ``plqa_nb/backbones/dlib_resnet.py``.
 
@@ -62,12 +62,11 @@ def main() -> int:
             "backbone": "dlib-resnet", "weights_sha1": backbone.fingerprint(), "made_with": MADE_WITH.format(n=n),
             "centre": extra["ui_centre"]}
     norms = {name: extra["compliant_norm"] for name, (_, extra, _) in fitted.items()}
-    if norms:  # the mean face is the same for every estimator: stored once
+    if norms:  # the norm does not depend on the estimator: stored once
         n = max(count for _, _, count in fitted.values())
         files[SHIPPED / "norms" / "dlib-resnet.json"] = {
             "backbone": "dlib-resnet", "weights_sha1": backbone.fingerprint(), "made_with": MADE_WITH.format(n=n),
-            "mean_face": next(iter(norms.values()))["mean_face"],
-            "by_quality": {k: {f: v for f, v in norm.items() if f != "mean_face"} for k, norm in norms.items()}}
+            **next(iter(norms.values()))}
     for path, record in files.items():
         if args.check:
             shipped = json.loads(path.read_text())

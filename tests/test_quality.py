@@ -166,7 +166,7 @@ def test_calibration_file_carries_the_centre_and_norm(tmp_path, faces_dir):
     ex = Explainer(bb, quality="ers", calibration={"alpha": 1.0, "r": 0.0, "gamma": 5.0, "norm": "l1",
                                                    "backbone": bb.name, "quality_method": "ers",
                                                    "ui_centre": [1.0] + [0.0] * 511})
-    faces = [as_face_crop(ex.prepare(faces_dir / "london" / "smiling" / f"{i:03d}.jpg")) for i in range(1, 4)]
+    faces = [as_face_crop(ex.prepare(faces_dir / "london" / "smiling" / f"{i:03d}.jpg")) for i in range(1, 7)]
     config, extra = calibrate(ex, faces, target="spread")
     path = tmp_path / "calib.json"
     path.write_text(json.dumps({"alpha": config.alpha, "r": config.r, "gamma": config.gamma, "norm": "l1",
@@ -177,3 +177,6 @@ def test_calibration_file_carries_the_centre_and_norm(tmp_path, faces_dir):
     crops = crops_to_tensor([f.crop for f in faces])
     torch.testing.assert_close(again.quality(crops)[1], Explainer(bb, config=config).quality(crops)[1], atol=1e-5,
                                rtol=0)
+    from plqa_nb.attribution.counterfactual import compliant_norm
+
+    assert compliant_norm(again.model).features.taps == ("net.repeat_1", "net.repeat_2")  # FaceNet's own taps

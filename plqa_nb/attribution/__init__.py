@@ -12,6 +12,7 @@ from typing import Callable
 
 from .base import AttributionMethod, seeded_global_rng
 from .counterfactual import CounterfactualMethod
+from .deviation import DeviationMethod
 from .grad_cam import GradCamMethod
 from .gradient_shap import GradientShapMethod
 from .guided_backprop import GuidedBackpropMethod
@@ -53,6 +54,7 @@ for _name, _factory in (
     ("occlusion", OcclusionMethod),
     ("grad-cam", GradCamMethod),
     ("counterfactual", CounterfactualMethod),
+    ("deviation", DeviationMethod),
 ):
     register_method(_name, _factory)
 

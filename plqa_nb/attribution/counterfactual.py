@@ -8,9 +8,10 @@ helps, negative where a typical face would do better. So the defect score is −
 "contribution"), and it answers the enrolment question directly: *which part must change*.
 
 It costs one forward pass per window position (144 on a 150-px crop at the defaults) and is the map behind
-the region feedback (``experiments.regions.flag_region``) and the inpainting mask; the paper's saliency
-stays the PLQ map. It needs the estimator (``QualityRegressionModel.estimate``, which ``Explainer`` sets) and
-the backbone's ``CompliantNorm`` (shipped, or from a calibration file).
+the inpainting mask (``experiments.inpainting.defect_mask``); the paper's saliency stays the PLQ map, and the
+region feedback follows the cheaper deviation map (``attribution.deviation``). It needs the estimator
+(``QualityRegressionModel.estimate``, which ``Explainer`` sets) and the backbone's ``CompliantNorm`` (shipped, or
+from a calibration file).
 """
 from __future__ import annotations
 
@@ -29,19 +30,20 @@ from ..degradations import to_crop_px
 from ..regression import QualityRegressionModel
 from ..shipped import shipped_record
 from .base import AttributionMethod
+from .deviation import FeatureNorm, fit_feature_norm
 
 
 @dataclass(frozen=True)
 class CompliantNorm:
-    """What compliant faces look like to a network, in its aligned crop.
+    """What compliant faces look like to a network: in its aligned crop and in its feature space.
 
     mean_face: uint8 [n, n, 3], the mean of compliant aligned crops at low resolution (n = 48: a blur of many
-    faces, no one's face); threshold: the region score (``experiments.regions.flag_scores``, raw-quality units of
-    the estimator it was fitted with) above which a region stands out (``experiments.regions.flag_region``).
+    faces, no one's face), the counterfactual's baseline; features: their ``deviation.FeatureNorm`` (the region
+    feedback's norm and threshold). Neither depends on the quality estimator.
     """
 
     mean_face: np.ndarray
-    threshold: float
+    features: FeatureNorm
 
     def face(self, size: int) -> torch.Tensor:
         """The mean face at the crop's size, float [3, S, S] in 0..255."""
@@ -50,27 +52,26 @@ class CompliantNorm:
 
     def record(self) -> dict:
         """JSON-ready entries (the calibration file's "compliant_norm")."""
-        return {"mean_face": self.mean_face.tolist(), "threshold": self.threshold}
+        return {"mean_face": self.mean_face.tolist(), "features": self.features.record()}
 
     @classmethod
     def from_record(cls, record: dict) -> "CompliantNorm":
-        return cls(np.asarray(record["mean_face"], np.uint8), float(record["threshold"]))
+        return cls(np.asarray(record["mean_face"], np.uint8), FeatureNorm.from_record(record["features"]))
 
 
-def compliant_norm_text(backbone: Backbone, quality: str, record: str = "") -> str:
-    """The JSON text of the norm for ``backbone`` and estimator ``quality``: a calibration file's entry
-    (``record``) or the one shipped for these weights and that estimator; "" if there is none."""
+def compliant_norm_text(backbone: Backbone, record: str = "") -> str:
+    """The JSON text of the norm for ``backbone``: a calibration file's entry (``record``) or the one shipped for
+    these weights; "" if there is none."""
     if record:
         return record
-    shipped = shipped_record("norms", backbone) or {}
-    fitted = shipped.get("by_quality", {}).get(quality)
-    return json.dumps({"mean_face": shipped["mean_face"], **fitted}, sort_keys=True) if fitted else ""
+    shipped = shipped_record("norms", backbone)
+    return json.dumps({k: shipped[k] for k in ("mean_face", "features")}, sort_keys=True) if shipped else ""
 
 
 def compliant_norm(model: QualityRegressionModel) -> CompliantNorm:
     """The model's norm; ValueError naming ``plqa calibrate`` if it has none."""
     if not model.compliant_norm:
-        raise ValueError(f"no compliant-face norm for backbone '{model.backbone.name}' and this estimator: run "
+        raise ValueError(f"no compliant-face norm for backbone '{model.backbone.name}': run "
                          f"`plqa calibrate DEV_PHOTOS --backbone {model.backbone.name} --quality ... --out calib.json` "
                          "and pass --calibration calib.json")
     return _parsed_norm(model.compliant_norm)
@@ -115,7 +116,6 @@ class CounterfactualMethod(AttributionMethod):
 
 
 MEAN_FACE_SIDE = 48  # px of the shipped mean face: enough for eyes, nose and mouth, too coarse for a person
-FALSE_FLAGS = 0.25  # share of compliant development faces allowed a flagged region (sets the threshold; README)
 
 
 def defect_maps(explainer, crops: torch.Tensor, batch_size: int = 8) -> np.ndarray:
@@ -129,23 +129,14 @@ def defect_maps(explainer, crops: torch.Tensor, batch_size: int = 8) -> np.ndarr
     return np.concatenate(out)
 
 
-def fit_compliant_norm(explainer, faces) -> CompliantNorm:
-    """The ``CompliantNorm`` of an Explainer's backbone and estimator from compliant aligned faces (``FaceCrop``):
-    their mean face, the region-score threshold (``experiments.regions.flag_scores`` of their own counterfactual
-    defect maps) that flags a region on ``FALSE_FLAGS`` of them."""
+def fit_compliant_norm(backbone: Backbone, faces, device: torch.device | str = "cpu") -> CompliantNorm:
+    """The ``CompliantNorm`` of a backbone from compliant aligned faces (``FaceCrop``): their mean face and their
+    ``deviation.FeatureNorm``."""
     from ..backbones.base import crops_to_tensor
-    from ..experiments.regions import flag_scores, region_masks
+    from ..experiments.regions import region_masks
 
     crops = np.stack([f.crop for f in faces])
     mean_face = cv2.resize(crops.astype(np.float32).mean(0), (MEAN_FACE_SIDE, MEAN_FACE_SIDE),
                            interpolation=cv2.INTER_AREA).round().clip(0, 255).astype(np.uint8)
-    draft = CompliantNorm(mean_face, float("inf"))
-    model = explainer.model
-    previous, model.compliant_norm = model.compliant_norm, json.dumps(draft.record(), sort_keys=True)
-    try:
-        maps = defect_maps(explainer, crops_to_tensor(list(crops), explainer.device))
-    finally:
-        model.compliant_norm = previous
     masks = [region_masks(f.landmarks, crops.shape[1]) for f in faces]
-    top = [max(score for _, score in flag_scores(m, masks[i])) for i, m in enumerate(maps)]
-    return CompliantNorm(mean_face, float(np.quantile(top, 1 - FALSE_FLAGS)))
+    return CompliantNorm(mean_face, fit_feature_norm(backbone, crops_to_tensor(list(crops), device), masks))

@@ -58,12 +58,16 @@ class Backbone(nn.Module):
             land in the crop, in crop pixels. ``None`` means "no similarity alignment,
             use the backbone's own crop rule" (see ``alignment.py``).
         defaults: BackboneDefaults.
+        feature_taps: names of modules (``named_modules``) whose feature maps the deviation map compares with
+            compliant faces (``attribution.deviation``): one fine and one coarse map, about 1/8 and 1/16 of the
+            crop; empty means the last feature map with more than one cell.
     """
 
     name: str = "backbone"
     crop_size: int = 112
     template: np.ndarray | None = None
     defaults: BackboneDefaults = BackboneDefaults("serfiq", {"serfiq": (130.0, 0.88)}, 7.5)
+    feature_taps: tuple[str, ...] = ()
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """Crops [B,3,S,S] in 0..255 → features [B,F] before the last dropout site."""

@@ -119,6 +119,8 @@ class DlibResNet(Backbone):
     defaults = BackboneDefaults(quality="utility", scaling={"utility": (126.06, 0.93039), "ers": (136.84, 0.069664),
                                                            "serfiq": (256.4, 0.47005), "faceqan": (20.016, 0.76266)},
                                 gamma=11.83, norm="l1")
+    # 17×17 after the first block of the 64-channel stage, 8×8 at the end of the 128-channel stage (150-px crop)
+    feature_taps = ("blocks.3", "blocks.9")
 
     def __init__(self):
         super().__init__()

@@ -36,6 +36,7 @@ class FaceNet(Backbone):
     # Paper values for FaceNet: alpha 450, r 0.93 (SER-FIQ), gamma 5.5.
     defaults = BackboneDefaults(quality="serfiq", scaling={"serfiq": (450.0, 0.93), "faceqan": (12.0, 0.6)},
                                 gamma=5.5)
+    feature_taps = ("net.repeat_1", "net.repeat_2")  # 17×17 and 8×8 on a 160-px crop
 
     def __init__(self, dataset: str | None = "vggface2"):
         super().__init__()

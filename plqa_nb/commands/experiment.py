@@ -44,8 +44,8 @@ def register(sub) -> None:
     i = exp.add_parser("inpainting", help="fill what the explanation blames, Q̂ before/after with std (Figs. 3-4)")
     _common_options(i)
     i.add_argument("--mask-from", default=inpainting.DEFAULT_MASK, metavar="plq|paper|occluder|FILE_OR_FOLDER",
-                   help="'plq' (default: what the explanation blames — the counterfactual defect map, the one behind "
-                        "the feedback — beyond compliant faces), 'paper' (the paper's rule: low-PLQ regions of the "
+                   help="'plq' (default: what the explanation blames — where the counterfactual map says the "
+                        "compliant mean face would raise the quality most), 'paper' (the paper's rule: low-PLQ regions of the "
                         "saliency map), 'occluder' (with "
                         "--occlude: the exact synthetic occluder), one mask image for every photo, or a folder with "
                         "<stem>_mask.<ext> or <stem>.<ext> per photo; white = inpaint, of the photo's or the crop's "
@@ -145,10 +145,12 @@ def _localization_table(args: argparse.Namespace) -> ResultTable:
 
 
 def _print_table(records: list[dict]) -> None:
+    """Tab-separated, every column any record has (a reference row has fewer: its cells stay empty)."""
+    columns = list(dict.fromkeys(k for r in records for k in r))
     if records:
-        print("\t".join(records[0]))
+        print("\t".join(columns))
         for r in records:
-            print("\t".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in r.values()))
+            print("\t".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in (r.get(k, "") for k in columns)))
 
 
 @writes_out()

@@ -5,16 +5,21 @@ import argparse
 from pathlib import Path
 
 from ..batch import ResultTable, atomic_save_npz, atomic_save_png, common_root, output_stem, run_batch
+from ..experiments.common import deviation_maps, flagged
+from ..experiments.feedback import feedback
+from ..experiments.regions import region_masks, region_means
 from ..images import iter_image_files
+from ..stages import as_face_crop
 from .common import add_batch_options, add_model_options, make_explainer, print_summary, writes_out
 
 COLUMNS = ["file", "status", "error", "output", "quality", "quality_raw", "backbone", "quality_method",
-           "attribution", "faces_found", "seconds"]
+           "attribution", "faces_found", "flagged_region", "feedback", "seconds"]
 
 
 def register(sub) -> None:
     p = sub.add_parser("explain", help="pixel-level quality maps for photos",
-                       description="Detect, align, score and explain each face; write DIR/results.csv and "
+                       description="Detect, align, score and explain each face; write DIR/results.csv (with the "
+                                   "region that stands out against compliant faces, and the feedback in words) and "
                                    "DIR/maps/<input path>.npz/.png.")
     add_batch_options(p)
     add_model_options(p)
@@ -51,17 +56,23 @@ def run(args: argparse.Namespace) -> int:
 
     def compute(items):
         results = explainer.explain_prepared([p for _, p in items], keep_photo=False)
+        faces = [as_face_crop(p) for _, p in items]
+        deviations = deviation_maps(explainer, [f.crop for f in faces])
         rows = []
-        for (file, _), r in zip(items, results):
+        for i, ((file, _), r) in enumerate(zip(items, results)):
             rel = Path("maps") / output_stem(file, root)
             npz, png = args.out / f"{rel}.npz", args.out / f"{rel}.png"
+            masks = region_masks(faces[i].landmarks, r.crop.shape[0])
+            flag = flagged(explainer, None if deviations is None else deviations[i], masks)
+            extra = {} if deviations is None else {"deviation": deviations[i].astype("float32")}
             atomic_save_npz(npz, crop=r.crop, plq=r.plq, saliency=r.saliency, embedding=r.embedding,
-                            quality=r.quality, quality_raw=r.quality_raw, matrix=r.matrix)
+                            quality=r.quality, quality_raw=r.quality_raw, matrix=r.matrix, **extra)
             atomic_save_png(png, side_by_side_png(r.crop, r.plq, r.quality))
             rows.append({"file": str(file), "status": "ok", "error": "", "output": f"{rel}.npz",
                          "quality": f"{r.quality:.6f}", "quality_raw": f"{r.quality_raw:.6f}",
                          "backbone": r.backbone, "quality_method": r.quality_method, "attribution": r.attribution,
-                         "faces_found": r.faces_found})
+                         "faces_found": r.faces_found, "flagged_region": flag[0] if flag else "",
+                         "feedback": feedback(region_means(r.plq, masks), r.quality, flagged=flag)})
         return rows
 
     summary = run_batch(inputs, table, explainer.prepare, compute, batch_size=args.batch_size, debug=args.debug,

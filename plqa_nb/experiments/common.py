@@ -60,38 +60,55 @@ def table(results: list[FaceResult]) -> list[dict]:
     return [row for r in results for row in r.rows]
 
 
-_DRIVING_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
-DRIVING_CACHE_SIZE = 64  # maps kept (150-px maps: 64 × 180 KB); the explorers ask for the same reference again
+_MAP_CACHE: OrderedDict[tuple, np.ndarray] = OrderedDict()
+MAP_CACHE_SIZE = 64  # maps kept (150-px maps: 64 × 180 KB); the explorers ask for the same reference again
 
 
-def driving_maps(explainer, images: list[np.ndarray]) -> np.ndarray | None:
-    """The counterfactual defect maps [N, S, S] that drive the region feedback and the inpainting mask
-    (``attribution.counterfactual``), or None when the backbone has no compliant-face norm for the estimator.
-    Maps are kept by the model configuration and the crop's bytes (the last ``DRIVING_CACHE_SIZE``): 144 forward
-    passes each, and an explorer moving a slider asks again for its unchanged reference."""
-    from ..attribution.counterfactual import defect_maps
+def _cached_maps(kind: str, compute, explainer, images: list[np.ndarray]) -> np.ndarray:
+    """``compute(crops)`` [N, S, S] for the images, kept by kind, model configuration and the crop's bytes (the
+    last ``MAP_CACHE_SIZE``): an explorer moving a slider asks again for its unchanged reference."""
     from ..backbones.base import crops_to_tensor
 
-    if not explainer.model.compliant_norm:
-        return None
-    keys = [(repr(explainer.config), str(explainer.device), img.shape, hashlib.sha1(np.ascontiguousarray(img)).hexdigest())
-            for img in images]
+    keys = [(kind, repr(explainer.config), str(explainer.device), img.shape,
+             hashlib.sha1(np.ascontiguousarray(img)).hexdigest()) for img in images]
     unique = dict(zip(keys, images))  # one image per key: equal keys are equal bytes
-    missing = [k for k in unique if k not in _DRIVING_CACHE]
+    missing = [k for k in unique if k not in _MAP_CACHE]
     if missing:
-        maps = defect_maps(explainer, crops_to_tensor([unique[k] for k in missing], explainer.device))
-        _DRIVING_CACHE.update(zip(missing, maps))
-    out = np.stack([_DRIVING_CACHE[k] for k in keys])
+        _MAP_CACHE.update(zip(missing, compute(crops_to_tensor([unique[k] for k in missing], explainer.device))))
+    out = np.stack([_MAP_CACHE[k] for k in keys])
     for k in unique:
-        _DRIVING_CACHE.move_to_end(k)
-    while len(_DRIVING_CACHE) > DRIVING_CACHE_SIZE:
-        _DRIVING_CACHE.popitem(last=False)
+        _MAP_CACHE.move_to_end(k)
+    while len(_MAP_CACHE) > MAP_CACHE_SIZE:
+        _MAP_CACHE.popitem(last=False)
     return out
 
 
-def flagged(explainer, defect: np.ndarray | None, masks: dict[str, np.ndarray]) -> tuple[str, float] | None:
-    """``regions.flag_region`` of one driving map [S, S] (None without a map)."""
+def deviation_maps(explainer, images: list[np.ndarray]) -> np.ndarray | None:
+    """The deviation maps [N, S, S] that drive the region feedback (``attribution.deviation``; one forward pass
+    each), or None when the backbone has no compliant-face norm."""
+    from ..attribution.counterfactual import compliant_norm
+    from ..attribution.deviation import deviation_maps as compute
+
+    if not explainer.model.compliant_norm:
+        return None
+    norm = compliant_norm(explainer.model).features
+    return _cached_maps("deviation", lambda x: compute(explainer.backbone, x, norm).cpu().double().numpy(),
+                        explainer, images)
+
+
+def counterfactual_maps(explainer, images: list[np.ndarray]) -> np.ndarray | None:
+    """The counterfactual defect maps [N, S, S] behind the inpainting mask (``attribution.counterfactual``; 144
+    forward passes each), or None when the backbone has no compliant-face norm."""
+    from ..attribution.counterfactual import defect_maps
+
+    if not explainer.model.compliant_norm:
+        return None
+    return _cached_maps("counterfactual", lambda x: defect_maps(explainer, x), explainer, images)
+
+
+def flagged(explainer, deviation: np.ndarray | None, masks: dict[str, np.ndarray]) -> tuple[str, float] | None:
+    """``regions.flag_region`` of one deviation map [S, S] (None without a map)."""
     from ..attribution.counterfactual import compliant_norm
     from .regions import flag_region
 
-    return None if defect is None else flag_region(defect, masks, compliant_norm(explainer.model))
+    return None if deviation is None else flag_region(deviation, masks, compliant_norm(explainer.model).features)

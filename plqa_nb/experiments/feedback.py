@@ -16,8 +16,8 @@ def feedback(means: dict[str, float], quality: float | None = None,
     "Q̂ 0.41; the cheeks stand out against compliant faces: change them first; lowest pixel quality at
     the eyes: mean PLQ 0.21 against 0.74 for the face; then the cheeks 0.50".
 
-    With ``flagged`` (``regions.flag_region``: the region whose counterfactual defect stands out against
-    compliant faces, or "" when none does) it says first which part must change, or that nothing stands out.
+    With ``flagged`` (``regions.flag_region``: the region that the network sees most unlike compliant faces,
+    by the deviation map, or "" when none stands out) it says first which part must change, or that nothing stands out.
     Then the paper's view: the ``regions`` face regions with the lowest mean PLQ (at least one; the next ones
     only while they are below the face's mean). With ``degraded`` (``regions.degraded_region`` against a
     compliant photo of the face) it adds where the map lost most, e.g. "; against the compliant photo the

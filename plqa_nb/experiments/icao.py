@@ -25,7 +25,7 @@ import numpy as np
 from .. import degradations as dg
 from ..backbones.base import crops_to_tensor
 from ..pipeline import Explainer
-from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, driving_maps, face_rng, flagged
+from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, deviation_maps, face_rng, flagged
 from .feedback import feedback
 from .regions import (REGIONS, FaceFrame, covered_regions, degraded_region, region_masks, region_means,
                       saliency_shares, worst_region)
@@ -182,7 +182,7 @@ def make_variants(face: FaceLike, only: str | Sequence[str] | None = None, seed:
 
 
 # -- the experiment -------------------------------------------------------------------------------------------
-DRIVER = "counterfactual"  # the map behind flagged_region and the inpainting mask (README: why)
+DRIVER = "deviation"  # the map behind flagged_region (README: why)
 
 
 def _region_row(plq: np.ndarray, masks: dict[str, np.ndarray], quality: float,
@@ -200,7 +200,7 @@ def measure(explainer: Explainer, entries: list[dict], reference: FaceCrop | Non
             reference_row: bool = True, methods: Sequence[str] = ()) -> FaceResult:
     """Explain the reference (if any) and the entries (dicts: file, image, landmarks, violation, category,
     affected, occluder) in one batch; rows and panels in that order, the reference's only with
-    ``reference_row``. flagged_region comes from the counterfactual map (``DRIVER``) against the backbone's
+    ``reference_row``. flagged_region comes from the deviation map (``DRIVER``) against the backbone's
     compliant-face norm. With ``methods``, every entry with an occluder also gets a localisation row per method
     (``evaluation.localization``), the driving map always among them."""
     from ..attribution import get_method
@@ -211,7 +211,7 @@ def measure(explainer: Explainer, entries: list[dict], reference: FaceCrop | Non
     out = explainer.explain_tensor(x, seed)
     q = out["quality"].cpu().numpy().astype(float)
     plq, sal = out["plq"].cpu().numpy(), out["saliency"].cpu().numpy()
-    defects = driving_maps(explainer, images)
+    defects = deviation_maps(explainer, images)
     s = images[0].shape[0]
     if reference is not None:
         entries = [{"file": reference.name, "image": reference.crop, "landmarks": reference.landmarks,

@@ -1,8 +1,8 @@
 """Inpainting the area an explanation blames (paper Sec. V-A, Figs. 3-4): does removing it raise Q̂?
 
 The mask comes from the explanation (``mask_from="plq"``, ``defect_mask``: the part of the face the
-counterfactual map — the map behind the region feedback, ``attribution.counterfactual`` — blames beyond what
-compliant faces show; or ``"paper"``, the paper's rule, ``plq_mask``: connected low-PLQ regions of the saliency
+counterfactual map, ``attribution.counterfactual``, blames: where the compliant mean face would raise the
+quality most; or ``"paper"``, the paper's rule, ``plq_mask``: connected low-PLQ regions of the saliency
 map) or from the user (``user_mask``: a mask image per photo). ``FILLS`` fill it: OpenCV's Telea or Navier-Stokes inpainting, the mirrored other half of the face
 (``mirror``: where it is itself clean), or the backbone's compliant mean face blended in with Poisson editing
 (``mean-face``, ``cv2.seamlessClone``). Q̂ before and after is computed ``repeats`` times with different
@@ -23,7 +23,7 @@ from ..errors import InputError
 from ..images import load_image
 from ..pipeline import Explainer, PreparedFace
 from . import icao
-from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, driving_maps, flagged
+from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, counterfactual_maps, deviation_maps, flagged
 from .feedback import feedback
 from .regions import FaceFrame, region_masks, region_means
 
@@ -159,13 +159,13 @@ def run(explainer: Explainer, faces: Sequence[FaceLike], masks: Sequence[np.ndar
     s = before[0].shape[0]
     out_b = explainer.explain_tensor(crops_to_tensor(before, explainer.device), seed)
     plq_b = out_b["plq"].cpu().numpy()
-    defects = driving_maps(explainer, before)
-    norm = compliant_norm(explainer.model) if defects is not None or how in ("mirror", "mean-face") else None
+    deviations = deviation_maps(explainer, before)
+    norm = compliant_norm(explainer.model) if deviations is not None or how in ("mirror", "mean-face") else None
     if masks is None and mask_from == "plq":
-        if defects is None:
-            raise ValueError("the explanation's mask needs the backbone's compliant-face norm for this estimator: "
-                             "run plqa calibrate, or take the paper's rule (mask_from='paper')")
-        masks = [defect_mask(d, f.landmarks) for d, f in zip(defects, faces)]
+        if deviations is None:
+            raise ValueError("the explanation's mask needs the backbone's compliant-face norm: run plqa calibrate, "
+                             "or take the paper's rule (mask_from='paper')")
+        masks = [defect_mask(d, f.landmarks) for d, f in zip(counterfactual_maps(explainer, before), faces)]
     elif masks is None:
         masks = [plq_mask(p, f.landmarks) for p, f in zip(plq_b, faces)]
     mean_face = None if norm is None else norm.face(s).permute(1, 2, 0).round().byte().numpy()
@@ -180,7 +180,7 @@ def run(explainer: Explainer, faces: Sequence[FaceLike], masks: Sequence[np.ndar
     for i, f in enumerate(faces):
         qb, sb, qa, sa = mean[i], std[i], mean[n + i], std[n + i]
         regions = region_masks(f.landmarks, s)
-        flag = flagged(explainer, None if defects is None else defects[i], regions)
+        flag = flagged(explainer, None if deviations is None else deviations[i], regions)
         row = {"file": f.name, "violation": "", "fill": how, "mask_source": mask_from, "quality_before": qb, "quality_before_std": sb, "quality_after": qa,
                "quality_after_std": sa, "masked_fraction": float(masks[i].mean()), "change": change(qb, sb, qa, sa),
                "flagged_region": flag[0] if flag else "",

@@ -15,7 +15,7 @@ import numpy as np
 from .. import degradations as dg
 from ..backbones.base import crops_to_tensor
 from ..pipeline import Explainer
-from .common import FaceLike, FaceResult, Panel, as_face_crop, driving_maps, face_rng, flagged
+from .common import FaceLike, FaceResult, Panel, as_face_crop, deviation_maps, face_rng, flagged
 from .feedback import feedback
 from .regions import region_masks, region_means
 
@@ -60,7 +60,7 @@ def measure(explainer: Explainer, face: FaceLike, squares: Sequence[Square], see
     out = explainer.explain_tensor(crops_to_tensor(images, explainer.device), seed)
     q, plq = out["quality"].cpu().numpy().astype(float), out["plq"].cpu().numpy()
     masks = region_masks(face.landmarks, face.crop.shape[0])
-    defects = driving_maps(explainer, images[1:])
+    defects = deviation_maps(explainer, images[1:])
     rows, panels = [], [Panel(face.crop, plq[0], float(q[0]), "original")]
     for i, sq in enumerate(squares, start=1):
         inside = (slice(sq.y, sq.y + sq.size_px), slice(sq.x, sq.x + sq.size_px))

@@ -155,18 +155,16 @@ def region_parts(masks: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
     return [(k, m) for k, m in parts if m.any()]
 
 
-def flag_scores(defect: np.ndarray, masks: dict[str, np.ndarray]) -> list[tuple[str, float]]:
-    """(region, score) per ``region_parts`` part of a counterfactual defect map [S, S]: the part's mean defect
-    minus the face's mean defect (raw-quality units). Relative to the face's own level, so a photo that is poor
-    all over flags no single region."""
-    face = float(defect[masks["face"]].mean())
-    return [(k, float(defect[m].mean()) - face) for k, m in region_parts(masks)]
+def flag_scores(deviation: np.ndarray, masks: dict[str, np.ndarray]) -> list[tuple[str, float]]:
+    """(region, score) per ``region_parts`` part of a deviation map [S, S] (``attribution.deviation``): the part's
+    mean deviation (already relative to compliant faces: 1 ≈ typical)."""
+    return [(k, float(deviation[m].mean())) for k, m in region_parts(masks)]
 
 
-def flag_region(defect: np.ndarray, masks: dict[str, np.ndarray], norm) -> tuple[str, float]:
-    """The face region that stands out against compliant faces, by a counterfactual defect map [S, S]
-    (``attribution.counterfactual``): the part with the highest ``flag_scores`` score, if that score exceeds
-    ``norm.threshold`` (a ``CompliantNorm``: what compliant faces' highest score stays below, but for a chosen
-    share), else "" (nothing stands out). Returns (region or "", the highest score)."""
-    region, score = max(flag_scores(defect, masks), key=lambda p: p[1])
+def flag_region(deviation: np.ndarray, masks: dict[str, np.ndarray], norm) -> tuple[str, float]:
+    """The face region that stands out against compliant faces, by a deviation map [S, S]: the part with the
+    highest ``flag_scores`` score, if that score exceeds ``norm.threshold`` (a ``deviation.FeatureNorm``: what
+    compliant faces' highest score stays below, but for a chosen share), else "" (nothing stands out). Returns
+    (region or "", the highest score)."""
+    region, score = max(flag_scores(deviation, masks), key=lambda p: p[1])
     return (region if score > norm.threshold else ""), score

@@ -114,16 +114,9 @@ def calibrate(explainer, faces: Sequence[FaceCrop], target: str = "utility",
         sals.append(maps_from_pass(net, raw_quality(estimator, explainer.backbone, part, net, config.seed),
                                    config)["saliency"].cpu())
     config = config.replace(gamma=fit_gamma(torch.cat(sals).numpy()))
-    norm = fit_compliant_norm(_explainer(explainer.backbone, config, explainer.device),
-                              compliant or faces).record()
+    norm = fit_compliant_norm(explainer.backbone, compliant or faces, explainer.device).record()
     return config.replace(compliant_norm=json.dumps(norm, sort_keys=True)), {**extra, "compliant_norm": norm}
 
 
 def _crops(faces: Sequence[FaceCrop], device) -> torch.Tensor:
     return crops_to_tensor([f.crop for f in faces], device)
-
-
-def _explainer(backbone, config: ModelConfig, device):
-    from ..pipeline import Explainer
-
-    return Explainer(backbone, config=config, device=device)

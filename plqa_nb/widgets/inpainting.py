@@ -30,15 +30,15 @@ def threshold_mask(session: FaceAnalysis, config: ModelConfig, level: float = DE
 
 
 def explanation_mask(session: FaceAnalysis, config: ModelConfig) -> np.ndarray:
-    """What the explanation blames (``inpainting.defect_mask`` of the counterfactual map that drives the
-    feedback, ``--mask-from plq`` of the verb), bool [S, S]; cached."""
-    from ..experiments.common import driving_maps
+    """What the explanation blames (``inpainting.defect_mask`` of the counterfactual map, ``--mask-from plq`` of
+    the verb), bool [S, S]; cached."""
+    from ..experiments.common import counterfactual_maps
 
     def compute() -> np.ndarray:
         face = session.face_crop(config.backbone)
-        defect = driving_maps(cached_explainer(config, device=str(session.device)), [face.crop])
+        defect = counterfactual_maps(cached_explainer(config, device=str(session.device)), [face.crop])
         if defect is None:
-            raise ValueError(f"no compliant-face norm for {config.backbone} + {config.quality}: run plqa calibrate")
+            raise ValueError(f"no compliant-face norm for {config.backbone}: run plqa calibrate")
         return inpainting.defect_mask(defect[0], face.landmarks)
 
     return session.memo("explanation_mask", (config,), compute)

@@ -12,6 +12,8 @@ Keys of ``run_benchmark``'s result:
   estimator (utility, ERS, SER-FIQ, FaceQAN) ``quality_<name>`` (Q̂ alone) and ``plq_map_<name>`` (the
   whole map: one forward and one backward pass, the estimator on the trunk's features), and
   ``map_smoothgrad`` and ``map_integrated-gradients`` at their defaults (the backbone's default estimator);
+  where the backbone has a compliant-face norm, ``deviation_map`` (behind the region feedback) and
+  ``counterfactual_map`` (behind the inpainting mask; 144 windows);
 * ``plq_over_fwd_bwd`` = plq_map of the backbone's default estimator (``default_quality``) / forward_backward;
   ``faceqan_over_fwd_bwd`` = plq_map_faceqan / forward_backward;
 * ``serfiq_head_speedup`` = m whole-network stochastic passes (the reference way) /
@@ -210,12 +212,21 @@ def run_benchmark(device: str = "cpu", backbone: str = DEFAULT_BACKBONE, quick: 
             with torch.no_grad():
                 net(crop)
 
+        localisers = {}
+        if default.model.compliant_norm:
+            from .attribution.counterfactual import compliant_norm, defect_maps
+            from .attribution.deviation import deviation_maps
+
+            norm = compliant_norm(default.model).features
+            localisers = {"deviation_map": lambda: deviation_maps(net, crop, norm),
+                          "counterfactual_map": lambda: defect_maps(default, crop)}
         latency_fns = {
             "forward": no_grad_forward,
             "forward_backward": lambda: forward_backward(net, crop),
             **{f"quality_{n}": (lambda e=e: e.quality(crop)) for n, e in estimators.items()},
             **{f"plq_map_{n}": (lambda e=e: e.explain_tensor(crop)) for n, e in estimators.items()},
             **{k: (lambda e=e: e.explain_tensor(crop)) for k, e in others.items()},
+            **localisers,
         }
         amp = torch.autocast(dev.type, dtype=torch.bfloat16) if autocast else nullcontext()
         with amp:

@@ -17,7 +17,7 @@ from tolerances import (DEVICE_EMBEDDING_ATOL, DEVICE_PLQ_ATOL, DEVICE_QUALITY_A
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 LATENCY_KEYS = {"forward", "forward_backward", *(f"{kind}_{e}" for kind in ("quality", "plq_map") for e in ESTIMATORS),
-                *(f"map_{m}" for m in OTHER_METHODS)}
+                *(f"map_{m}" for m in OTHER_METHODS), "deviation_map", "counterfactual_map"}  # dlib ships a norm
 
 
 @pytest.fixture(scope="module", params=["cpu", pytest.param("cuda", marks=cuda_only)])

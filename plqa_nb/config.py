@@ -156,6 +156,9 @@ def _check_record(record: dict, source: str, backbone: str, quality: str | None,
         if asked is not None and made is not None and made != asked:
             raise ValueError(f"{source} was fitted for {what} '{made}', not '{asked}': its α, r, γ do not apply; "
                              f"run `plqa calibrate` for '{asked}' or drop the option")
+    if "compliant_norm" in record and "features" not in record["compliant_norm"]:
+        raise ValueError(f"{source}: its compliant-face norm has no feature statistics (written before the deviation "
+                         "map): run `plqa calibrate` again")
     missing = [k for k in ("backbone", "quality_method", "norm") if k not in record]
     if missing:
         warnings.warn(f"{source} does not say its {', '.join(missing)}: assuming the ones in use",

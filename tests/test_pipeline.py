@@ -114,6 +114,12 @@ def test_a_calibration_file_for_something_else_is_refused(tmp_path, field, value
         resolve_config("dlib-resnet", calibration=path, **option)
 
 
+def test_a_calibration_file_with_an_old_norm_is_refused(tmp_path):
+    path = _calibration(tmp_path, compliant_norm={"mean_face": [[[0, 0, 0]]], "threshold": 0.004})
+    with pytest.raises(ValueError, match="no feature statistics .* run `plqa calibrate` again"):
+        resolve_config("dlib-resnet", calibration=path)
+
+
 def test_the_cli_refuses_the_mismatch_the_issue_found(tmp_path, faces_dir, capsys):
     """`plqa quality --quality serfiq --calibration ers.json` once gave Q̂ = 1.0 for every face, silently."""
     from plqa_nb.cli import main

@@ -214,7 +214,8 @@ def run_benchmark(device: str = "cpu", backbone: str = DEFAULT_BACKBONE, quick: 
 
         localisers = {}
         if default.model.compliant_norm:
-            from .attribution.counterfactual import compliant_norm, defect_maps
+            from .attribution.compliant_norm import compliant_norm
+            from .attribution.counterfactual import defect_maps
             from .attribution.deviation import deviation_maps
 
             norm = compliant_norm(default.model).features

@@ -41,7 +41,7 @@ class ModelConfig:
     ("signed" Σe or "l1" ‖e‖₁); clip_grad: per-image gradient L2 bound (None: off); seed: of every
     stochastic step; estimator_state: per-backbone state of the estimator from a calibration file (sorted
     (key, value) pairs, e.g. ERS's centre); compliant_norm: a calibration file's compliant-face norm for
-    localising defects (JSON text, "" = the one shipped for the backbone and estimator); source: where α, r, γ came from (not
+    localising defects (JSON text, "" = the one shipped for the backbone); source: where α, r, γ came from (not
     part of equality).
     """
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from .alignment import AlignedFace, align_face
-from .attribution.counterfactual import compliant_norm_text
+from .attribution.compliant_norm import compliant_norm_text
 from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
 from .backbones.base import crops_to_tensor
 from .config import ModelConfig, resolve_config

@@ -69,8 +69,8 @@ class QualityRegressionModel(nn.Module):
             (the paper recommends gradient clipping); None leaves gradients untouched.
         estimate: the quality estimator M_Q stands for, images [B, 3, S, S] → raw Q [B] (for counterfactual
             methods, which explain the estimator itself; None when unknown).
-        compliant_norm: the backbone's compliant-face norm for this estimator (JSON text of
-            ``attribution.counterfactual.CompliantNorm``; "" when there is none).
+        compliant_norm: the backbone's compliant-face norm (JSON text of
+            ``attribution.compliant_norm.CompliantNorm``; "" when there is none).
     """
 
     def __init__(self, backbone: Backbone, clip_grad: float | None = None,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from plqa_nb.attribution import get_method
-from plqa_nb.attribution.counterfactual import compliant_norm
+from plqa_nb.attribution.compliant_norm import compliant_norm
 from plqa_nb.attribution.deviation import FeatureNorm, deviation_maps, fit_feature_norm
 from plqa_nb.cli import main
 from plqa_nb.evaluation import localization as loc

@@ -177,6 +177,6 @@ def test_calibration_file_carries_the_centre_and_norm(tmp_path, faces_dir):
     crops = crops_to_tensor([f.crop for f in faces])
     torch.testing.assert_close(again.quality(crops)[1], Explainer(bb, config=config).quality(crops)[1], atol=1e-5,
                                rtol=0)
-    from plqa_nb.attribution.counterfactual import compliant_norm
+    from plqa_nb.attribution.compliant_norm import compliant_norm
 
     assert compliant_norm(again.model).features.taps == ("net.repeat_1", "net.repeat_2")  # FaceNet's own taps

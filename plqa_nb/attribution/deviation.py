@@ -156,7 +156,7 @@ class DeviationMethod(AttributionMethod):
     defect_orientation = "defect"
 
     def compute(self, model: QualityRegressionModel, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        from .counterfactual import compliant_norm
+        from .compliant_norm import compliant_norm
 
         dev = deviation_maps(model.backbone, images.detach(), compliant_norm(model).features)
         return dev[:, None].expand(-1, images.shape[1], -1, -1).contiguous()

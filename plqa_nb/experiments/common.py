@@ -86,7 +86,7 @@ def _cached_maps(kind: str, compute, explainer, images: list[np.ndarray]) -> np.
 def deviation_maps(explainer, images: list[np.ndarray]) -> np.ndarray | None:
     """The deviation maps [N, S, S] that drive the region feedback (``attribution.deviation``; one forward pass
     each), or None when the backbone has no compliant-face norm."""
-    from ..attribution.counterfactual import compliant_norm
+    from ..attribution.compliant_norm import compliant_norm
     from ..attribution.deviation import deviation_maps as compute
 
     if not explainer.model.compliant_norm:
@@ -108,7 +108,7 @@ def counterfactual_maps(explainer, images: list[np.ndarray]) -> np.ndarray | Non
 
 def flagged(explainer, deviation: np.ndarray | None, masks: dict[str, np.ndarray]) -> tuple[str, float] | None:
     """``regions.flag_region`` of one deviation map [S, S] (None without a map)."""
-    from ..attribution.counterfactual import compliant_norm
+    from ..attribution.compliant_norm import compliant_norm
     from .regions import flag_region
 
     return None if deviation is None else flag_region(deviation, masks, compliant_norm(explainer.model).features)

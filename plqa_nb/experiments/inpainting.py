@@ -145,7 +145,7 @@ def run(explainer: Explainer, faces: Sequence[FaceLike], masks: Sequence[np.ndar
     repeat). Per face: one row, panels before/after (Fig. 4) and the mask. Row columns: file and ``COLUMNS``
     (violation empty; flagged_region and feedback of the image before inpainting).
     """
-    from ..attribution.counterfactual import compliant_norm
+    from ..attribution.compliant_norm import compliant_norm
 
     if repeats < 1:
         raise ValueError("repeats must be at least 1")

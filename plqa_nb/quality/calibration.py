@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from ..attribution.counterfactual import fit_compliant_norm
+from ..attribution.compliant_norm import fit_compliant_norm
 from ..backbones.base import crops_to_tensor
 from ..config import ModelConfig, estimator_state
 from ..stages import FaceCrop, maps_from_pass, network_pass, raw_quality
@@ -86,7 +86,7 @@ def calibrate(explainer, faces: Sequence[FaceCrop], target: str = "utility",
     (alpha, r) for ``target`` and gamma, for an Explainer's backbone, estimator and norm.
 
     ``faces``: clean, compliant aligned faces, one per identity (the development photos); ``compliant``: the
-    photos gamma and the compliant-face norm (``attribution.counterfactual.fit_compliant_norm``, for localising
+    photos gamma and the compliant-face norm (``attribution.compliant_norm.fit_compliant_norm``, for localising
     defects) are fitted on (default: ``faces``). Returns the calibrated configuration and the JSON-ready entries
     of the calibration file (the estimator's state and the norm; for ``utility`` also the match threshold and the
     number of development comparisons).

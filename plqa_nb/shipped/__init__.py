@@ -3,7 +3,7 @@
 
 * ``ui_centres/``: the unrecognisable-identity centre of ERS (``quality/recognizability.py``);
 * ``heads/``: the utility head (``quality/utility.py``);
-* ``norms/``: what compliant faces look like to the network, for localising defects (``attribution/counterfactual.py``).
+* ``norms/``: what compliant faces look like to the network, for localising defects (``attribution/compliant_norm.py``).
 
 A record is matched to a network by the fingerprint of its weights (``Backbone.fingerprint``), never by name,
 so a network of another name with the same weights finds it and one with other weights does not.

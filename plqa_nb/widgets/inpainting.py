@@ -53,7 +53,7 @@ def rectangle_mask(size: int, x: int, y: int, width: int, height: int) -> np.nda
 
 def filled(session: FaceAnalysis, config: ModelConfig, mask: np.ndarray, method: str) -> np.ndarray:
     """The face's crop with ``mask`` filled by ``method`` (one of ``inpainting.FILLS``)."""
-    from ..attribution.counterfactual import compliant_norm
+    from ..attribution.compliant_norm import compliant_norm
 
     face = session.face_crop(config.backbone)
     model = cached_explainer(config, device=str(session.device)).model

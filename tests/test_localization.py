@@ -1,5 +1,6 @@
 """Explanations that point at the defect: localisation metrics, the deviation and counterfactual maps and the
-compliant-face norm, region flagging, the inpainting mask and fills, ROAD — known answers on synthetic inputs, then the real network."""
+compliant-face norm, region flagging, the inpainting mask and fills, ROAD — known answers on synthetic inputs, then
+the real network."""
 from __future__ import annotations
 
 import csv

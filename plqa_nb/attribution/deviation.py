@@ -45,8 +45,9 @@ class FeatureNorm:
     """Compliant faces in a backbone's feature space.
 
     taps: module names (``Backbone.feature_taps``); mean, std: per tap float32 [C, h, w]; level: per tap, the mean
-    cell deviation of compliant faces the moments were not fitted on; threshold: the region score (mean deviation in a face part) above
-    which a region stands out, set out of fold so that ``FALSE_FLAGS`` of compliant faces reach it.
+    cell deviation of compliant faces the moments were not fitted on; threshold: the region score (mean deviation
+    in a face part) above which a region stands out, set out of fold so that ``FALSE_FLAGS`` of compliant faces
+    reach it.
     """
 
     taps: tuple[str, ...]

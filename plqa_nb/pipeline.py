@@ -108,7 +108,8 @@ class Explainer:
 
     def explain_tensor(self, crops: torch.Tensor, seed: int | None = None) -> dict[str, torch.Tensor]:
         """Crops [B, 3, S, S] (0..255) → dict of quality, quality_raw, weights [B], embedding [B, D],
-        attribution [B, 3, S, S] (raw; |gradient| for saliency), saliency [B, S, S] (Eq. 5), plq [B, S, S] (Eq. 6).
+        attribution [B, 3, S, S] (raw; |gradient| for saliency), saliency [B, S, S] (Eq. 5), plq [B, S, S] (Eq. 6;
+        for a method whose map is not in gradient units, its per-image usefulness rank, ``_method_plq``).
 
         With the "saliency" method the network runs once forward and once backward (``stages``); the
         estimator reuses the trunk's features.
@@ -130,7 +131,20 @@ class Explainer:
             raise NumericalError(f"non-finite attributions for {int(bad.sum())} of {len(bad)} face(s)")
         sal = merge_channels(attr)
         return {"quality": q_hat, "quality_raw": raw, "weights": w, "embedding": net.embedding, "attribution": attr,
-                "saliency": sal, "plq": plq_from_saliency(sal, self.config.gamma)}
+                "saliency": sal, "plq": self._method_plq(attr, sal)}
+
+    def _method_plq(self, attr: torch.Tensor, sal: torch.Tensor) -> torch.Tensor:
+        """PLQ [B, S, S] of another method's map: Eq. 6 for maps in gradient units (view "plq"); otherwise, per
+        image, the rank of the pixel's usefulness — the opposite of its defect score (``evaluation.localization``:
+        e.g. low for what the deviation map finds unusual, high for what adds quality) — scaled to [0, 1]."""
+        from .attribution import get_method
+        from .evaluation.comparison import rank_view
+        from .evaluation.localization import defect_scores, orientation
+
+        if get_method(self.method).view == "plq":
+            return plq_from_saliency(sal, self.config.gamma)
+        defect = torch.from_numpy(defect_scores(attr, orientation(self.method)))
+        return rank_view(-defect).to(sal)
 
     def explain_prepared(self, faces: list[PreparedFace], seed: int | None = None,
                          keep_photo: bool = True) -> list[Explanation]:

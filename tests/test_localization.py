@@ -133,6 +133,23 @@ def test_the_shipped_norm_and_the_deviation_map(explainer, face):
         assert flag_region(d, masks, norm.features)[0] in expected[v.name], v.name
 
 
+def test_explain_with_a_rank_method_gives_a_usefulness_rank(face):
+    """`plqa explain --method deviation` (or grad-cam, counterfactual): the PLQ is the per-image rank of the
+    pixel's usefulness, so the region the map blames is the one of lowest PLQ — not v(·) of a map that is not in
+    gradient units, which is ≈ 1 everywhere."""
+    from plqa_nb.experiments.regions import region_means, worst_region
+
+    variant = icao.make_variants(face, ["sunglasses"], seed=0)[0]
+    x = crops_to_tensor([variant.image])
+    masks = region_masks(face.landmarks, 150)
+    out = Explainer("dlib-resnet", method="deviation").explain_tensor(x)
+    plq = out["plq"][0].numpy()
+    assert plq.min() >= 0 and plq.max() <= 1 and 0.4 < plq.mean() < 0.6  # ranks, spread over [0, 1]
+    assert worst_region(region_means(plq, masks)) == "eyes"  # the sunglasses are the least useful pixels
+    cam = Explainer("dlib-resnet", method="grad-cam").explain_tensor(x)["plq"][0].numpy()
+    assert cam.std() > 0.2  # a rank map, not a flat v(·) of Grad-CAM's units
+
+
 def test_the_feature_norm_is_fitted_out_of_fold(explainer, faces_dir):
     photos = sorted((faces_dir / "london" / "smiling").glob("*.jpg"))[:12]
     faces = [as_face_crop(explainer.prepare(p)) for p in photos]

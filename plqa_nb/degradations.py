@@ -158,6 +158,37 @@ def contrast(crop: np.ndarray, k: float) -> np.ndarray:
     return (mean + k * (crop.astype(np.float32) - mean)).round().clip(0, 255).astype(np.uint8)
 
 
+def colour_cast(crop: np.ndarray, strength: float) -> np.ndarray:
+    """A colour cast: red × (1 + strength), blue × (1 − strength), clipped; strength > 0 warm, < 0 cold."""
+    gains = np.array([1 + strength, 1.0, 1 - strength])
+    return (crop * gains).round().clip(0, 255).astype(np.uint8)
+
+
+def darken(crop: np.ndarray, offset: float) -> np.ndarray:
+    """Every channel lowered by ``offset`` grey levels (0..255), clipped at black: a dim, flat exposure."""
+    return (crop.astype(np.float32) - offset).round().clip(0, 255).astype(np.uint8)
+
+
+def desaturate(crop: np.ndarray, amount: float) -> np.ndarray:
+    """Colour blended towards the pixel's grey (mean of the channels) by ``amount`` in [0, 1]."""
+    grey = crop.astype(np.float32).mean(2, keepdims=True)
+    return ((1 - amount) * crop + amount * grey).round().clip(0, 255).astype(np.uint8)
+
+
+def vignette(crop: np.ndarray, strength: float) -> np.ndarray:
+    """Brightness × (1 − strength · ρ²), ρ the distance from the crop's centre relative to its corner."""
+    h, w = crop.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
+    rho2 = ((xs - (w - 1) / 2) ** 2 + (ys - (h - 1) / 2) ** 2) / (((w - 1) / 2) ** 2 + ((h - 1) / 2) ** 2)
+    return (crop * (1 - strength * rho2)[..., None]).round().clip(0, 255).astype(np.uint8)
+
+
+def posterize(crop: np.ndarray, levels: int) -> np.ndarray:
+    """Each channel quantised to ``levels`` grey levels (centres of equal bins of 0..255)."""
+    step = 256 / int(levels)
+    return ((np.floor(crop / step) + 0.5) * step).round().clip(0, 255).astype(np.uint8)
+
+
 def haze(crop: np.ndarray, amount: float, level: float = 200.0) -> np.ndarray:
     """A veil: the crop blended towards grey ``level`` by ``amount`` in [0, 1]."""
     return ((1 - amount) * crop + amount * level).round().clip(0, 255).astype(np.uint8)

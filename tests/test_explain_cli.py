@@ -113,7 +113,7 @@ def test_calibrate_verb_writes_a_file_the_other_verbs_take(faces_dir, tmp_path, 
     default = resolve_config()
     assert (record["backbone"], record["quality_method"], record["norm"], record["target"], record["photos"]) == (
         default.backbone, default.quality, default.norm, "utility", 8)
-    assert record["dev_comparisons"] == 8 * 2 * 38  # 8 faces × 2 references × (1 clean + 37 degraded) probes
+    assert record["dev_comparisons"] == 8 * 2 * 49  # 8 faces × 2 references × (1 clean + 48 degraded) probes
     assert 0.90 < record["match_threshold"] < 0.96  # the 102-face set gives 0.933
     assert record["alpha"] > 10 and 0.85 < record["r"] < 1.0 and 5 < record["gamma"] < 20
     assert len(record["head_weights"]) == 256 + 128 + 1

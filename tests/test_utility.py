@@ -109,6 +109,23 @@ def test_utility_falls_under_blur_on_every_face(london_crops):
     assert (q - blurred > 0.01).all(), (q, blurred)
 
 
+def test_photometric_degradations_do_what_they_say(london_crops):
+    from plqa_nb import degradations as dg
+
+    c = london_crops[0]
+    mean = c.reshape(-1, 3).astype(float).mean(0)
+    warm, cold = dg.colour_cast(c, 0.3).reshape(-1, 3).mean(0), dg.colour_cast(c, -0.3).reshape(-1, 3).mean(0)
+    assert warm[0] > mean[0] > cold[0] and warm[2] < mean[2] < cold[2] and np.allclose(warm[1], mean[1], atol=0.5)
+    assert np.allclose(c.astype(float).mean() - dg.darken(c, 40).astype(float).mean(), 40, atol=5)
+    grey = dg.desaturate(c, 1.0).astype(int)
+    assert (np.abs(grey - grey.mean(2, keepdims=True)) <= 1).all()
+    v = dg.vignette(c, 0.9)
+    assert np.array_equal(v[75, 75], c[75, 75]) and v[:10, :10].mean() < 0.3 * c[:10, :10].mean() + 1
+    assert len(np.unique(dg.posterize(c, 4))) <= 4
+    assert all(f.dtype == np.uint8 and f.shape == c.shape for f in
+               (dg.colour_cast(c, 0.5), dg.darken(c, 300), dg.desaturate(c, 0.5), v, dg.posterize(c, 8)))
+
+
 def test_a_head_needs_its_own_network():
     torch.manual_seed(0)
     other = CustomBackbone(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 16 * 16, 8)),

@@ -4,7 +4,8 @@ From clean, compliant aligned faces (``FaceCrop``; the shipped defaults use the 
 it builds, per face:
 
 * probes: the clean crop and ``PROTOCOL``'s degradations of it, from harmless to unusable (blur, JPEG,
-  pixelation, noise, black squares, under- and over-exposure, haze, a one-sided shadow);
+  pixelation, noise, black squares, under- and over-exposure, haze, a one-sided shadow, a darkening tone curve,
+  low contrast, a warm or cold colour cast);
 * ``REFERENCES`` emulated second captures of the clean face (``capture_reference``): mirrored, re-aligned
   with landmark jitter, relit and recompressed, so that a genuine comparison is not an image with itself.
 
@@ -53,6 +54,12 @@ PROTOCOL: dict[str, tuple[tuple[float, ...], Callable[[np.ndarray, float, np.ran
     "overexposure": ((1.0, 2.0, 3.0), lambda c, s, r: dg.exposure(c, s)),
     "haze": ((0.3, 0.5, 0.7), lambda c, s, r: dg.haze(c, s)),
     "shadow": ((0.5, 0.75, 0.95), _shadow),
+    # mild photometric changes cost the network little (~0.001 of genuine similarity), and a head that never saw
+    # them reads them as harmless or better: without these its median Q̂ rose from the clean photo to gamma 1.8
+    # (a change that can go either way, brighter or colder, can still raise a linear head: README)
+    "gamma": ((1.5, 2.2, 3.0, 4.0), lambda c, s, r: dg.gamma(c, s)),
+    "contrast": ((0.6, 0.4, 0.25, 0.12), lambda c, s, r: dg.contrast(c, s)),
+    "cast": ((0.15, 0.3, 0.5), lambda c, s, r: dg.colour_cast(c, s if r.random() < 0.5 else -s)),
 }
 
 

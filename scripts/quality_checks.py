@@ -37,9 +37,10 @@ def _square(c, s, r):
     return dg.black_square(c, *dg.random_square_position(r, c.shape[0], px), px)
 
 
-# kind → (strengths from mild to severe, fn(crop, strength, rng)); lengths on the 112-px scale. Kinds and strengths
-# differ from the calibration's protocol (quality/devset.py): motion blur, down-scaling, salt and pepper, gamma,
-# contrast and coloured discs are not in it at all.
+# kind → (strengths from mild to severe, fn(crop, strength, rng)); lengths on the 112-px scale. Motion blur,
+# down-scaling, salt and pepper, darkening by an offset, desaturation, vignetting, posterisation and brightening by a
+# tone curve are not in the calibration's protocol (quality/devset.py) at all; blur, JPEG, noise, gamma, contrast,
+# a cold colour cast and squares are, at other strengths.
 HELD_OUT = {
     "blur": ((1.5, 2.5, 3.5, 5), lambda c, s, r: dg.gaussian_blur(c, s * c.shape[0] / 112)),
     "motion": ((6, 12, 20), lambda c, s, r: dg.motion_blur(c, dg.to_crop_px(s, c.shape[0]), r.uniform(0, 180))),
@@ -49,6 +50,12 @@ HELD_OUT = {
     "salt_and_pepper": ((0.02, 0.06, 0.15), lambda c, s, r: dg.salt_and_pepper(c, s, r)),
     "gamma": ((1.8, 2.6, 3.5), lambda c, s, r: dg.gamma(c, s)),
     "contrast": ((0.5, 0.3, 0.15), lambda c, s, r: dg.contrast(c, s)),
+    "darken": ((25, 50, 80), lambda c, s, r: dg.darken(c, s)),
+    "desaturate": ((0.5, 0.8, 1.0), lambda c, s, r: dg.desaturate(c, s)),
+    "vignette": ((0.4, 0.7, 0.95), lambda c, s, r: dg.vignette(c, s)),
+    "posterize": ((16, 8, 4), lambda c, s, r: dg.posterize(c, s)),
+    "brighten": ((0.7, 0.5, 0.35), lambda c, s, r: dg.gamma(c, s)),
+    "cold_cast": ((0.2, 0.4, 0.6), lambda c, s, r: dg.colour_cast(c, -s)),
     "square": ((30, 50), _square),
 }
 
@@ -111,7 +118,7 @@ def main() -> None:
               f"{r['compliant_other']:.0%} of {r['other_photos']} other portraits; 50-px square lowers Q̂ in "
               f"{r['square50_drops']:.0%}; occluders {', '.join(f'{k} {v:.0%}' for k, v in r['occluders_drop'].items())}")
         for kind, k in r["kinds"].items():
-            print(f"  {kind:16s} median Q̂ {' → '.join(f'{m:.3f}' for m in k['medians'])}  "
+            print(f"  {kind:16s} median Q̂ {' → '.join(f'{m:.5f}' for m in k['medians'])}  "
                   f"{'falls' if k['falls'] else 'DOES NOT FALL'}")
         print(f"  kinds whose median falls with strength: {r['kinds_falling']} of {r['kinds_total']}")
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")

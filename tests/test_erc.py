@@ -191,6 +191,24 @@ def test_evaluate_rows_and_round_trip(tmp_path):
     assert {r.convention for r in rec} == {"recompute"}
 
 
+def test_no_error_to_remove_is_said_not_drawn_as_nan():
+    """When every genuine pair matches there is nothing for quality to remove: the figures say so instead of
+    labelling each curve "pAUC nan" (the notebook explorer with few people gives that case)."""
+    from plqa_nb.evaluation.plots import erc_figure
+
+    g = np.full(20, 0.99)
+    scores, genuine = np.concatenate([g, IMP]), np.arange(30) < 20
+    results = evaluate_erc(scores, genuine, {"q": np.linspace(0, 1, 30)}, 0.1, "fixed", seed=0)
+    assert results[0].curve.at(0) == 0 and math.isnan(results[0].pauc[0.2])
+    fig = erc_plotly(results)
+    assert "nothing for quality to remove" in fig.layout.title.text and "<br>" in fig.layout.title.text
+    assert all("undefined" in t.name and "nan" not in t.name for t in fig.data)
+    png = erc_figure(results)
+    assert "nothing for quality to remove" in png.axes[0].get_title() and png.axes[0].get_ylim() == (0, 1)
+    fine = evaluate_erc(np.concatenate([G, IMP]), np.arange(20) < 10, {"q": np.concatenate([GQ, np.ones(10)])}, 0.1)
+    assert "nothing" not in erc_plotly(fine).layout.title.text and "undefined" not in fine[0].label
+
+
 def _touch_dataset(root, sizes):
     for k, n in enumerate(sizes):
         for j in range(n):

@@ -276,7 +276,7 @@ class ErcResult:
     @property
     def label(self) -> str:
         p = self.pauc.get(0.2, float("nan"))
-        return f"{self.method} (pAUC₂₀ {p:.3f})"
+        return f"{self.method} (pAUC₂₀ {p:.3f})" if np.isfinite(p) else f"{self.method} (pAUC₂₀ undefined)"
 
 
 def evaluate_erc(scores: np.ndarray, genuine: np.ndarray, qualities: Mapping[str, np.ndarray], fmr: float = 1e-3,
@@ -366,11 +366,17 @@ def read_results(folder: str | Path) -> list[ErcResult]:
     return results
 
 
-def title(results: Sequence[ErcResult]) -> str:
-    """A figure title naming the convention, the FMR and the pair counts."""
+NOTHING_TO_DISCARD = ("no false non-match at this threshold: nothing for quality to remove (flat curves, pAUC undefined);",
+                      "more people or probes, or stronger degradations, give an ERC")
+
+
+def title(results: Sequence[ErcResult], newline: str = "\n") -> str:
+    """A figure title naming the convention, the FMR and the pair counts, and saying so when there is no error to
+    remove (FNMR 0 with nothing discarded)."""
     r = results[0]
-    return (f"Error versus discard — {CONVENTIONS[r.convention]}; FMR {r.fmr:g} (threshold {r.threshold:.4f}); "
+    text = (f"Error versus discard — {CONVENTIONS[r.convention]}; FMR {r.fmr:g} (threshold {r.threshold:.4f}); "
             f"{r.genuine} genuine, {r.impostor} impostor pairs")
+    return newline.join((text, *NOTHING_TO_DISCARD)) if r.curve.at(0) == 0 else text
 
 
 def curve_style(method: str) -> tuple[str | None, str]:
@@ -387,7 +393,7 @@ def erc_plotly(results: Sequence[ErcResult]):
         colour, dash = curve_style(r.method)
         fig.add_trace(go.Scatter(x=r.curve.effective, y=r.curve.fnmr, name=r.label, mode="lines",
                                  line={"shape": "hv", "dash": dash, "color": colour}))
-    fig.update_layout(title={"text": title(results), "font": {"size": 12}},
-                      xaxis_title=DISCARD_AXIS[results[0].convention], yaxis_title="FNMR",
+    fig.update_layout(title={"text": title(results, "<br>"), "font": {"size": 12}},
+                      xaxis_title=DISCARD_AXIS[results[0].convention], yaxis_title="FNMR", yaxis_rangemode="tozero",
                       template="plotly_white", legend={"font": {"size": 10}})
     return fig

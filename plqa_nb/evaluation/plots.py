@@ -79,7 +79,7 @@ def erc_figure(results: Sequence[ErcResult]):
         ax.step(r.curve.effective, r.curve.fnmr, where="post", label=r.label, color=colour, ls=dashes[dash], lw=1.4)
     ax.set_xlabel(DISCARD_AXIS[results[0].convention])
     ax.set_ylabel("FNMR")
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(bottom=0, top=None if results[0].curve.at(0) > 0 else 1)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title(results).replace("; ", "\n", 1), fontsize=8)

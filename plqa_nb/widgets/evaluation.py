@@ -89,7 +89,8 @@ def run_utility_evaluation(identities: int = 20, probes: int = 4, estimators: Se
 def erc_figure(run: UtilityRun) -> go.Figure:
     """FNMR against the share of comparisons discarded, lowest pair quality first (fixed threshold)."""
     fig = erc.erc_plotly(run.results)
-    fig.update_layout(height=430, margin={"l": 60, "r": 10, "t": 60, "b": 50})
+    lines = fig.layout.title.text.count("<br>") + 1
+    fig.update_layout(height=430 + 20 * (lines - 1), margin={"l": 60, "r": 10, "t": 40 + 20 * lines, "b": 50})
     return fig
 
 

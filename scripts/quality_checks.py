@@ -118,7 +118,8 @@ def main() -> None:
               f"{r['compliant_other']:.0%} of {r['other_photos']} other portraits; 50-px square lowers Q̂ in "
               f"{r['square50_drops']:.0%}; occluders {', '.join(f'{k} {v:.0%}' for k, v in r['occluders_drop'].items())}")
         for kind, k in r["kinds"].items():
-            print(f"  {kind:16s} median Q̂ {' → '.join(f'{m:.5f}' for m in k['medians'])}  "
+            medians = " → ".join(f"{m:.5f}" for m in k["medians"])
+            print(f"  {kind:16s} median Q̂ {medians}  "
                   f"{'falls' if k['falls'] else 'DOES NOT FALL'}")
         print(f"  kinds whose median falls with strength: {r['kinds_falling']} of {r['kinds_total']}")
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")

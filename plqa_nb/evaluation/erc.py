@@ -366,8 +366,9 @@ def read_results(folder: str | Path) -> list[ErcResult]:
     return results
 
 
-NOTHING_TO_DISCARD = ("no false non-match at this threshold: nothing for quality to remove (flat curves, pAUC undefined);",
-                      "more people or probes, or stronger degradations, give an ERC")
+NOTHING_TO_DISCARD = (  # two lines of a figure title
+    "no false non-match at this threshold: nothing for quality to remove (flat curves, pAUC undefined);",
+    "more people or probes, or stronger degradations, give an ERC")
 
 
 def title(results: Sequence[ErcResult], newline: str = "\n") -> str:

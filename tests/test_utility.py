@@ -13,7 +13,7 @@ from plqa_nb.pipeline import Explainer, crops_to_tensor
 from plqa_nb.quality import UtilityHead
 from plqa_nb.quality.calibration import fit_logistic
 from plqa_nb.quality.devset import PROTOCOL, REFERENCES, DevSet, capture_reference, degraded_versions
-from plqa_nb.quality.utility import fit_ridge, head_inputs, identity_folds
+from plqa_nb.quality.utility import fit_head, head_inputs, identity_folds
 from plqa_nb.stages import as_face_crop
 
 pytestmark = pytest.mark.numerics  # verdicts on float values: also run on SSE4.1 kernels (.ci/run)
@@ -37,16 +37,36 @@ def test_fit_logistic_recovers_a_known_curve():
         fit_logistic(q, np.ones(q.size, bool))
 
 
-def test_fit_ridge_recovers_a_linear_map_and_folds_split_identities():
+def test_fit_head_without_pairs_is_ridge_regression_and_folds_split_identities():
     rng = np.random.default_rng(1)
     z = rng.normal(size=(500, 4)) * [1, 10, 0.1, 3] + [0, 5, -2, 1]
     w_true, b_true = np.array([0.5, -0.02, 3.0, 0.1]), 0.7
-    w, b = fit_ridge(z, z @ w_true + b_true, ridge=1e-8)
+    w, b = fit_head(z, z @ w_true + b_true, ridge=1e-8)
     np.testing.assert_allclose(w, w_true, rtol=1e-5)
     assert b == pytest.approx(b_true, rel=1e-5)
     folds = identity_folds(11, 5, seed=3)
     assert sorted(np.concatenate(folds).tolist()) == list(range(11)) and len(folds) == 5
     assert [f.tolist() for f in identity_folds(11, 5, seed=3)] == [f.tolist() for f in folds]
+
+
+def test_fit_head_ranking_term_orders_the_pairs_the_labels_cannot():
+    """Labels whose noise (σ 0.3) hides the small cost (0.001) of an effect that switches on the second input: the
+    regression's weight on it is noise; with the ranking term every pair (a probe, and it with the effect) keeps
+    its margin. Pairs the labels already order by more than the margin leave the fit as it was."""
+    rng = np.random.default_rng(2)
+    n = 400
+    clean = np.c_[rng.normal(size=n), np.zeros(n)]
+    z = np.concatenate([clean, clean + [0.0, 1.0]])
+    y = z[:, 0] - 0.001 * z[:, 1] + rng.normal(0, 0.3, 2 * n)
+    better, worse = np.arange(n), np.arange(n, 2 * n)
+    w_plain, b_plain = fit_head(z, y, ridge=1e-3)
+    w, b = fit_head(z, y, better, worse, ridge=1e-3, rank_weight=300.0, margin=0.05)
+    q = z @ w + b
+    assert np.all(q[better] - q[worse] >= 0.05 * y.std() * 0.99) and w[1] < 0
+    assert np.corrcoef(q, y)[0, 1] > 0.9 * np.corrcoef(z @ w_plain, y)[0, 1]  # the regression is not given up
+    y_clear = z[:, 0] - 1.0 * z[:, 1] + rng.normal(0, 0.3, 2 * n)  # a cost far above the margin
+    w_clear, b_clear = fit_head(z, y_clear, better, worse, ridge=1e-3, rank_weight=300.0, margin=0.05)
+    np.testing.assert_allclose(w_clear, fit_head(z, y_clear, ridge=1e-3)[0], rtol=1e-12)
 
 
 # -- the development set --------------------------------------------------------------------------------------------
@@ -147,6 +167,11 @@ def test_training_the_head_held_out_and_in_the_calibration_file(smiling):
     assert raw_probe.shape == (len(s.labels),) and raw_ref.shape == (len(smiling) * REFERENCES,)
     in_sample, held_out = np.abs(fitted - s.labels).mean(), np.abs(raw_probe - s.labels).mean()
     assert held_out > in_sample  # a held-out face is harder than a seen one, as for any unseen photo
+    better, worse = s.ordered_pairs  # clean → first strength, and each strength → the next, per face and kind
+    assert len(better) == len(smiling) * sum(len(v) for v, _ in PROTOCOL.values())
+    assert (s.probe_face[better] == s.probe_face[worse]).all()
+    assert ((s.probe_kind[better] == s.probe_kind[worse]) | (s.probe_kind[better] == "clean")).all()
+    assert np.mean(fitted[better] > fitted[worse]) == 1.0  # the ranking term: every face's order, as fitted
     config = resolve_config("dlib-resnet", calibration={"alpha": 100.0, "r": 0.9, "gamma": 11.0,
                                                          "quality_method": "utility", **extra})
     np.testing.assert_allclose(config.make_estimator().weights.numpy(), extra["head_weights"])

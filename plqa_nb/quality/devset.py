@@ -56,7 +56,6 @@ PROTOCOL: dict[str, tuple[tuple[float, ...], Callable[[np.ndarray, float, np.ran
     "shadow": ((0.5, 0.75, 0.95), _shadow),
     # mild photometric changes cost the network little (~0.001 of genuine similarity), and a head that never saw
     # them reads them as harmless or better: without these its median Q̂ rose from the clean photo to gamma 1.8
-    # (a change that can go either way, brighter or colder, can still raise a linear head: README)
     "gamma": ((1.5, 2.2, 3.0, 4.0), lambda c, s, r: dg.gamma(c, s)),
     "contrast": ((0.6, 0.4, 0.25, 0.12), lambda c, s, r: dg.contrast(c, s)),
     "cast": ((0.15, 0.3, 0.5), lambda c, s, r: dg.colour_cast(c, s if r.random() < 0.5 else -s)),
@@ -122,6 +121,16 @@ class DevScores:
     def labels(self) -> np.ndarray:
         """Per probe, its mean genuine similarity [P]: what a utility estimator learns to predict."""
         return self.genuine.mean(1)
+
+    @property
+    def ordered_pairs(self) -> tuple[np.ndarray, np.ndarray]:
+        """(better [M], worse [M]): probe indices of each face's clean crop and first strength of every kind, and
+        of each strength and the next of that kind: what a utility estimator should rank in that order."""
+        index = {key: i for i, key in enumerate(zip(self.probe_face.tolist(), self.probe_kind.tolist(),
+                                                    self.probe_level.tolist()))}
+        pairs = [(index[(f, "clean", 0)] if level == 1 else index[(f, kind, level - 1)], i)
+                 for (f, kind, level), i in index.items() if kind != "clean"]
+        return np.array([b for b, _ in pairs], int), np.array([w for _, w in pairs], int)
 
     @property
     def matches(self) -> np.ndarray:

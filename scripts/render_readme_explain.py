@@ -1,11 +1,13 @@
 """The README's first picture: `plqa explain` on a compliant photo and on a degraded copy of it, side by side.
 
-    python scripts/render_readme_explain.py ../shared/faces/london/neutral/001.jpg
+    python scripts/render_readme_explain.py ../shared/faces/london/neutral/001.jpg \
+        --reference ../shared/faces/london/smiling/001.jpg
 
 Runs the verb itself (default model) into a temporary folder and stacks the two PNGs it writes (aligned crop
 and PLQ map, Q̂ printed on them) into docs/figures/explain.png; prints the rows of results.csv, whose values
 the README quotes. The degraded copy is the photo with a strong Gaussian blur and JPEG compression
-(``--blur``, ``--jpeg``), made here and not part of any fit.
+(``--blur``, ``--jpeg``), made here and not part of any fit. With ``--reference`` (another photo of the same
+person) it also prints each panel's cosine similarity to it, the genuine score a match would be decided on.
 """
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from plqa_nb import degradations as dg
+from plqa_nb import explain
 from plqa_nb.batch import atomic_save_png
 from plqa_nb.cli import main as plqa
 from plqa_nb.images import load_image
@@ -27,9 +30,11 @@ OUT = Path(__file__).resolve().parents[1] / "docs" / "figures" / "explain.png"
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("photo", type=Path, help="a compliant photo")
-    ap.add_argument("--blur", type=float, default=9.0, help="Gaussian blur σ in px of a 600-px photo (default 9)")
-    ap.add_argument("--jpeg", type=int, default=6, help="JPEG quality of the degraded copy (default 6)")
+    ap.add_argument("--blur", type=float, default=10.0, help="Gaussian blur σ in px of a 600-px photo (default 10)")
+    ap.add_argument("--jpeg", type=int, default=5, help="JPEG quality of the degraded copy (default 5)")
+    ap.add_argument("--reference", type=Path, default=None, help="another photo of the same person")
     args = ap.parse_args()
+    reference = None if args.reference is None else np.asarray(explain(args.reference).embedding, np.float64)
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "in"
         photo = load_image(args.photo)
@@ -43,7 +48,11 @@ def main() -> None:
             rows = sorted(csv.DictReader(f), key=lambda r: r["file"])
         panels = [load_image(out / r["output"].replace(".npz", ".png")) for r in rows]
         for r in rows:
-            print(f"{Path(r['file']).name}: quality {r['quality']} (raw {r['quality_raw']}, {r['quality_method']})")
+            line = f"{Path(r['file']).name}: quality {r['quality']} (raw {r['quality_raw']}, {r['quality_method']})"
+            if reference is not None:
+                e = np.load(out / r["output"])["embedding"].astype(np.float64)
+                line += f", cosine to the reference {e @ reference / np.linalg.norm(e) / np.linalg.norm(reference):.4f}"
+            print(line)
     gap = np.full((panels[0].shape[0], 12, 3), 255, np.uint8)
     atomic_save_png(OUT, np.concatenate([panels[0], gap, panels[1]], axis=1))
     print(f"wrote {OUT}")

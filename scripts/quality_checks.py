@@ -39,9 +39,10 @@ def _square(c, s, r):
 
 
 # kind → (strengths from mild to severe, fn(crop, strength, rng)); lengths on the 112-px scale. Motion blur,
-# down-scaling, salt and pepper, darkening by an offset, desaturation, vignetting, posterisation and brightening by a
-# tone curve are not in the calibration's protocol (quality/devset.py) at all; blur, JPEG, noise, gamma, contrast,
-# a cold colour cast and squares are, at other strengths.
+# down-scaling, salt and pepper, darkening and lightening by an offset, desaturation, vignetting, posterisation and
+# brightening by a tone curve are not in the calibration's protocol (quality/devset.py) at all; blur, JPEG, noise,
+# gamma, contrast, a cold colour cast, overexposure and squares are, at other strengths (overexposure from 1 stop
+# there, from half a stop here).
 HELD_OUT = {
     "blur": ((1.5, 2.5, 3.5, 5), lambda c, s, r: dg.gaussian_blur(c, s * c.shape[0] / 112)),
     "motion": ((6, 12, 20), lambda c, s, r: dg.motion_blur(c, dg.to_crop_px(s, c.shape[0]), r.uniform(0, 180))),
@@ -56,6 +57,8 @@ HELD_OUT = {
     "vignette": ((0.4, 0.7, 0.95), lambda c, s, r: dg.vignette(c, s)),
     "posterize": ((16, 8, 4), lambda c, s, r: dg.posterize(c, s)),
     "brighten": ((0.7, 0.5, 0.35), lambda c, s, r: dg.gamma(c, s)),
+    "lighten": ((25, 50, 80), lambda c, s, r: dg.darken(c, -s)),  # every channel raised by s grey levels
+    "overexposure": ((0.5, 1.0, 1.5), lambda c, s, r: dg.exposure(c, s)),
     "cold_cast": ((0.2, 0.4, 0.6), lambda c, s, r: dg.colour_cast(c, -s)),
     "square": ((30, 50), _square),
 }

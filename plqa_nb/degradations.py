@@ -37,6 +37,12 @@ def random_square_position(rng: np.random.Generator, crop_size: int, size: int, 
     return int(rng.integers(margin, hi + 1)), int(rng.integers(margin, hi + 1))
 
 
+def random_black_square(crop: np.ndarray, size_112: float, rng: np.random.Generator) -> np.ndarray:
+    """A black square of ``size_112`` px on the paper's 112-px scale, placed by ``random_square_position``."""
+    px = to_crop_px(size_112, crop.shape[0])
+    return black_square(crop, *random_square_position(rng, crop.shape[0], px), px)
+
+
 def gaussian_blur(crop: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur with standard deviation ``sigma`` in pixels."""
     return cv2.GaussianBlur(crop, (0, 0), sigmaX=sigma, sigmaY=sigma)

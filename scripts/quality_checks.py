@@ -33,11 +33,6 @@ from plqa_nb.pipeline import Explainer
 from plqa_nb.stages import FaceCrop, as_face_crop
 
 
-def _square(c, s, r):
-    px = dg.to_crop_px(s, c.shape[0])
-    return dg.black_square(c, *dg.random_square_position(r, c.shape[0], px), px)
-
-
 # kind → (strengths from mild to severe, fn(crop, strength, rng)); lengths on the 112-px scale. Motion blur,
 # down-scaling, salt and pepper, darkening and lightening by an offset, desaturation, vignetting, posterisation and
 # brightening by a tone curve are not in the calibration's protocol (quality/devset.py) at all; blur, JPEG, noise,
@@ -60,7 +55,7 @@ HELD_OUT = {
     "lighten": ((25, 50, 80), lambda c, s, r: dg.darken(c, -s)),  # every channel raised by s grey levels
     "overexposure": ((0.5, 1.0, 1.5), lambda c, s, r: dg.exposure(c, s)),
     "cold_cast": ((0.2, 0.4, 0.6), lambda c, s, r: dg.colour_cast(c, -s)),
-    "square": ((30, 50), _square),
+    "square": ((30, 50), dg.random_black_square),
 }
 
 
@@ -85,8 +80,8 @@ def check(estimator: str, neutral: list[FaceCrop], others: list[FaceCrop], seed:
     q_other = qualities(ex, [f.crop for f in others]) if others else np.array([])
     kinds = {}
     for kind, (strengths, fn) in HELD_OUT.items():
-        per_strength = [qualities(ex, [fn(f.crop, s, dg.face_rng(seed, f.name, f"held-out {kind} {s}")) for f in neutral])
-                        for s in strengths]
+        per_strength = [qualities(ex, [fn(f.crop, s, dg.face_rng(seed, f.name, f"held-out {kind} {s}"))
+                                       for f in neutral]) for s in strengths]
         medians = [float(np.median(q)) for q in [q_clean] + per_strength]
         kinds[kind] = {"medians": medians, "falls": bool(np.all(np.diff(medians) < 0)),
                        "mildest_lowers": float(np.mean(per_strength[0] < q_clean))}
@@ -123,8 +118,8 @@ def main() -> None:
               f"{r['square50_drops']:.0%}; occluders {', '.join(f'{k} {v:.0%}' for k, v in r['occluders_drop'].items())}")
         for kind, k in r["kinds"].items():
             medians = " → ".join(f"{m:.5f}" for m in k["medians"])
-            print(f"  {kind:16s} median Q̂ {medians}  {'falls' if k['falls'] else 'DOES NOT FALL'}; the mildest "
-                  f"strength lowers Q̂ for {k['mildest_lowers']:.0%} of the faces")
+            print(f"  {kind:16s} median Q̂ {medians}  {'falls' if k['falls'] else 'DOES NOT FALL'}; "
+                  f"the mildest strength lowers Q̂ for {k['mildest_lowers']:.0%} of the faces")
         print(f"  kinds whose median falls with strength: {r['kinds_falling']} of {r['kinds_total']}")
     print(f"\ndone in {time.perf_counter() - t0:.0f} s")
     if args.json:

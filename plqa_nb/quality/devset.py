@@ -33,11 +33,6 @@ REFERENCES = 2  # emulated captures per face
 LANDMARK_JITTER = 0.03  # σ of the re-alignment noise, in inter-ocular distances
 
 
-def _square(crop: np.ndarray, size_112: float, rng: np.random.Generator) -> np.ndarray:
-    px = dg.to_crop_px(size_112, crop.shape[0])
-    return dg.black_square(crop, *dg.random_square_position(rng, crop.shape[0], px), px)
-
-
 def _shadow(crop: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
     side = 1.0 if rng.random() < 0.5 else -1.0
     return dg.directional_light(crop, (side, float(rng.normal(0, 0.3))), strength)
@@ -49,7 +44,7 @@ PROTOCOL: dict[str, tuple[tuple[float, ...], Callable[[np.ndarray, float, np.ran
     "jpeg": ((30, 15, 8, 5, 3), lambda c, s, r: dg.jpeg(c, int(s))),
     "pixelate": ((3, 5, 7, 9, 12), lambda c, s, r: dg.pixelate(c, dg.to_crop_px(s, c.shape[0]))),
     "noise": ((10, 25, 40, 60, 80), lambda c, s, r: dg.gaussian_noise(c, s, r)),
-    "square": ((20, 35, 50, 65, 80), _square),
+    "square": ((20, 35, 50, 65, 80), dg.random_black_square),
     "underexposure": ((-1.5, -2.5, -3.5), lambda c, s, r: dg.exposure(c, s)),
     "overexposure": ((1.0, 2.0, 3.0), lambda c, s, r: dg.exposure(c, s)),
     "haze": ((0.3, 0.5, 0.7), lambda c, s, r: dg.haze(c, s)),

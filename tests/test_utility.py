@@ -59,13 +59,13 @@ def test_fit_head_ranking_term_orders_the_pairs_the_labels_cannot():
     z = np.concatenate([clean, clean + [0.0, 1.0]])
     y = z[:, 0] - 0.001 * z[:, 1] + rng.normal(0, 0.3, 2 * n)
     better, worse = np.arange(n), np.arange(n, 2 * n)
-    w_plain, b_plain = fit_head(z, y, ridge=1e-3)
+    w_plain, _ = fit_head(z, y, ridge=1e-3)
     w, b = fit_head(z, y, better, worse, ridge=1e-3, rank_weight=300.0, margin=0.05)
     q = z @ w + b
     assert np.all(q[better] - q[worse] >= 0.05 * y.std() * 0.99) and w[1] < 0
     assert np.corrcoef(q, y)[0, 1] > 0.9 * np.corrcoef(z @ w_plain, y)[0, 1]  # the regression is not given up
     y_clear = z[:, 0] - 1.0 * z[:, 1] + rng.normal(0, 0.3, 2 * n)  # a cost far above the margin
-    w_clear, b_clear = fit_head(z, y_clear, better, worse, ridge=1e-3, rank_weight=300.0, margin=0.05)
+    w_clear, _ = fit_head(z, y_clear, better, worse, ridge=1e-3, rank_weight=300.0, margin=0.05)
     np.testing.assert_allclose(w_clear, fit_head(z, y_clear, ridge=1e-3)[0], rtol=1e-12)
 
 

@@ -51,9 +51,9 @@ def fit_head(z: np.ndarray, y: np.ndarray, better: np.ndarray = (), worse: np.nd
              rank_weight: float = RANK_WEIGHT, margin: float = RANK_MARGIN) -> tuple[np.ndarray, float]:
     """The linear map (w [K], b) of z [N, K] that minimises, on standardised z,
 
-        mean (z w + b − y)² + ridge ‖w‖² + rank_weight · mean_k max(0, margin σ_y − (q[better_k] − q[worse_k]))²
+        mean (q − y)² + ridge ‖w‖² + rank_weight · mean_k max(0, margin σ_y − q[better_k] + q[worse_k])²
 
-    (q = z w + b; better, worse: row indices of ordered pairs). Without pairs it is ridge regression. The
+    (q = z w + b [N]; better, worse: row indices of ordered pairs). Without pairs it is ridge regression. The
     squared hinge makes the problem piecewise quadratic: each Newton step solves it on the pairs that violate
     the margin, until that set stops changing (Chapelle, "Training a support vector machine in the primal", 2007).
     """

@@ -54,7 +54,7 @@ def main() -> int:
         _, extra, n = fitted["utility"]
         files[SHIPPED / "heads" / "dlib-resnet.json"] = {
             "backbone": "dlib-resnet", "weights_sha1": backbone.fingerprint(), "made_with": MADE_WITH.format(n=n),
-            "inputs": "[trunk features (256), unit embedding (128), log descriptor norm (1)]",
+            "inputs": "[trunk features (256), unit embedding (128), log descriptor norm (1), highlights, shadows]",
             "head_bias": extra["head_bias"], "head_weights": extra["head_weights"]}
     if "ers" in fitted:
         _, extra, n = fitted["ers"]

@@ -13,7 +13,7 @@ from plqa_nb.pipeline import Explainer, crops_to_tensor
 from plqa_nb.quality import UtilityHead
 from plqa_nb.quality.calibration import fit_logistic
 from plqa_nb.quality.devset import PROTOCOL, REFERENCES, DevSet, capture_reference, degraded_versions
-from plqa_nb.quality.utility import fit_head, head_inputs, identity_folds
+from plqa_nb.quality.utility import exposure_measures, fit_head, head_inputs, identity_folds
 from plqa_nb.stages import as_face_crop
 
 pytestmark = pytest.mark.numerics  # verdicts on float values: also run on SSE4.1 kernels (.ci/run)
@@ -112,12 +112,43 @@ def test_the_shipped_head_is_a_linear_map_of_the_networks_features(london_crops)
     with torch.no_grad():
         f = net.trunk(crops)
         d = net.head_layers(f)
-        z = torch.cat([f, d / d.norm(dim=1, keepdim=True), d.norm(dim=1, keepdim=True).log()], 1)
-    assert w.shape == (256 + 128 + 1,)
-    torch.testing.assert_close(head_inputs(net, f), z)
+        light = exposure_measures(crops)
+        z = torch.cat([f, d / d.norm(dim=1, keepdim=True), d.norm(dim=1, keepdim=True).log(), light.float()], 1)
+    assert w.shape == (256 + 128 + 1 + 2,)
+    torch.testing.assert_close(head_inputs(net, f, light), z)
     expected = (z.double() @ w + b).float()
     torch.testing.assert_close(head.raw(net, crops), expected, rtol=0, atol=1e-6)
     torch.testing.assert_close(head.raw(net, crops, features=f), expected, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="385 weights, but its inputs .* have 387.*plqa calibrate"):
+        UtilityHead(w[:385], b).raw(net, crops)  # a head of the layout before the exposure measures
+
+
+def test_exposure_measures_count_soft_highlights_and_shadows(london_crops):
+    """h rises and s falls with every step of more light, the reverse with less; a mid-grey crop has neither, a
+    white one is all highlight (h = 0.1 − softness·log 2 + …, the softplus of (1 − 0.9) / 0.03)."""
+    from plqa_nb import degradations as dg
+
+    c = london_crops[0]
+    steps = [dg.exposure(c, s) for s in (-1.0, -0.33, 0.0, 0.33, 1.0)]
+    h, s = exposure_measures(crops_to_tensor(steps)).T.numpy()
+    assert (np.diff(h) > 0).all() and (np.diff(s) < 0).all(), (h, s)
+    flat = exposure_measures(crops_to_tensor([np.full_like(c, 128), np.full_like(c, 255)])).numpy()
+    assert flat[0] == pytest.approx([0, 0], abs=1e-6)
+    assert flat[1, 0] == pytest.approx(0.03 * np.log1p(np.exp(0.1 / 0.03)), rel=1e-6) and flat[1, 1] < 1e-6
+
+
+def test_utility_falls_with_more_light(london_crops):
+    """On 6 unseen (neutral) faces: half a stop more light lowers the mean raw Q by more than 0.0005 (measured
+    0.0013), a stop more or 50 more grey levels lower every face's by more than 0.0005 (smallest drops measured:
+    0.0018, 0.0008). The head without the exposure measures failed all three (mean +0.0002; a face rose under each)."""
+    from plqa_nb import degradations as dg
+
+    ex = Explainer("dlib-resnet", quality="utility")
+    q0, half, stop, lighter = (ex.quality(crops_to_tensor([fn(c) for c in london_crops]))[1].numpy() for fn in
+                               (lambda c: c, lambda c: dg.exposure(c, 0.5), lambda c: dg.exposure(c, 1.0),
+                                lambda c: dg.darken(c, -50)))
+    assert (q0 - half).mean() > 0.0005, q0 - half
+    assert (q0 - stop > 0.0005).all() and (q0 - lighter > 0.0005).all(), (q0 - stop, q0 - lighter)
 
 
 def test_utility_falls_under_blur_on_every_face(london_crops):
@@ -160,9 +191,10 @@ def test_training_the_head_held_out_and_in_the_calibration_file(smiling):
     dev = DevSet(net, smiling, seed=0)
     head = UtilityHead()
     extra = head.fit(net, dev)
-    assert len(extra["head_weights"]) == 385 and isinstance(extra["head_bias"], float)
+    assert len(extra["head_weights"]) == 387 and isinstance(extra["head_bias"], float)
     s = dev.scores
-    fitted = head.raw(net, None, features=torch.as_tensor(s.probe_features, dtype=torch.float32)).double().numpy()
+    assert s.probe_exposure.shape == (len(s.labels), 2) and s.reference_exposure.shape == (len(smiling) * REFERENCES, 2)
+    fitted = dev.raw(head)[0]  # the head on the set's images, made again from the seed
     raw_probe, raw_ref = head.out_of_fold_raw(net, dev, folds=3, seed=0)
     assert raw_probe.shape == (len(s.labels),) and raw_ref.shape == (len(smiling) * REFERENCES,)
     in_sample, held_out = np.abs(fitted - s.labels).mean(), np.abs(raw_probe - s.labels).mean()

@@ -116,7 +116,7 @@ class DlibResNet(Backbone):
     # *smiling* photos (seed 0; FaceQAN on the first 26), so that the neutral photos stay unseen. Eq. 3 uses the
     # paper's ‖e‖₁: the signed Σe of the authors' code scales each map by 1/|Σe|, which varies from photo to
     # photo (and explodes near 0) on this 128-d embedding, so maps would not be comparable.
-    defaults = BackboneDefaults(quality="utility", scaling={"utility": (118.04, 0.929683), "ers": (144.94, 0.068983),
+    defaults = BackboneDefaults(quality="utility", scaling={"utility": (121.88, 0.93007), "ers": (144.94, 0.068983),
                                                            "serfiq": (264.77, 0.469237), "faceqan": (12.383, 0.694654)},
                                 gamma=11.83, norm="l1")
     # 17×17 after the first block of the 64-channel stage, 8×8 at the end of the 128-channel stage (150-px crop)

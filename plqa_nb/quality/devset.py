@@ -28,6 +28,7 @@ from .. import degradations as dg
 from ..alignment import similarity_transform
 from ..backbones.base import Backbone, crops_to_tensor
 from ..stages import FaceCrop
+from .utility import exposure_measures
 
 REFERENCES = 2  # emulated captures per face
 LANDMARK_JITTER = 0.03  # σ of the re-alignment noise, in inter-ocular distances
@@ -96,9 +97,9 @@ class DevScores:
     """The network's view of a DevSet of F faces, P probes and F·K references (K = ``REFERENCES``).
 
     probe_face [P] (index of the face), probe_kind [P], probe_level [P]; probe_features [P, Fd],
-    probe_embedding [P, D]; reference_features [F·K, Fd], reference_embedding [F·K, D] (face f's references
-    at rows f·K .. f·K + K − 1); genuine [P, K]: cosine of each probe to its face's references; threshold:
-    the cosine at the false match rate ``fmr`` of every probe against every other face's references.
+    probe_embedding [P, D], probe_exposure [P, 2] (``utility.exposure_measures``); reference_features [F·K, Fd],
+    reference_embedding [F·K, D], reference_exposure [F·K, 2] (face f's references at rows f·K .. f·K + K − 1);
+    genuine [P, K]: cosine of each probe to its face's references; threshold: the cosine at the false match rate ``fmr`` of every probe against every other face's references.
     """
 
     probe_face: np.ndarray
@@ -106,8 +107,10 @@ class DevScores:
     probe_level: np.ndarray
     probe_features: np.ndarray
     probe_embedding: np.ndarray
+    probe_exposure: np.ndarray
     reference_features: np.ndarray
     reference_embedding: np.ndarray
+    reference_exposure: np.ndarray
     genuine: np.ndarray
     threshold: float
     fmr: float
@@ -165,17 +168,20 @@ class DevSet:
         from ..evaluation.erc import threshold_at_fmr
         from ..stages import network_pass
 
-        face, kind, level, feats, embs, ref_feats, ref_embs = [], [], [], [], [], [], []
+        face, kind, level, feats, embs, lights, ref_feats, ref_embs, ref_lights = [], [], [], [], [], [], [], [], []
         for i, kinds, levels, x in self.batches():
             net = network_pass(self.backbone, x, gradient=False)
+            light = exposure_measures(x).cpu().numpy()
             n = len(kinds)
             face += [i] * n
             kind += kinds
             level += levels
             feats.append(net.features[:n].cpu().double().numpy())
             embs.append(net.embedding[:n].cpu().double().numpy())
+            lights.append(light[:n])
             ref_feats.append(net.features[n:].cpu().double().numpy())
             ref_embs.append(net.embedding[n:].cpu().double().numpy())
+            ref_lights.append(light[n:])
         face, emb, ref_emb = np.array(face), np.concatenate(embs), np.concatenate(ref_embs)
         sims = emb @ ref_emb.T  # [P, F·K]
         ref_face = np.repeat(np.arange(len(self.faces)), REFERENCES)
@@ -183,7 +189,8 @@ class DevSet:
         genuine = sims[own].reshape(len(face), REFERENCES)
         return DevScores(probe_face=face, probe_kind=np.array(kind), probe_level=np.array(level),
                          probe_features=np.concatenate(feats), probe_embedding=emb,
-                         reference_features=np.concatenate(ref_feats), reference_embedding=ref_emb, genuine=genuine,
+                         probe_exposure=np.concatenate(lights), reference_features=np.concatenate(ref_feats),
+                         reference_embedding=ref_emb, reference_exposure=np.concatenate(ref_lights), genuine=genuine,
                          threshold=threshold_at_fmr(sims[~own], self.fmr), fmr=self.fmr)
 
     def raw(self, estimator, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -116,7 +116,7 @@ def test_calibrate_verb_writes_a_file_the_other_verbs_take(faces_dir, tmp_path, 
     assert record["dev_comparisons"] == 8 * 2 * 49  # 8 faces × 2 references × (1 clean + 48 degraded) probes
     assert 0.90 < record["match_threshold"] < 0.96  # the 102-face set gives 0.933
     assert record["alpha"] > 10 and 0.85 < record["r"] < 1.0 and 5 < record["gamma"] < 20
-    assert len(record["head_weights"]) == 256 + 128 + 1
+    assert len(record["head_weights"]) == 256 + 128 + 1 + 2  # features, unit embedding, log norm, highlights, shadows
     config = resolve_config(calibration=path)
     assert (config.alpha, config.r, config.gamma) == (record["alpha"], record["r"], record["gamma"])
     capsys.readouterr()

@@ -10,7 +10,7 @@ upsampled bilinearly to the crop and averaged: [B, S, S], about 1 on a typical c
 It is not an attribution of Q̂: it says *what* is unlike a compliant face as the recognition network sees it, one
 forward pass per image, whatever the estimator. The counterfactual map (``attribution.counterfactual``) says how
 much Q̂ would gain there. Deviation drives the region feedback (``experiments.regions.flag_region``): chosen by
-measurement (README: it localises occluders with ROC AUC 0.92 on held-out photos, the counterfactual 0.76, the
+measurement (README: it localises occluders with ROC AUC 0.92 on held-out photos, the counterfactual 0.75, the
 paper's saliency 0.60), because with a good backbone a cap or a hand lowers Q̂ too little to stand out by its
 counterfactual gain alone.
 """

@@ -134,7 +134,7 @@ def test_exposure_measures_count_soft_highlights_and_shadows(london_crops):
     assert (np.diff(h) > 0).all() and (np.diff(s) < 0).all(), (h, s)
     flat = exposure_measures(crops_to_tensor([np.full_like(c, 128), np.full_like(c, 255)])).numpy()
     assert flat[0] == pytest.approx([0, 0], abs=1e-6)
-    assert flat[1, 0] == pytest.approx(0.03 * np.log1p(np.exp(0.1 / 0.03)), rel=1e-6) and flat[1, 1] < 1e-6
+    assert flat[1, 0] == pytest.approx(0.03 * np.log1p(np.exp(0.1 / 0.03)), rel=1e-5) and flat[1, 1] < 1e-6
 
 
 def test_utility_falls_with_more_light(london_crops):

@@ -55,8 +55,8 @@ def exposure_measures(crops: torch.Tensor) -> torch.Tensor:
     softness·softplus((SHADOW − Y) / softness) over the crop's luminance Y (Rec. 601, 0..1). Soft counts of the
     bright and dark pixels, as in the over- and under-exposure prevention measures of ISO/IEC 29794-5, that a
     small change of light moves."""
-    rgb = crops.double() / 255
-    y = 0.299 * rgb[:, 0] + 0.587 * rgb[:, 1] + 0.114 * rgb[:, 2]
+    luma = torch.tensor([0.299, 0.587, 0.114], device=crops.device) / 255
+    y = torch.einsum("c,bchw->bhw", luma, crops.float())
     soft = torch.nn.functional.softplus
     return torch.stack([soft((y - HIGHLIGHT) / SOFTNESS).mean((1, 2)),
                         soft((SHADOW - y) / SOFTNESS).mean((1, 2))], 1) * SOFTNESS

@@ -36,8 +36,8 @@ from plqa_nb.stages import FaceCrop, as_face_crop
 # kind → (strengths from mild to severe, fn(crop, strength, rng)); lengths on the 112-px scale. Motion blur,
 # down-scaling, salt and pepper, darkening and lightening by an offset, desaturation, vignetting, posterisation and
 # brightening by a tone curve are not in the calibration's protocol (quality/devset.py) at all; blur, JPEG, noise,
-# gamma, contrast, a cold colour cast, overexposure and squares are, at other strengths (overexposure from 1 stop
-# there, from half a stop here).
+# gamma, contrast, a warm and a cold colour cast, under- and overexposure and squares are, at other strengths (under-
+# and overexposure from 1.5 and 1 stop there, from half a stop here).
 HELD_OUT = {
     "blur": ((1.5, 2.5, 3.5, 5), lambda c, s, r: dg.gaussian_blur(c, s * c.shape[0] / 112)),
     "motion": ((6, 12, 20), lambda c, s, r: dg.motion_blur(c, dg.to_crop_px(s, c.shape[0]), r.uniform(0, 180))),
@@ -53,7 +53,9 @@ HELD_OUT = {
     "posterize": ((16, 8, 4), lambda c, s, r: dg.posterize(c, s)),
     "brighten": ((0.7, 0.5, 0.35), lambda c, s, r: dg.gamma(c, s)),
     "lighten": ((25, 50, 80), lambda c, s, r: dg.darken(c, -s)),  # every channel raised by s grey levels
+    "underexposure": ((-0.5, -1.0, -2.0), lambda c, s, r: dg.exposure(c, s)),
     "overexposure": ((0.5, 1.0, 1.5), lambda c, s, r: dg.exposure(c, s)),
+    "warm_cast": ((0.2, 0.4, 0.6), lambda c, s, r: dg.colour_cast(c, s)),
     "cold_cast": ((0.2, 0.4, 0.6), lambda c, s, r: dg.colour_cast(c, -s)),
     "square": ((30, 50), dg.random_black_square),
 }

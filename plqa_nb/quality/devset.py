@@ -99,7 +99,8 @@ class DevScores:
     probe_face [P] (index of the face), probe_kind [P], probe_level [P]; probe_features [P, Fd],
     probe_embedding [P, D], probe_exposure [P, 2] (``utility.exposure_measures``); reference_features [F·K, Fd],
     reference_embedding [F·K, D], reference_exposure [F·K, 2] (face f's references at rows f·K .. f·K + K − 1);
-    genuine [P, K]: cosine of each probe to its face's references; threshold: the cosine at the false match rate ``fmr`` of every probe against every other face's references.
+    genuine [P, K]: cosine of each probe to its face's references; threshold: the cosine at the false match rate
+    ``fmr`` of every probe against every other face's references.
     """
 
     probe_face: np.ndarray

@@ -125,7 +125,7 @@ def test_the_shipped_head_is_a_linear_map_of_the_networks_features(london_crops)
 
 def test_exposure_measures_count_soft_highlights_and_shadows(london_crops):
     """h rises and s falls with every step of more light, the reverse with less; a mid-grey crop has neither, a
-    white one is all highlight (h = 0.1 − softness·log 2 + …, the softplus of (1 − 0.9) / 0.03)."""
+    white one is all highlight (h = 0.03 · softplus((1 − 0.9) / 0.03) ≈ 0.101)."""
     from plqa_nb import degradations as dg
 
     c = london_crops[0]

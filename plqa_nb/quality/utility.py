@@ -100,6 +100,23 @@ def fit_head(z: np.ndarray, y: np.ndarray, better: np.ndarray = (), worse: np.nd
     return w, float(theta[-1] - mu @ w)
 
 
+def fit_head_on(z: np.ndarray, y: np.ndarray, keep: np.ndarray, better: np.ndarray, worse: np.ndarray,
+                **settings) -> tuple[np.ndarray, float]:
+    """``fit_head`` on the rows of z [N, K] and y [N] where keep [N] (bool) is set, with the ordered pairs (row
+    indices into all N) whose two probes are both kept; settings: ridge, rank_weight, margin."""
+    rows = np.cumsum(keep) - 1  # index of each kept row among the kept rows
+    kept = keep[better] & keep[worse]
+    return fit_head(z[keep], y[keep], rows[better[kept]], rows[worse[kept]], **settings)
+
+
+def dev_inputs(backbone: Backbone, features: np.ndarray, exposure: np.ndarray) -> np.ndarray:
+    """``head_inputs`` [N, K] (float64) of stored trunk features [N, F] and exposure measures [N, 2]."""
+    device = next(backbone.parameters()).device
+    with torch.no_grad():
+        f = torch.as_tensor(features, dtype=torch.float32, device=device)
+        return head_inputs(backbone, f, torch.as_tensor(exposure, device=device)).double().cpu().numpy()
+
+
 def identity_folds(n_faces: int, folds: int, seed: int) -> list[np.ndarray]:
     """Face indices split into ``folds`` seeded groups (identity-disjoint cross-validation)."""
     order = np.random.default_rng(seed).permutation(n_faces)
@@ -147,32 +164,24 @@ class UtilityHead(QualityEstimator):
                                  f"--backbone {backbone.name} --quality utility` again")
             return (z.double() @ w.to(z.device) + b).to(f.dtype)
 
-    def _inputs(self, backbone: Backbone, features: np.ndarray, exposure: np.ndarray) -> np.ndarray:
-        device = next(backbone.parameters()).device
-        with torch.no_grad():
-            f = torch.as_tensor(features, dtype=torch.float32, device=device)
-            return head_inputs(backbone, f, torch.as_tensor(exposure, device=device)).double().cpu().numpy()
-
     def fit(self, backbone: Backbone, dev) -> dict:
         s = dev.scores
         better, worse = s.ordered_pairs
-        w, b = fit_head(self._inputs(backbone, s.probe_features, s.probe_exposure), s.labels, better, worse,
+        w, b = fit_head(dev_inputs(backbone, s.probe_features, s.probe_exposure), s.labels, better, worse,
                         self.ridge, self.rank_weight, self.margin)
         self.weights, self.bias = torch.from_numpy(w), b
         return {"head_weights": [float(v) for v in w], "head_bias": b}
 
     def out_of_fold_raw(self, backbone: Backbone, dev, folds: int = 5, seed: int = 0):
         s = dev.scores
-        z_probe = self._inputs(backbone, s.probe_features, s.probe_exposure)
-        z_ref = self._inputs(backbone, s.reference_features, s.reference_exposure)
+        z_probe = dev_inputs(backbone, s.probe_features, s.probe_exposure)
+        z_ref = dev_inputs(backbone, s.reference_features, s.reference_exposure)
         ref_face = np.repeat(np.arange(len(dev.faces)), len(s.reference_features) // len(dev.faces))
         better, worse = s.ordered_pairs
         raw_probe, raw_ref = np.empty(len(z_probe)), np.empty(len(z_ref))
         for held in identity_folds(len(dev.faces), folds, seed):
             out_p, out_r = np.isin(s.probe_face, held), np.isin(ref_face, held)
-            rows = np.cumsum(~out_p) - 1  # index of each training probe among the training probes
-            kept = ~out_p[better]  # a pair belongs to one face: both probes are in or out
-            w, b = fit_head(z_probe[~out_p], s.labels[~out_p], rows[better[kept]], rows[worse[kept]], self.ridge,
-                            self.rank_weight, self.margin)
+            w, b = fit_head_on(z_probe, s.labels, ~out_p, better, worse, ridge=self.ridge,
+                               rank_weight=self.rank_weight, margin=self.margin)
             raw_probe[out_p], raw_ref[out_r] = z_probe[out_p] @ w + b, z_ref[out_r] @ w + b
         return raw_probe, raw_ref

@@ -8,7 +8,7 @@ LOCK := requirements.lock
 ISA_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 ISA_SSE41 := ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default
 
-.PHONY: demo test test-numerics test-numerics-quick lab app bench lock clean
+.PHONY: demo test test-numerics test-numerics-quick lab app bench lock clean calibrations check-calibrations
 
 # the exact versions of requirements.lock, then the package itself without resolving anything again
 $(STAMP): $(LOCK) pyproject.toml Makefile
@@ -57,3 +57,16 @@ lock:
 
 clean:
 	rm -rf $(VENV) results
+
+# the calibration bundles shipped for the built-in networks: `plqa calibrate` on the London *smiling* photos (the
+# neutral ones stay held out). `make calibrations` refits and writes them; `make check-calibrations` refits and
+# compares with the shipped files, writing nothing.
+FACES ?= ../shared/faces
+DEV_PHOTOS := $(FACES)/london/smiling
+LONDON := photos: Face Research Lab London Set, smiling, CC BY 4.0, DeBruine & Jones 2017
+CALIBRATE = $(BIN)/plqa calibrate $(DEV_PHOTOS) --note "$(LONDON)" --overwrite
+calibrations check-calibrations: $(STAMP)
+	$(CALIBRATE) --backbone dlib-resnet --estimators utility ers serfiq faceqan:26 \
+		--out plqa_nb/shipped/dlib-resnet.json $(if $(findstring check,$@),--check)
+	$(CALIBRATE) --backbone sface --estimators utility ers serfiq faceqan:26 \
+		--out plqa_nb/shipped/sface.json $(if $(findstring check,$@),--check)

@@ -22,10 +22,9 @@ import numpy as np
 import torch
 
 from .alignment import AlignedFace, align_face
-from .attribution.compliant_norm import compliant_norm_text
 from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
 from .backbones.base import crops_to_tensor
-from .config import ModelConfig, resolve_config
+from .config import ModelConfig, check_weights, resolve_config
 from .detection import Detection, detect_faces
 from .errors import NumericalError
 from .images import MAX_PIXELS, ImageLike, describe, load_image
@@ -47,7 +46,8 @@ class Explainer:
         backbone: registry name or a Backbone.
         quality: estimator name ("ers", "serfiq", "faceqan", ...); None = the calibration's or the backbone's.
         method: attribution method name (see ``plqa_nb.attribution``); "saliency" is the paper's PLQ.
-        calibration: a calibration JSON path (or its dict), or None for the backbone's defaults.
+        calibration: a calibration bundle (path, its JSON object or a ``CalibrationBundle``), or None for the
+            bundle shipped for the backbone.
         device: "cpu" or "cuda".
         seed, norm, clip_grad, quality_params: see ``ModelConfig``; None = the calibration's or the backbone's.
         config: a resolved ``ModelConfig`` instead of the arguments above (backbone must then be its name or
@@ -68,11 +68,12 @@ class Explainer:
             seed=seed)
         if self.config.backbone != self.backbone.name:
             raise ValueError(f"configuration for backbone '{self.config.backbone}' given with '{self.backbone.name}'")
+        check_weights(self.config, self.backbone)
         self.estimator = self.config.make_estimator()
         self.method = method
         self.model = QualityRegressionModel(
             self.backbone, clip_grad=self.config.clip_grad, estimate=self._raw_quality,
-            compliant_norm=compliant_norm_text(self.backbone, self.config.compliant_norm))
+            compliant_norm=self.config.compliant_norm)
 
     def _raw_quality(self, crops: torch.Tensor) -> torch.Tensor:
         return raw_quality(self.estimator, self.backbone, crops, None, self.seed)

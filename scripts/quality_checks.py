@@ -35,7 +35,7 @@ from plqa_nb.stages import FaceCrop, as_face_crop
 
 # kind → (strengths from mild to severe, fn(crop, strength, rng)); lengths on the 112-px scale. Motion blur,
 # down-scaling, salt and pepper, darkening and lightening by an offset, desaturation, vignetting, posterisation and
-# brightening by a tone curve are not in the calibration's protocol (quality/devset.py) at all; blur, JPEG, noise,
+# brightening by a tone curve are not in the calibration's protocol (calibration/devset.py) at all; blur, JPEG, noise,
 # gamma, contrast, a warm and a cold colour cast, under- and overexposure and squares are, at other strengths (under-
 # and overexposure from 1.5 and 1 stop there, from half a stop here).
 HELD_OUT = {

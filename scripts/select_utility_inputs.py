@@ -28,7 +28,7 @@ from plqa_nb.backbones import load_backbone
 from plqa_nb.backbones.base import crops_to_tensor
 from plqa_nb.images import iter_image_files
 from plqa_nb.pipeline import Explainer
-from plqa_nb.quality.devset import REFERENCES, DevSet
+from plqa_nb.calibration.devset import REFERENCES, DevSet
 from plqa_nb.quality.utility import dev_inputs, exposure_measures, fit_head_on, identity_folds
 from plqa_nb.stages import as_face_crop, network_pass
 

@@ -3,8 +3,7 @@
 ``CompliantNorm`` holds, per backbone (and independent of the quality estimator), the mean aligned face of
 compliant photos (the counterfactual's baseline, ``attribution.counterfactual``) and their feature statistics
 (``deviation.FeatureNorm``: the deviation map and the region-feedback threshold, ``attribution.deviation``).
-dlib-resnet's ships in ``plqa_nb/shipped/norms/`` (fitted on the London *smiling* photos by
-``scripts/ship_defaults.py``); ``plqa calibrate`` fits one for any backbone into a calibration file.
+``plqa calibrate`` fits it into the network's calibration bundle (``calibration.bundle``).
 """
 from __future__ import annotations
 
@@ -18,7 +17,6 @@ import torch
 
 from ..backbones.base import Backbone
 from ..regression import QualityRegressionModel
-from ..shipped import shipped_record
 from .deviation import FeatureNorm, fit_feature_norm
 
 MEAN_FACE_SIDE = 48  # px of the shipped mean face: enough for eyes, nose and mouth, too coarse for a person
@@ -48,15 +46,6 @@ class CompliantNorm:
     @classmethod
     def from_record(cls, record: dict) -> "CompliantNorm":
         return cls(np.asarray(record["mean_face"], np.uint8), FeatureNorm.from_record(record["features"]))
-
-
-def compliant_norm_text(backbone: Backbone, record: str = "") -> str:
-    """The JSON text of the norm for ``backbone``: a calibration file's entry (``record``) or the one shipped for
-    these weights; "" if there is none."""
-    if record:
-        return record
-    shipped = shipped_record("norms", backbone)
-    return json.dumps({k: shipped[k] for k in ("mean_face", "features")}, sort_keys=True) if shipped else ""
 
 
 def compliant_norm(model: QualityRegressionModel) -> CompliantNorm:

@@ -6,8 +6,6 @@ forward pass), ``serfiq`` (Eq. 1, head-only dropout passes), ``faceqan`` (advers
 """
 from __future__ import annotations
 
-from typing import Callable
-
 from .base import QualityEstimator, QualityScaling, read_calibration, seeded_generator, seeded_uniform
 from .faceqan import FaceQan
 from .recognizability import Recognizability, ui_centre

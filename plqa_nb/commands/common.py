@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from ..backbones import DEFAULT_BACKBONE, available_backbones
+from ..backbones import DEFAULT_BACKBONE, backbone_spec
 from ..batch import atomic_write_bytes, output_lock
 from ..images import MAX_PIXELS
 from ..quality import available_estimators
@@ -28,9 +28,21 @@ def _megapixels(text: str) -> int:
     return round(value * 1e6)
 
 
+def backbone_name(text: str) -> str:
+    """--backbone: a registered name or ``onnx:PATH[?options]``; the error lists the available names."""
+    try:
+        backbone_spec(text)
+    except KeyError as exc:
+        raise argparse.ArgumentTypeError(exc.args[0]) from None
+    except (ValueError, OSError) as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones(),
-                   help=f"face-recognition network (default {DEFAULT_BACKBONE}, works offline)")
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE, type=backbone_name,
+                   help=f"face-recognition network: a registered name or onnx:PATH[?options] (default "
+                        f"{DEFAULT_BACKBONE}, works offline)")
     p.add_argument("--quality", choices=available_estimators(), default=None,
                    help="quality estimator (default: the backbone's own choice)")
     p.add_argument("--calibration", type=Path, default=None, help="JSON from `plqa calibrate` (alpha, r, gamma)")

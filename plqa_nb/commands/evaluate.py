@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backbones import DEFAULT_BACKBONE, available_backbones
+from ..backbones import DEFAULT_BACKBONE
 from ..batch import ResultTable, atomic_save_csv, atomic_save_figure, atomic_save_npz, run_batch
 from ..evaluation.erc import CONVENTIONS, ERC_COLUMNS, SUMMARY_COLUMNS
 from ..quality import available_estimators
-from .common import check_settings, print_summary
+from .common import backbone_name, check_settings, print_summary
 
 RUN_COLUMNS = ["backbone", "impostor_selection", "images", "failed_images", "dropped_pairs"]
 SHOWN_FAILURES = 20  # failed files listed on stdout (all of them are in images.csv)
@@ -53,7 +53,7 @@ def register(sub) -> None:
     e.add_argument("--max-impostors", type=int, default=200_000,
                    help="folder layout: at most this many impostor pairs, a seeded uniform sample when there are "
                         "more (default 200000; 0: all)")
-    e.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones(),
+    e.add_argument("--backbone", default=DEFAULT_BACKBONE, type=backbone_name,
                    help=f"face-recognition network (default {DEFAULT_BACKBONE})")
     e.add_argument("--device", default="cpu", help="cpu or cuda")
     e.add_argument("--seed", type=int, default=0,

@@ -1,0 +1,159 @@
+"""Any ONNX face-recognition network as a backbone (converted by :mod:`plqa_nb.backbones.onnx_import`).
+
+Python::
+
+    from plqa_nb.backbones.onnx_backbone import OnnxBackbone
+    backbone = OnnxBackbone("w600k_r50.onnx", crop_size=112, mean=127.5, std=127.5, channels="rgb")
+
+By name (``load_backbone``, ``Explainer``, the CLI's ``--backbone``): ``onnx:PATH`` with options after a ``?``
+as ``key=value`` pairs joined by ``&``, e.g. ``onnx:/models/r50.onnx?crop=112&mean=127.5&std=127.5&channels=bgr``:
+
+* ``crop``: side S of the aligned square crop in pixels (default 112);
+* ``mean``, ``std``: the network reads (pixel − mean) / std of 0..255 pixels (default 127.5, 127.5, the
+  insightface ArcFace convention; ``mean=0&std=1`` for a graph that scales its input itself, as SFace does);
+* ``channels``: ``rgb`` (default) or ``bgr``, the channel order the network expects;
+* ``head``: the ONNX node where the head starts (default: the last Gemm/MatMul);
+* ``template``: ``arcface`` (default: ArcFace's five-point template scaled to S) or ten numbers
+  ``x1,y1,…,x5,y5`` (crop pixels; left eye, right eye, nose tip, left and right mouth corner).
+
+The name is the backbone's ``name``, so a ``ModelConfig`` resolves from it. Its defaults are placeholders
+(``ONNX_DEFAULTS``): calibrate with ``plqa calibrate --backbone onnx:...``.
+"""
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qsl
+
+import numpy as np
+import torch
+
+from ..alignment import ARCFACE_TEMPLATE_112
+from .base import Backbone, BackboneDefaults
+from .onnx_import import load_onnx_split
+
+ONNX_PREFIX = "onnx:"
+#: placeholders until a calibration file gives (α, r) and γ for the network.
+ONNX_DEFAULTS = BackboneDefaults(quality="utility", scaling={}, gamma=10.0, norm="l1")
+CHANNEL_ORDERS = ("rgb", "bgr")
+_OPTIONS = ("crop", "mean", "std", "channels", "head", "template")
+
+
+def arcface_template(crop_size: int) -> np.ndarray:
+    """ArcFace's 112-px five-point template scaled to an S×S crop, [5, 2] crop pixels."""
+    return ARCFACE_TEMPLATE_112 * (crop_size / 112.0)
+
+
+class OnnxBackbone(Backbone):
+    """An ONNX network split at its head node (see the module docstring for the options).
+
+    ``trunk``: crops [B, 3, S, S] RGB 0..255 → (channel order, (x − mean) / std) → the graph up to the head node,
+    flattened to [B, F]; ``head_layers``: the rest of the graph, [B, F] → raw embedding [B, D].
+    ``feature_taps``: the last modules whose maps are nearest S/8 and S/16 (found by running a blank crop) unless
+    given.
+    """
+
+    def __init__(self, path: str | os.PathLike, name: str | None = None, crop_size: int = 112,
+                 template: np.ndarray | None = None, mean: float = 127.5, std: float = 127.5, channels: str = "rgb",
+                 head: str | None = None, feature_taps: tuple[str, ...] | None = None,
+                 defaults: BackboneDefaults = ONNX_DEFAULTS):
+        super().__init__()
+        if channels not in CHANNEL_ORDERS:
+            raise ValueError(f"channels must be one of {CHANNEL_ORDERS}, not {channels!r}")
+        if not std:
+            raise ValueError("std must not be 0")
+        split = load_onnx_split(path, head)
+        self.trunk_net, self.head_net = split.trunk, split.head
+        self.head_node = split.head_node
+        self.name = name or f"{ONNX_PREFIX}{os.fspath(path)}"
+        self.crop_size = int(crop_size)
+        self.template = arcface_template(self.crop_size) if template is None else np.asarray(template, float)
+        self.mean, self.std, self.channels, self.defaults = float(mean), float(std), channels, defaults
+        self.feature_taps = tuple(feature_taps) if feature_taps is not None else self._find_taps()
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels == "bgr":
+            x = x.flip(1)
+        return self.trunk_net((x - self.mean) / self.std)
+
+    def head_layers(self, features: torch.Tensor) -> torch.Tensor:
+        return self.head_net(features)
+
+    def _find_taps(self) -> tuple[str, ...]:
+        """Names of the last trunk modules whose output maps are nearest S/8 and S/16 on a side."""
+        sizes: dict[str, int] = {}
+
+        def record(name: str):
+            def hook(_module, inputs, output):
+                if isinstance(output, torch.Tensor) and output.dim() == 4 and not (inputs and output is inputs[0]):
+                    sizes[name] = output.shape[-1]
+            return hook
+
+        leaves = [(f"trunk_net.{n}", m) for n, m in self.trunk_net.named_modules() if n and not list(m.children())]
+        handles = [m.register_forward_hook(record(n)) for n, m in leaves]
+        try:
+            with torch.no_grad():
+                self.trunk(torch.full((1, 3, self.crop_size, self.crop_size), 127.0))
+        finally:
+            for h in handles:
+                h.remove()
+        if not sizes:
+            return ()
+        taps = []
+        for target in (self.crop_size / 8, self.crop_size / 16):
+            best = min(abs(s - target) for s in sizes.values())
+            taps.append([n for n, s in sizes.items() if abs(s - target) == best][-1])
+        return tuple(dict.fromkeys(taps))
+
+
+def parse_onnx_name(name: str) -> dict:
+    """``onnx:PATH?key=value&…`` → keyword arguments of ``OnnxBackbone`` (``path`` included, ``name`` = ``name``).
+
+    Raises:
+        ValueError: not an ``onnx:`` name, an unknown option or a bad value (named).
+        FileNotFoundError: PATH does not exist.
+    """
+    if not name.startswith(ONNX_PREFIX):
+        raise ValueError(f"'{name}' is not an ONNX backbone name ({ONNX_PREFIX}PATH[?options])")
+    path, _, query = name[len(ONNX_PREFIX):].partition("?")
+    if not path:
+        raise ValueError(f"'{name}' names no file ({ONNX_PREFIX}PATH[?options])")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"ONNX model {path} (backbone '{name}') does not exist")
+    kwargs: dict = {"path": path, "name": name}
+    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+        if key not in _OPTIONS:
+            raise ValueError(f"backbone '{name}': unknown option '{key}'; options: {', '.join(_OPTIONS)}")
+        try:
+            if key == "crop":
+                kwargs["crop_size"] = int(value)
+                if kwargs["crop_size"] < 16:
+                    raise ValueError("below 16 px")
+            elif key in ("mean", "std"):
+                kwargs[key] = float(value)
+                if not np.isfinite(kwargs[key]) or (key == "std" and kwargs[key] == 0):
+                    raise ValueError("not a finite non-zero number" if key == "std" else "not finite")
+            elif key == "channels":
+                if value not in CHANNEL_ORDERS:
+                    raise ValueError(f"not one of {', '.join(CHANNEL_ORDERS)}")
+                kwargs[key] = value
+            elif key == "head":
+                kwargs[key] = value
+            elif value != "arcface":
+                kwargs["template"] = np.array([float(v) for v in value.split(",")], float).reshape(5, 2)
+        except ValueError as exc:
+            raise ValueError(f"backbone '{name}': bad {key}={value!r} ({exc})") from None
+    return kwargs
+
+
+def onnx_crop_size(name: str) -> int:
+    """The crop side S an ``onnx:`` name asks for (without converting the network)."""
+    return parse_onnx_name(name).get("crop_size", 112)
+
+
+def load_onnx_backbone(name: str) -> OnnxBackbone:
+    """The backbone an ``onnx:PATH?options`` name describes."""
+    return OnnxBackbone(**parse_onnx_name(name))
+
+
+__all__ = ["CHANNEL_ORDERS", "ONNX_DEFAULTS", "ONNX_PREFIX", "OnnxBackbone", "arcface_template", "load_onnx_backbone",
+           "onnx_crop_size", "parse_onnx_name"]

@@ -77,6 +77,11 @@ class Backbone(nn.Module):
         """Features [B,F] (after dropout) → raw (unnormalised) embedding [B,D]."""
         raise NotImplementedError
 
+    def head_features(self, features: torch.Tensor) -> torch.Tensor:
+        """The trunk's features [B, F] as a trained quality head takes them (``quality.utility``): as they are
+        by default; a backbone whose features are a flattened feature map overrides this to pool it."""
+        return features
+
     def head(
         self,
         features: torch.Tensor,

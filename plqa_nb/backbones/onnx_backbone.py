@@ -33,8 +33,9 @@ from .onnx_import import load_onnx_split
 
 ONNX_PREFIX = "onnx:"
 #: placeholders until a calibration file gives (α, r) and γ for the network.
-ONNX_DEFAULTS = BackboneDefaults(quality="utility", scaling={}, gamma=10.0, norm="l1")
+ONNX_DEFAULTS = BackboneDefaults(quality="utility", norm="l1", family="arcface")
 CHANNEL_ORDERS = ("rgb", "bgr")
+MAX_HEAD_FEATURES = 4096  # trunk features above this many are a flattened map: heads take its channel means
 _OPTIONS = ("crop", "mean", "std", "channels", "head", "template")
 
 
@@ -77,6 +78,30 @@ class OnnxBackbone(Backbone):
 
     def head_layers(self, features: torch.Tensor) -> torch.Tensor:
         return self.head_net(features)
+
+    def head_features(self, features: torch.Tensor) -> torch.Tensor:
+        """The features as they are, or, when they are a flattened C×h×w map of more than ``MAX_HEAD_FEATURES``
+        numbers, its C channel means [B, C]."""
+        grid = self._feature_grid()
+        if features.shape[1] <= MAX_HEAD_FEATURES or grid is None:
+            return features
+        return features.view(len(features), grid[0], -1).mean(-1)
+
+    def _feature_grid(self) -> tuple[int, int, int] | None:
+        """(C, h, w) of the last trunk feature map whose size is that of the flattened features, or None."""
+        if not hasattr(self, "_grid"):
+            shapes: list[tuple[int, ...]] = []
+            hooks = [m.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape[1:]))
+                                             if isinstance(out, torch.Tensor) and out.dim() == 4 else None)
+                     for m in self.trunk_net.modules()]
+            try:
+                with torch.no_grad():
+                    size = self.trunk(torch.full((1, 3, self.crop_size, self.crop_size), 127.0)).shape[1]
+            finally:
+                for h in hooks:
+                    h.remove()
+            self._grid = next((g for g in reversed(shapes) if int(np.prod(g)) == size), None)
+        return self._grid
 
     def _find_taps(self) -> tuple[str, ...]:
         """Names of the last trunk modules whose output maps are nearest S/8 and S/16 on a side."""

@@ -42,7 +42,7 @@ class SFace(OnnxBackbone):
     name = "sface"
     crop_size = 112
     # Placeholders until a calibration bundle of `plqa calibrate` gives (α, r) and γ.
-    defaults = BackboneDefaults(quality="utility", scaling={}, gamma=10.0, norm="l1")
+    defaults = BackboneDefaults(quality="utility", norm="l1", family="arcface")
 
     def __init__(self):
         super().__init__(sface_model_path(), name=self.name, crop_size=self.crop_size, mean=0.0, std=1.0,

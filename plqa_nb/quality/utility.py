@@ -62,10 +62,11 @@ def exposure_measures(crops: torch.Tensor) -> torch.Tensor:
 
 
 def head_inputs(backbone: Backbone, features: torch.Tensor, exposure: torch.Tensor) -> torch.Tensor:
-    """z = [f, e, log ‖d‖, h, s] [B, F + D + 3] from trunk features f [B, F] and ``exposure_measures`` [B, 2]."""
+    """z = [f, e, log ‖d‖, h, s] [B, F' + D + 3] from trunk features [B, F] (f: ``Backbone.head_features`` of them,
+    F' numbers) and ``exposure_measures`` [B, 2]."""
     d = backbone.head_layers(features)
     n = d.norm(dim=1, keepdim=True)
-    return torch.cat([features, d / n, torch.log(n), exposure.to(features)], 1)
+    return torch.cat([backbone.head_features(features), d / n, torch.log(n), exposure.to(features)], 1)
 
 
 def fit_head(z: np.ndarray, y: np.ndarray, better: np.ndarray = (), worse: np.ndarray = (), ridge: float = RIDGE,
@@ -122,7 +123,7 @@ def identity_folds(n_faces: int, folds: int, seed: int) -> list[np.ndarray]:
 
 
 class UtilityHead(QualityEstimator):
-    """Args: weights [F + D + 3] and bias of the head (None: from a calibration bundle, ``use_calibration``, or
+    """Args: weights [F' + D + 3] and bias of the head (None: from a calibration bundle, ``use_calibration``, or
     trained by ``fit``); ridge, rank_weight, margin: used by ``fit`` (``fit_head``)."""
 
     name = "utility"

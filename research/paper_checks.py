@@ -1,6 +1,6 @@
 """The paper's three validations on a folder of compliant photos, as one table of shares.
 
-    python scripts/paper_checks.py ../shared/faces/london/neutral [--limit N] [--quality ers] [--json out.json]
+    python research/paper_checks.py ../shared/faces/london/neutral [--limit N] [--quality ers] [--json out.json]
 
 * masking: Δ_Q̂ > 0 and Δ_p > 0 per square size (Eqs. 7-8);
 * ICAO occlusions: Δ_Q̂ > 0, and the occluded region found as the lowest-PLQ region

@@ -1,4 +1,4 @@
-"""Build the error-versus-discard dataset of the README from the London photos: per identity, the *smiling*
+"""Build the error-versus-discard dataset of docs/results/erc.md from the London photos: per identity, the *smiling*
 photo as the reference and the *neutral* one as probes, clean and degraded at random kinds and strengths
 (``plqa_nb.evaluation.pairs.build_probe_dataset``: blur, motion blur, JPEG, noise, pixelation, down-scaling,
 salt and pepper, gamma, contrast loss, an occluding disc; mild or strong), all seeded.

@@ -11,7 +11,7 @@
   fill: Q̂ up / down beyond one std over the repeats, and the share of empty masks.
 
 Every step is seeded (``--seed``); the photos' order does not matter. Each line is also a `plqa` verb
-(the README lists them): this script only runs the same experiment functions on one folder at once.
+(docs/cli.md lists them): this script only runs the same experiment functions on one folder at once.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The verbs with the shipped default model (no --quality): `plqa explain` on the whole London set (rows,
-arrays, the README's verification figures through our own detection and alignment), `plqa quality` and
-`plqa calibrate`."""
+arrays, the verification figures of docs/results/verification.md through our own detection and alignment),
+`plqa quality` and `plqa calibrate`."""
 import csv
 
 import numpy as np
@@ -67,11 +67,11 @@ def test_london_verification(london_run):
     gap = genuine.min() - impostor.max()
     print(f"London neutral vs smiling: {len(genuine)} genuine, {len(impostor)} impostor pairs, "
           f"ROC AUC {auc:.4f}, EER {eer:.4f}, lowest genuine minus highest impostor similarity {gap:.5f}")
-    # The README's figures. Measured on the three kernel sets: AUC 1.0000 and EER 0.0000, perfect separation,
-    # but the weakest genuine pair lies only 0.0003 above the strongest impostor (printed above). A CPU whose
-    # detector rounding moved one pair across would still pass these bounds and fail a README claim of 1.0000
-    # to 4 decimals only by a single comparison of the 1.05 million: AUC ≥ 0.9999, at most one of 102
-    # genuine pairs behind the EER point.
+    # The figures of docs/results/verification.md. Measured on the three kernel sets: AUC 1.0000 and EER 0.0000,
+    # perfect separation, but the weakest genuine pair lies only 0.0003 above the strongest impostor (printed
+    # above). A CPU whose detector rounding moved one pair across would still pass these bounds and fail a published
+    # claim of 1.0000 to 4 decimals only by a single comparison of the 1.05 million: AUC ≥ 0.9999, at most one of
+    # 102 genuine pairs behind the EER point.
     assert auc >= 0.9999 and eer <= 1 / 102
 
 

@@ -112,7 +112,7 @@ def test_explain_api_on_a_photo(faces_dir):
 
 
 def test_ers_drops_for_blur_and_squares_on_real_faces(london_crops):
-    """ERS notices strong blur (σ = 6 px; mild blur only in about 2 of 3 photos, see the README) and a 50-px
+    """ERS notices strong blur (σ = 6 px; mild blur only in about 2 of 3 photos) and a 50-px
     black square (112-px scale) on each of 6 real faces: the smallest drop of the raw Q (1 − cosine to the
     centre) is 0.006 for blur and 0.007 for the square on this machine, where rounding moves it by ~1e-6;
     the bound of 0.002 keeps a margin of 0.004."""

@@ -443,7 +443,7 @@ def test_localization_table_on_this_faces_occluders(session):
     assert [r["method"] for r in rows] == ["deviation", "saliency"]  # the map behind the feedback first
     assert all(r["variants"] == 4 for r in rows) and rows[0]["drives_feedback"] == 1
     assert set(rows[0]) >= {"mask_auc_sunglasses", "mask_auc_face_mask", "mask_auc_cap", "mask_auc_hand_on_cheek"}
-    # measured 0.92 (deviation) and 0.61 (saliency) on this face; held-out means in the README
+    # measured 0.92 (deviation) and 0.61 (saliency) on this face; held-out means in docs/results/attribution.md
     assert rows[0]["mask_auc"] > 0.8 and rows[0]["mask_auc"] > rows[1]["mask_auc"]
 
 

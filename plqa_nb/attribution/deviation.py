@@ -10,9 +10,8 @@ upsampled bilinearly to the crop and averaged: [B, S, S], about 1 on a typical c
 It is not an attribution of Q̂: it says *what* is unlike a compliant face as the recognition network sees it, one
 forward pass per image, whatever the estimator. The counterfactual map (``attribution.counterfactual``) says how
 much Q̂ would gain there. Deviation drives the region feedback (``experiments.regions.flag_region``): chosen by
-measurement (README: it localises occluders with ROC AUC 0.92 on held-out photos, the counterfactual 0.75, the
-paper's saliency 0.60), because with a good backbone a cap or a hand lowers Q̂ too little to stand out by its
-counterfactual gain alone.
+measurement (it localises occluders best of the registered maps: docs/results/attribution.md), because with a
+good backbone a cap or a hand lowers Q̂ too little to stand out by its counterfactual gain alone.
 """
 from __future__ import annotations
 
@@ -27,7 +26,7 @@ from ..backbones.base import Backbone
 from ..regression import QualityRegressionModel
 from .base import AttributionMethod
 
-FALSE_FLAGS = 0.25  # share of compliant faces allowed a flagged region (sets the threshold; README)
+FALSE_FLAGS = 0.25  # share of compliant faces allowed a flagged region (sets the threshold; docs/analyses.md)
 FOLDS = 5  # the threshold is set on compliant faces the norm was not fitted on (out of fold)
 _MIN_STD = 1e-3  # floor of a feature's spread (a channel that is constant on compliant faces)
 

@@ -182,7 +182,7 @@ def make_variants(face: FaceLike, only: str | Sequence[str] | None = None, seed:
 
 
 # -- the experiment -------------------------------------------------------------------------------------------
-DRIVER = "deviation"  # the map behind flagged_region (README: why)
+DRIVER = "deviation"  # the map behind flagged_region (why: docs/analyses.md)
 
 
 def _region_row(plq: np.ndarray, masks: dict[str, np.ndarray], quality: float,

@@ -28,7 +28,7 @@ from .feedback import feedback
 from .regions import FaceFrame, region_masks, region_means
 
 FILLS = ("mean-face", "mirror", "telea", "ns")
-DEFAULT_FILL = "mean-face"  # recovers quality best on the development photos (README)
+DEFAULT_FILL = "mean-face"  # recovers quality best on the development photos (docs/results/analyses.md)
 #: the columns of a row besides ``file`` (``plqa experiment inpainting`` adds status and timing columns)
 COLUMNS = ["violation", "fill", "mask_source", "quality_before", "quality_before_std", "quality_after",
            "quality_after_std", "masked_fraction", "change", "flagged_region", "feedback"]

@@ -1,6 +1,6 @@
 """Does Q̂ read as recognition utility? The floors of the quality issue, measured on held-out photos.
 
-    python scripts/quality_checks.py ../shared/faces [--estimators utility ers serfiq] [--json out.json]
+    python research/quality_checks.py ../shared/faces [--estimators utility ers serfiq] [--json out.json]
 
 For each estimator (with the shipped utility calibration of dlib-resnet):
 
@@ -13,7 +13,7 @@ For each estimator (with the shipped utility calibration of dlib-resnet):
 * the four synthetic occluders: the share whose Q̂ drops (``experiments.icao``).
 
 The error-versus-discard figures (ERC, ECE) come from ``plqa evaluate erc`` on the dataset of
-``scripts/make_probe_dataset.py``. Every step is seeded; about 3 minutes on 2 CPU cores without FaceQAN.
+``research/make_probe_dataset.py``. Every step is seeded; about 3 minutes on 2 CPU cores without FaceQAN.
 """
 from __future__ import annotations
 

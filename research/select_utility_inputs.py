@@ -1,6 +1,6 @@
 """How the utility head's inputs were chosen: the development photos only (London *smiling*).
 
-    python scripts/select_utility_inputs.py ../shared/faces/london/smiling     # about 1 minute on 2 CPU cores
+    python research/select_utility_inputs.py ../shared/faces/london/smiling     # about 1 minute on 2 CPU cores
 
 Compares the head on the network's features alone, z = [f, e, log ‖d‖], with the shipped one, which adds the
 crop's exposure measures [h, s] (``quality.utility.exposure_measures``), both fitted as ``fit_head`` fits them:
@@ -12,7 +12,7 @@ crop's exposure measures [h, s] (``quality.utility.exposure_measures``), both fi
   more, a third of a stop less), the share of held-out faces whose prediction the change lowers, beside the share
   whose genuine similarity to its emulated captures it lowers (the network's own answer).
 
-Nothing here reads the neutral photos: they judge the result (``scripts/quality_checks.py``).
+Nothing here reads the neutral photos: they judge the result (``research/quality_checks.py``).
 """
 from __future__ import annotations
 

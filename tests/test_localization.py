@@ -16,7 +16,7 @@ from plqa_nb.cli import main
 from plqa_nb.evaluation import localization as loc
 from plqa_nb.evaluation.road import impute, road_curves
 from plqa_nb.experiments import icao, inpainting
-from plqa_nb.experiments.regions import flag_region, region_masks
+from plqa_nb.regions import flag_region, region_masks
 from plqa_nb.pipeline import Explainer, crops_to_tensor
 from plqa_nb.stages import as_face_crop
 
@@ -137,7 +137,7 @@ def test_explain_with_a_rank_method_gives_a_usefulness_rank(face):
     """`plqa explain --method deviation` (or grad-cam, counterfactual): the PLQ is the per-image rank of the
     pixel's usefulness, so the region the map blames is the one of lowest PLQ — not v(·) of a map that is not in
     gradient units, which is ≈ 1 everywhere."""
-    from plqa_nb.experiments.regions import region_means, worst_region
+    from plqa_nb.regions import region_means, worst_region
 
     variant = icao.make_variants(face, ["sunglasses"], seed=0)[0]
     x = crops_to_tensor([variant.image])

@@ -448,7 +448,7 @@ def test_localization_table_on_this_faces_occluders(session):
 
 
 def test_explanation_mask_lies_on_the_face(session):
-    from plqa_nb.experiments.regions import region_masks
+    from plqa_nb.regions import region_masks
 
     mask = winp.explanation_mask(session, FAST)
     face = session.face_crop(FAST.backbone)

@@ -67,7 +67,7 @@ def fit_compliant_norm(backbone: Backbone, faces, device: torch.device | str = "
     """The ``CompliantNorm`` of a backbone from compliant aligned faces (``FaceCrop``): their mean face and their
     ``deviation.FeatureNorm``."""
     from ..backbones.base import crops_to_tensor
-    from ..experiments.regions import region_masks
+    from ..regions import region_masks
 
     crops = np.stack([f.crop for f in faces])
     mean_face = cv2.resize(crops.astype(np.float32).mean(0), (MEAN_FACE_SIDE, MEAN_FACE_SIDE),

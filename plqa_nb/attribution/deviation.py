@@ -9,7 +9,7 @@ upsampled bilinearly to the crop and averaged: [B, S, S], about 1 on a typical c
 
 It is not an attribution of Q̂: it says *what* is unlike a compliant face as the recognition network sees it, one
 forward pass per image, whatever the estimator. The counterfactual map (``attribution.counterfactual``) says how
-much Q̂ would gain there. Deviation drives the region feedback (``experiments.regions.flag_region``): chosen by
+much Q̂ would gain there. Deviation drives the region feedback (``regions.flag_region``): chosen by
 measurement (it localises occluders best of the registered maps: docs/results/attribution.md), because with a
 good backbone a cap or a hand lowers Q̂ too little to stand out by its counterfactual gain alone.
 """
@@ -127,7 +127,7 @@ def fit_feature_norm(backbone: Backbone, crops: torch.Tensor, masks: list[dict[s
     mean deviation of those unseen compliant faces (so a new compliant face reads about 1), and the threshold is
     the (1 − ``FALSE_FLAGS``) quantile of their highest region score.
     """
-    from ..experiments.regions import flag_scores
+    from ..regions import flag_scores
 
     n, s = crops.shape[0], crops.shape[-1]
     if n <= FOLDS:

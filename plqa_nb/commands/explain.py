@@ -7,7 +7,7 @@ from pathlib import Path
 from ..batch import ResultTable, atomic_save_npz, atomic_save_png, common_root, output_stem, run_batch
 from ..experiments.common import deviation_maps, flagged
 from ..experiments.feedback import feedback
-from ..experiments.regions import region_masks, region_means
+from ..regions import region_masks, region_means
 from ..images import iter_image_files
 from ..stages import as_face_crop
 from .common import add_batch_options, add_model_options, make_explainer, print_summary, writes_out

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy.stats import rankdata
 
-from ..experiments.regions import FACE_REGIONS
+from ..regions import FACE_REGIONS
 from ..verification import roc_auc
 
 ORIENTATION = {

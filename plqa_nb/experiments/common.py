@@ -109,6 +109,6 @@ def counterfactual_maps(explainer, images: list[np.ndarray]) -> np.ndarray | Non
 def flagged(explainer, deviation: np.ndarray | None, masks: dict[str, np.ndarray]) -> tuple[str, float] | None:
     """``regions.flag_region`` of one deviation map [S, S] (None without a map)."""
     from ..attribution.compliant_norm import compliant_norm
-    from .regions import flag_region
+    from ..regions import flag_region
 
     return None if deviation is None else flag_region(deviation, masks, compliant_norm(explainer.model).features)

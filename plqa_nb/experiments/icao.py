@@ -27,7 +27,7 @@ from ..backbones.base import crops_to_tensor
 from ..pipeline import Explainer
 from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, deviation_maps, face_rng, flagged
 from .feedback import feedback
-from .regions import (REGIONS, FaceFrame, covered_regions, degraded_region, region_masks, region_means,
+from ..regions import (REGIONS, FaceFrame, covered_regions, degraded_region, region_masks, region_means,
                       saliency_shares, worst_region)
 
 CATEGORIES = ("occlusion", "lighting", "sharpness", "geometry", "background")

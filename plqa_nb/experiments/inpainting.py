@@ -25,7 +25,7 @@ from ..pipeline import Explainer, PreparedFace
 from . import icao
 from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, counterfactual_maps, deviation_maps, flagged
 from .feedback import feedback
-from .regions import FaceFrame, region_masks, region_means
+from ..regions import FaceFrame, region_masks, region_means
 
 FILLS = ("mean-face", "mirror", "telea", "ns")
 DEFAULT_FILL = "mean-face"  # recovers quality best on the development photos (docs/results/analyses.md)

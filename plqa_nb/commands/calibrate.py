@@ -5,23 +5,27 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..batch import atomic_write_bytes
 from ..errors import InputError
 from ..images import iter_image_files
-from ..quality.calibration import TARGETS, calibrate
-from ..stages import FaceCrop, as_face_crop
+from ..quality import CALIBRATION_TARGETS
+from . import VERBS
 from .common import add_model_options, make_explainer, writes_out
+
+if TYPE_CHECKING:
+    from ..stages import FaceCrop
 
 
 def register(sub) -> None:
-    p = sub.add_parser("calibrate", help="fit the quality scaling and gamma from a development set",
+    p = sub.add_parser("calibrate", help=VERBS["calibrate"],
                        description="Fit, for a backbone and a quality estimator, the estimator's own state (ERS's "
                                    "centre, the utility head), alpha and r of Eq. 2 and gamma of Eq. 6 from "
                                    "compliant photos, one per identity; write them as a calibration JSON that "
                                    "every verb takes with --calibration.")
     p.add_argument("folder", type=Path, help="development photos: compliant faces, one per identity (recursive)")
-    p.add_argument("--target", choices=TARGETS, default="utility",
+    p.add_argument("--target", choices=CALIBRATION_TARGETS, default="utility",
                    help="utility (default): Q̂ = probability of a match at FMR 1e-3, from degraded copies of the "
                         "photos; spread: Q̂ stretched over the photos' own range (the previous rule)")
     p.add_argument("--compliant", type=Path, default=None,
@@ -35,6 +39,8 @@ def register(sub) -> None:
 
 
 def _faces(explainer, folder: Path) -> list[FaceCrop]:
+    from ..stages import as_face_crop
+
     faces, skipped = [], []
     for f in iter_image_files([folder]):
         try:
@@ -54,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.out} exists; use --overwrite to replace it")
     if args.folds < 2:
         raise ValueError("--folds must be at least 2")
+    from ..quality.calibration import calibrate  # the heavy part, once the run is accepted
+
     explainer = make_explainer(args)
     dev = _faces(explainer, args.folder)
     compliant = _faces(explainer, args.compliant) if args.compliant else None

@@ -29,8 +29,9 @@ def _megapixels(text: str) -> int:
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=available_backbones(),
-                   help=f"face-recognition network (default {DEFAULT_BACKBONE}, works offline)")
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE,  # checked when resolved: a registry may grow
+                   help=f"face-recognition network: {', '.join(available_backbones())} (default {DEFAULT_BACKBONE}, "
+                        "works offline)")
     p.add_argument("--quality", choices=available_estimators(), default=None,
                    help="quality estimator (default: the backbone's own choice)")
     p.add_argument("--calibration", type=Path, default=None, help="JSON from `plqa calibrate` (alpha, r, gamma)")

@@ -23,6 +23,7 @@ from ..backbones import DEFAULT_BACKBONE, available_backbones
 from ..batch import ResultTable, atomic_save_csv, atomic_save_figure, atomic_save_npz, run_batch
 from ..evaluation.erc import CONVENTIONS, ERC_COLUMNS, SUMMARY_COLUMNS
 from ..quality import available_estimators
+from . import VERBS
 from .common import check_settings, print_summary
 
 RUN_COLUMNS = ["backbone", "impostor_selection", "images", "failed_images", "dropped_pairs"]
@@ -30,7 +31,7 @@ SHOWN_FAILURES = 20  # failed files listed on stdout (all of them are in images.
 
 
 def register(sub) -> None:
-    p = sub.add_parser("evaluate", help="evaluate quality estimators on face verification",
+    p = sub.add_parser("evaluate", help=VERBS["evaluate"],
                        description="Benchmarks of the quality estimators; see each sub-command.")
     ev = p.add_subparsers(dest="evaluation", required=True)
     e = ev.add_parser("erc", help="error versus discard (ERC/EDC): FNMR as low-quality pairs are discarded",

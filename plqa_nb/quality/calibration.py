@@ -30,11 +30,11 @@ from ..attribution.compliant_norm import fit_compliant_norm
 from ..backbones.base import crops_to_tensor
 from ..config import ModelConfig, estimator_state
 from ..stages import FaceCrop, maps_from_pass, network_pass, raw_quality
+from . import CALIBRATION_TARGETS
 from .devset import DevSet
 
 LOGIT_95 = math.log(0.95 / 0.05)
 CENTRE_PLQ = 0.8
-TARGETS = ("utility", "spread")
 
 
 def fit_scaling(raw_qualities: np.ndarray) -> tuple[float, float]:
@@ -91,8 +91,8 @@ def calibrate(explainer, faces: Sequence[FaceCrop], target: str = "utility",
     of the calibration file (the estimator's state and the norm; for ``utility`` also the match threshold and the
     number of development comparisons).
     """
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {TARGETS}, not {target!r}")
+    if target not in CALIBRATION_TARGETS:
+        raise ValueError(f"target must be one of {CALIBRATION_TARGETS}, not {target!r}")
     config = explainer.config
     estimator = config.make_estimator()
     dev = DevSet(explainer.backbone, faces, seed=config.seed, device=explainer.device)

@@ -28,10 +28,10 @@ import numpy as np
 import torch
 
 from ..alignment import ARCFACE_TEMPLATE_112
+from . import ONNX_PREFIX
 from .base import Backbone, BackboneDefaults
 from .onnx_import import load_onnx_split
 
-ONNX_PREFIX = "onnx:"
 #: placeholders until a calibration file gives (α, r) and γ for the network.
 ONNX_DEFAULTS = BackboneDefaults(quality="utility", norm="l1", family="arcface")
 CHANNEL_ORDERS = ("rgb", "bgr")

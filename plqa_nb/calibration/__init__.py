@@ -8,3 +8,4 @@
 
 This module imports nothing, so that reading a bundle does not load the fitting code.
 """
+TARGETS = ("utility", "spread")  # what a calibration fits Q̂ to (``fit``)

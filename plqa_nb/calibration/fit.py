@@ -30,12 +30,12 @@ from ..attribution.compliant_norm import fit_compliant_norm
 from ..backbones.base import Backbone, crops_to_tensor
 from ..config import ModelConfig
 from ..stages import FaceCrop, maps_from_pass, network_pass, raw_quality
+from . import TARGETS
 from .bundle import CalibrationBundle, EstimatorCalibration
 from .devset import DevSet
 
 LOGIT_95 = math.log(0.95 / 0.05)
 CENTRE_PLQ = 0.8
-TARGETS = ("utility", "spread")
 
 
 def fit_scaling(raw_qualities: np.ndarray) -> tuple[float, float]:

@@ -7,13 +7,15 @@ import sys
 import time
 from pathlib import Path
 
+from ..calibration import TARGETS
+from . import VERBS
 from .common import add_model_options, writes_out
 
 DEFAULT_ESTIMATORS = ("utility", "ers", "serfiq")  # FaceQAN costs 29 passes a face: asked for by name
 
 
 def register(sub) -> None:
-    p = sub.add_parser("calibrate", help="fit a network's calibration bundle from development photos",
+    p = sub.add_parser("calibrate", help=VERBS["calibrate"],
                        description="Fit, for a backbone, each quality estimator's own state (ERS's centre, the "
                                    "utility head), alpha and r of Eq. 2 and gamma of Eq. 6, and the compliant-face "
                                    "norm behind the region feedback, from compliant photos (one per identity); write "
@@ -24,7 +26,7 @@ def register(sub) -> None:
                         f"default: {' '.join(DEFAULT_ESTIMATORS)} (or --quality alone when given)")
     p.add_argument("--default-estimator", default=None,
                    help="the bundle's default estimator (default: the backbone's, if calibrated, else the first)")
-    p.add_argument("--target", choices=("utility", "spread"), default="utility",
+    p.add_argument("--target", choices=TARGETS, default="utility",
                    help="utility (default): Q̂ = probability of a match at FMR 1e-3, from degraded copies of the "
                         "photos; spread: Q̂ stretched over the photos' own range")
     p.add_argument("--compliant", type=Path, default=None,

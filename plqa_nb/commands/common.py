@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from ..backbones import DEFAULT_BACKBONE, backbone_spec
+from ..backbones import DEFAULT_BACKBONE, available_backbones
 from ..batch import atomic_write_bytes, output_lock
 from ..images import MAX_PIXELS
 from ..quality import available_estimators
@@ -28,24 +28,13 @@ def _megapixels(text: str) -> int:
     return round(value * 1e6)
 
 
-def backbone_name(text: str) -> str:
-    """--backbone: a registered name or ``onnx:PATH[?options]``; the error lists the available names."""
-    try:
-        backbone_spec(text)
-    except KeyError as exc:
-        raise argparse.ArgumentTypeError(exc.args[0]) from None
-    except (ValueError, OSError) as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
-
-
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backbone", default=DEFAULT_BACKBONE, type=backbone_name,
-                   help=f"face-recognition network: a registered name or onnx:PATH[?options] (default "
-                        f"{DEFAULT_BACKBONE}, works offline)")
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE,  # checked when resolved: a registry may grow
+                   help=f"face-recognition network: {', '.join(available_backbones())} or onnx:PATH[?options] "
+                        f"(default {DEFAULT_BACKBONE}, works offline)")
     p.add_argument("--quality", choices=available_estimators(), default=None,
                    help="quality estimator (default: the backbone's own choice)")
-    p.add_argument("--calibration", type=Path, default=None, help="JSON from `plqa calibrate` (alpha, r, gamma)")
+    p.add_argument("--calibration", type=Path, default=None, help="calibration bundle from `plqa calibrate` (default: the one shipped for the backbone)")
     p.add_argument("--norm", choices=("signed", "l1"), default=None,
                    help="Eq. 3 denominator: signed Σe (authors' code) or ‖e‖₁ (paper); default: the backbone's")
     p.add_argument("--device", default="cpu", help="cpu or cuda")

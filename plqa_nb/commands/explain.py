@@ -5,11 +5,8 @@ import argparse
 from pathlib import Path
 
 from ..batch import ResultTable, atomic_save_npz, atomic_save_png, common_root, output_stem, run_batch
-from ..experiments.common import deviation_maps, flagged
-from ..experiments.feedback import feedback
-from ..regions import region_masks, region_means
 from ..images import iter_image_files
-from ..stages import as_face_crop
+from . import VERBS
 from .common import add_batch_options, add_model_options, make_explainer, print_summary, writes_out
 
 COLUMNS = ["file", "status", "error", "output", "quality", "quality_raw", "backbone", "quality_method",
@@ -17,7 +14,7 @@ COLUMNS = ["file", "status", "error", "output", "quality", "quality_raw", "backb
 
 
 def register(sub) -> None:
-    p = sub.add_parser("explain", help="pixel-level quality maps for photos",
+    p = sub.add_parser("explain", help=VERBS["explain"],
                        description="Detect, align, score and explain each face; write DIR/results.csv (with the "
                                    "region that stands out against compliant faces, and the feedback in words) and "
                                    "DIR/maps/<input path>.npz/.png.")
@@ -45,14 +42,18 @@ def sample_inputs(names: list[str], out: Path) -> list[Path]:
 
 @writes_out()
 def run(args: argparse.Namespace) -> int:
-    from ..figures import side_by_side_png
-
     inputs = list(args.inputs) + sample_inputs(args.sample, args.out)
     if not inputs:
         raise SystemExit("plqa explain: give at least one INPUT (file or folder) or --sample")
-    explainer = make_explainer(args, method=args.method)
     root = common_root(iter_image_files(inputs))
     table = ResultTable(args.out / "results.csv", COLUMNS, overwrite=args.overwrite)
+    from ..experiments.common import deviation_maps, flagged  # the heavy part, once the run is accepted
+    from ..experiments.feedback import feedback
+    from ..regions import region_masks, region_means
+    from ..figures import side_by_side_png
+    from ..stages import as_face_crop
+
+    explainer = make_explainer(args, method=args.method)
 
     def compute(items):
         results = explainer.explain_prepared([p for _, p in items], keep_photo=False)

@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 
 from ..batch import ResultTable, run_batch
-from ..pipeline import crops_to_tensor
+from . import VERBS
 from .common import add_batch_options, add_model_options, make_explainer, print_summary, writes_out
 
 COLUMNS = ["file", "status", "error", "quality", "quality_raw", "backbone", "quality_method", "faces_found",
@@ -13,7 +13,7 @@ COLUMNS = ["file", "status", "error", "quality", "quality_raw", "backbone", "qua
 
 
 def register(sub) -> None:
-    p = sub.add_parser("quality", help="quality scores only, one CSV row per photo")
+    p = sub.add_parser("quality", help=VERBS["quality"])
     add_batch_options(p)
     add_model_options(p)
     p.add_argument("--out", type=Path, required=True, help="output CSV file")
@@ -24,8 +24,10 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.inputs:
         raise SystemExit("plqa quality: give at least one INPUT (file or folder)")
-    explainer = make_explainer(args)
     table = ResultTable(args.out, COLUMNS, overwrite=args.overwrite, output_columns=())
+    from ..pipeline import crops_to_tensor  # the heavy part, once the run is accepted
+
+    explainer = make_explainer(args)
 
     def compute(items):
         q_hat, raw = explainer.quality(crops_to_tensor([p.aligned.crop for _, p in items], explainer.device))

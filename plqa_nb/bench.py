@@ -41,7 +41,7 @@ from typing import Callable
 import torch
 
 from .backbones import DEFAULT_BACKBONE, Backbone, available_backbones, load_backbone
-from .calibration.bundle import CalibrationBundle, EstimatorCalibration, paper_bundle
+from .config import CalibrationBundle, EstimatorCalibration, paper_bundle
 from .config import resolve_config
 from .data import astronaut
 from .pipeline import Explainer, crops_to_tensor
@@ -218,12 +218,11 @@ def run_benchmark(device: str = "cpu", backbone: str = DEFAULT_BACKBONE, quick: 
                 net(crop)
 
         localisers = {}
-        if default.model.compliant_norm:
-            from .attribution.compliant_norm import compliant_norm
+        if default.has_compliant_norm:
             from .attribution.counterfactual import defect_maps
             from .attribution.deviation import deviation_maps
 
-            norm = compliant_norm(default.model).features
+            norm = default.compliant_norm().features
             localisers = {"deviation_map": lambda: deviation_maps(net, crop, norm),
                           "counterfactual_map": lambda: defect_maps(default, crop)}
         latency_fns = {

@@ -104,7 +104,7 @@ def test_calibrate_verb_writes_a_bundle_the_other_verbs_take(faces_dir, tmp_path
     run refuses to overwrite without --overwrite, and `--check` compares a refit with the file."""
     import json
 
-    from plqa_nb.calibration.bundle import shipped_bundle
+    from plqa_nb.config import shipped_bundle
 
     dev = tmp_path / "dev"
     dev.mkdir()

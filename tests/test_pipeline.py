@@ -13,7 +13,7 @@ import torch
 
 from plqa_nb.attribution import get_method
 from plqa_nb.backbones import CustomBackbone, load_backbone
-from plqa_nb.calibration.bundle import CalibrationBundle, EstimatorCalibration, paper_bundle, shipped_bundle
+from plqa_nb.config import CalibrationBundle, EstimatorCalibration, paper_bundle, shipped_bundle
 from plqa_nb.config import CalibrationFallbackWarning, resolve_config
 from plqa_nb.evaluation import compare_methods
 from plqa_nb.pipeline import Explainer, FaceAnalysis, crops_to_tensor, explain

@@ -132,7 +132,7 @@ def test_ers_drops_for_blur_and_squares_on_real_faces(london_crops):
 
 def test_ers_centre_from_a_few_photos_is_the_shipped_one(faces_dir):
     """`ui_centre` from 8 smiling photos lands next to the shipped centre (made from all 102)."""
-    from plqa_nb.calibration.bundle import shipped_bundle
+    from plqa_nb.config import shipped_bundle
     from plqa_nb.quality import ui_centre
 
     ex = Explainer("dlib-resnet")
@@ -156,9 +156,8 @@ def test_ers_without_a_centre_names_the_fix():
 def test_calibration_bundle_carries_the_centre_and_norm(tmp_path, faces_dir):
     """calibrate_bundle → file → Explainer: the fitted centre, scaling and norm come back (plumbing, random-weight
     backbone)."""
-    from plqa_nb.attribution.compliant_norm import compliant_norm
     from plqa_nb.backbones.facenet import FaceNet
-    from plqa_nb.calibration.bundle import read_bundle
+    from plqa_nb.config import read_bundle
     from plqa_nb.calibration.fit import calibrate_bundle
     from plqa_nb.stages import as_face_crop, prepare_face
 
@@ -174,4 +173,4 @@ def test_calibration_bundle_carries_the_centre_and_norm(tmp_path, faces_dir):
     assert (again.config.alpha, again.config.r, again.config.gamma) == (fitted.alpha, fitted.r, fitted.gamma)
     assert again.estimator.name == "ers" and again.norm == "l1"
     torch.testing.assert_close(again.estimator.centre, torch.tensor(fitted.state["ui_centre"]), atol=1e-6, rtol=0)
-    assert compliant_norm(again.model).features.taps == ("net.repeat_1", "net.repeat_2")  # FaceNet's own taps
+    assert again.compliant_norm().features.taps == ("net.repeat_1", "net.repeat_2")  # FaceNet's own taps

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from plqa_nb.backbones import CustomBackbone, load_backbone
-from plqa_nb.calibration.bundle import CalibrationBundle, EstimatorCalibration
+from plqa_nb.config import CalibrationBundle, EstimatorCalibration
 from plqa_nb.config import resolve_config
 from plqa_nb.degradations import gaussian_blur
 from plqa_nb.pipeline import Explainer, crops_to_tensor

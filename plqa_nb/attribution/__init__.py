@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from .base import AttributionMethod
 
 __getattr__ = lazy_attributes(__name__, {
-    "AttributionMethod": ".base", "seeded_global_rng": ".base", "CounterfactualMethod": ".counterfactual",
+    "AttributionMethod": ".base", "seeded_global_rng": ".base", "defect_scores": ".base", "rank_view": ".base", "CounterfactualMethod": ".counterfactual",
     "DeviationMethod": ".deviation", "GradCamMethod": ".grad_cam", "GradientShapMethod": ".gradient_shap",
     "GuidedBackpropMethod": ".guided_backprop", "IntegratedGradientsMethod": ".integrated_gradients",
     "OcclusionMethod": ".occlusion", "InputXGradientMethod": ".saliency", "SaliencyMethod": ".saliency",
@@ -60,8 +60,14 @@ def get_method(name: str, **params) -> AttributionMethod:
         register_method(name, partial(__getattr__(cls), *args, **keywords))
     if name not in _FACTORIES:
         raise KeyError(f"unknown attribution method '{name}'; available: {', '.join(available_methods())}")
-    return _FACTORIES[name](**params)
+    method = _FACTORIES[name](**params)
+    from .base import ORIENTATIONS, VIEWS
+
+    if method.view not in VIEWS or method.defect_orientation not in ORIENTATIONS:
+        raise TypeError(f"attribution method '{name}' ({type(method).__name__}) must set view (one of "
+                        f"{', '.join(VIEWS)}) and defect_orientation (one of {', '.join(ORIENTATIONS)})")
+    return method
 
 
-__all__ = ["AttributionMethod", "available_methods", "get_method", "register_method",
+__all__ = ["AttributionMethod", "available_methods", "defect_scores", "get_method", "rank_view", "register_method",
            "seeded_global_rng"]

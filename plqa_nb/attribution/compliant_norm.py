@@ -3,7 +3,7 @@
 ``CompliantNorm`` holds, per backbone (and independent of the quality estimator), the mean aligned face of
 compliant photos (the counterfactual's baseline, ``attribution.counterfactual``) and their feature statistics
 (``deviation.FeatureNorm``: the deviation map and the region-feedback threshold, ``attribution.deviation``).
-``plqa calibrate`` fits it into the network's calibration bundle (``calibration.bundle``).
+``plqa calibrate`` fits it into the network's calibration bundle (``config``).
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from ..backbones.base import Backbone
-from ..regression import QualityRegressionModel
 from .deviation import FeatureNorm, fit_feature_norm
 
 MEAN_FACE_SIDE = 48  # px of the shipped mean face: enough for eyes, nose and mouth, too coarse for a person
@@ -48,18 +47,9 @@ class CompliantNorm:
         return cls(np.asarray(record["mean_face"], np.uint8), FeatureNorm.from_record(record["features"]))
 
 
-def compliant_norm(model: QualityRegressionModel) -> CompliantNorm:
-    """The model's norm; ValueError naming ``plqa calibrate`` if it has none."""
-    if not model.compliant_norm:
-        raise ValueError(f"no compliant-face norm for backbone '{model.backbone.name}': run "
-                         f"`plqa calibrate DEV_PHOTOS --backbone {model.backbone.name} --quality ... --out calib.json` "
-                         "and pass --calibration calib.json")
-    return _parsed_norm(model.compliant_norm)
-
-
 @lru_cache(maxsize=8)
-def _parsed_norm(text: str) -> CompliantNorm:
-    """The norm of a JSON text, parsed once (every flagged row asks for it)."""
+def parse_compliant_norm(text: str) -> CompliantNorm:
+    """The norm of a JSON text (a calibration bundle's entry, ``ModelConfig.compliant_norm``), parsed once."""
     return CompliantNorm.from_record(json.loads(text))
 
 

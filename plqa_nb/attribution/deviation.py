@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 
 from ..backbones.base import Backbone
 from ..regression import QualityRegressionModel
-from .base import AttributionMethod
+from .base import AttributionMethod, missing_norm
 
 FALSE_FLAGS = 0.25  # share of compliant faces allowed a flagged region (sets the threshold; docs/analyses.md)
 FOLDS = 5  # the threshold is set on compliant faces the norm was not fitted on (out of fold)
@@ -147,16 +148,26 @@ def fit_feature_norm(backbone: Backbone, crops: torch.Tensor, masks: list[dict[s
     return FeatureNorm(taps, *_moments(feats), level, threshold=float(np.quantile(top, 1 - FALSE_FLAGS)))
 
 
+class HasFeatureNorm(Protocol):
+    """What the deviation map reads of a compliant-face norm (``compliant_norm.CompliantNorm``)."""
+
+    features: FeatureNorm
+
+
 class DeviationMethod(AttributionMethod):
     """The deviation map as an attribution method, repeated over the 3 channels (defect orientation: the map is
-    the defect score). Needs the backbone's compliant norm (``QualityRegressionModel.compliant_norm``)."""
+    the defect score). Args: compliant_norm, the network's norm (an ``Explainer`` hands over its calibration's)."""
 
     name = "deviation"
     view = "rank"
     defect_orientation = "defect"
+    uses_compliant_norm = True
+
+    def __init__(self, compliant_norm: HasFeatureNorm | None = None):
+        self.compliant_norm = compliant_norm
 
     def compute(self, model: QualityRegressionModel, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        from .compliant_norm import compliant_norm
-
-        dev = deviation_maps(model.backbone, images.detach(), compliant_norm(model).features)
+        if self.compliant_norm is None:
+            raise missing_norm(model.backbone.name)
+        dev = deviation_maps(model.backbone, images.detach(), self.compliant_norm.features)
         return dev[:, None].expand(-1, images.shape[1], -1, -1).contiguous()

@@ -39,7 +39,7 @@ class BackboneDefaults:
         uncalibrated network of this kind starts from ("arcface" or "facenet").
 
     Fitted values (α, r, γ, heads, centres, norms) never live here: they are in calibration bundles
-    (``plqa_nb.calibration.bundle``), written by ``plqa calibrate``.
+    (``plqa_nb.config``), written by ``plqa calibrate``.
     """
 
     quality: str

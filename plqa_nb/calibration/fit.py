@@ -28,10 +28,9 @@ from scipy.optimize import minimize
 
 from ..attribution.compliant_norm import fit_compliant_norm
 from ..backbones.base import Backbone, crops_to_tensor
-from ..config import ModelConfig
+from ..config import CalibrationBundle, EstimatorCalibration, ModelConfig
 from ..stages import FaceCrop, maps_from_pass, network_pass, raw_quality
 from . import TARGETS
-from .bundle import CalibrationBundle, EstimatorCalibration
 from .devset import DevSet
 
 LOGIT_95 = math.log(0.95 / 0.05)

@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from ..backbones import load_backbone
     from ..batch import atomic_write_bytes
     from ..calibration.fit import calibrate_bundle
-    from ..calibration.bundle import read_bundle
+    from ..config import read_bundle
     from ..config import load_calibration
     from ..stages import prepare_face
 

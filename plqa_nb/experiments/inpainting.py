@@ -145,8 +145,6 @@ def run(explainer: Explainer, faces: Sequence[FaceLike], masks: Sequence[np.ndar
     repeat). Per face: one row, panels before/after (Fig. 4) and the mask. Row columns: file and ``COLUMNS``
     (violation empty; flagged_region and feedback of the image before inpainting).
     """
-    from ..attribution.compliant_norm import compliant_norm
-
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
     if masks is None and mask_from not in ("plq", "paper"):
@@ -160,7 +158,7 @@ def run(explainer: Explainer, faces: Sequence[FaceLike], masks: Sequence[np.ndar
     out_b = explainer.explain_tensor(crops_to_tensor(before, explainer.device), seed)
     plq_b = out_b["plq"].cpu().numpy()
     deviations = deviation_maps(explainer, before)
-    norm = compliant_norm(explainer.model) if deviations is not None or how in ("mirror", "mean-face") else None
+    norm = explainer.compliant_norm() if deviations is not None or how in ("mirror", "mean-face") else None
     if masks is None and mask_from == "plq":
         if deviations is None:
             raise ValueError("the explanation's mask needs the backbone's compliant-face norm: run plqa calibrate, "

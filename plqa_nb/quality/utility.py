@@ -20,7 +20,7 @@ map computes anyway, and two means over the crop. With the utility calibration
 (``calibration.calibrate``) Q̂ = sigmoid(α (Q − r)) is the estimated probability of a match at the backbone's
 FMR = 1e-3 threshold, and r sits near that threshold.
 
-A head is fitted by ``plqa calibrate`` into the network's calibration bundle (``calibration.bundle``); the bundles
+A head is fitted by ``plqa calibrate`` into the network's calibration bundle (``config``); the bundles
 shipped for the built-in networks carry theirs, and ``ModelConfig.make_estimator`` hands it over.
 """
 from __future__ import annotations

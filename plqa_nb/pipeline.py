@@ -28,12 +28,11 @@ from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
 from .backbones.base import crops_to_tensor
 from .config import ModelConfig, check_weights, resolve_config
 from .detection import Detection, detect_faces
-from .errors import NumericalError
 from .images import MAX_PIXELS, ImageLike, describe, load_image
 from .plq import merge_channels
 from .regression import QualityRegressionModel, quality_weights
-from .stages import (Explanation, FaceCrop, NetworkPass, PreparedFace, maps_from_pass, network_pass, prepare_face,
-                     raw_quality)
+from .stages import (Explanation, FaceCrop, NetworkPass, PreparedFace, explanation, maps_from_pass, network_pass,
+                     prepare_face, raw_quality, require_finite, scaled_quality)
 
 T = TypeVar("T")
 
@@ -144,13 +143,10 @@ class Explainer:
             return maps_from_pass(net, raw_quality(self.estimator, self.backbone, x, net, seed), self.config)
         net = network_pass(self.backbone, x, gradient=False)
         raw = raw_quality(self.estimator, self.backbone, x, net, seed)
-        q_hat = self.scaling(raw)
-        w = quality_weights(net.embedding, q_hat, self.norm)
+        q_hat, w = scaled_quality(net.embedding, raw, self.config)
         method = self.attribution_method(self.method)
         attr = method.attribute(self.model, x, w, seed=seed)
-        bad = ~torch.isfinite(attr.flatten(1)).all(1)
-        if bad.any():
-            raise NumericalError(f"non-finite attributions for {int(bad.sum())} of {len(bad)} face(s)")
+        require_finite(attr)
         sal = merge_channels(attr)
         return {"quality": q_hat, "quality_raw": raw, "weights": w, "embedding": net.embedding, "attribution": attr,
                 "saliency": sal, "plq": method.displayed(attr, self.config.gamma)}
@@ -161,13 +157,8 @@ class Explainer:
         if not faces:
             return []
         out = self.explain_tensor(crops_to_tensor([f.aligned.crop for f in faces], self.device), seed)
-        cpu = {k: v.cpu().numpy() for k, v in out.items()}
-        return [Explanation(source=f.source, crop=f.aligned.crop, plq=cpu["plq"][i].astype(np.float32),
-                            saliency=cpu["saliency"][i].astype(np.float32),
-                            embedding=cpu["embedding"][i].astype(np.float32), quality=float(cpu["quality"][i]),
-                            quality_raw=float(cpu["quality_raw"][i]), faces_found=f.detection.faces_found,
-                            matrix=f.aligned.matrix, backbone=self.backbone.name, quality_method=self.estimator.name,
-                            attribution=self.method, photo=f.photo if keep_photo else None)
+        return [explanation(f.source, f.aligned, out, i, f.detection.faces_found, self.backbone.name,
+                            self.estimator.name, self.method, f.photo if keep_photo else None)
                 for i, f in enumerate(faces)]
 
     def explain(self, image: ImageLike, seed: int | None = None) -> Explanation:
@@ -256,11 +247,5 @@ class FaceAnalysis:
 
     def explain(self, config: ModelConfig) -> Explanation:
         """The explanation under ``config`` (the paper's saliency map)."""
-        out = {k: v[0].cpu().numpy() for k, v in self.maps(config).items()}
-        aligned = self.aligned(config.backbone)
-        return Explanation(source=self.name, crop=aligned.crop, plq=out["plq"].astype(np.float32),
-                           saliency=out["saliency"].astype(np.float32), embedding=out["embedding"].astype(np.float32),
-                           quality=float(out["quality"]), quality_raw=float(out["quality_raw"]),
-                           faces_found=self.detection().faces_found, matrix=aligned.matrix,
-                           backbone=config.backbone, quality_method=config.quality, attribution="saliency",
-                           photo=self.photo)
+        return explanation(self.name, self.aligned(config.backbone), self.maps(config), 0,
+                           self.detection().faces_found, config.backbone, config.quality, "saliency", self.photo)

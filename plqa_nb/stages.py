@@ -152,20 +152,43 @@ def clip_scale(weights: torch.Tensor, unit_norm: torch.Tensor, clip_grad: float 
     return (clip_grad / norms).clamp(max=1.0)
 
 
+def scaled_quality(embedding: torch.Tensor, raw: torch.Tensor, config: ModelConfig) -> tuple[torch.Tensor,
+                                                                                             torch.Tensor]:
+    """Q̂ [B] (Eq. 2) of raw qualities [B] and the Eq. 3 weights [B] of embeddings [B, D]."""
+    q_hat = config.scaling()(raw)
+    return q_hat, quality_weights(embedding, q_hat, config.norm)
+
+
+def require_finite(attribution: torch.Tensor, hint: str = "") -> None:
+    """NumericalError when any face's attribution [B, ...] has a non-finite value (how many faces, and ``hint``)."""
+    bad = ~torch.isfinite(attribution.flatten(1)).all(1)
+    if bad.any():
+        raise NumericalError(f"non-finite attributions for {int(bad.sum())} of {len(bad)} face(s){hint}")
+
+
+def explanation(source: str, aligned: AlignedFace, maps: dict[str, torch.Tensor], i: int, faces_found: int,
+                backbone: str, quality_method: str, attribution: str,
+                photo: np.ndarray | None = None) -> Explanation:
+    """The ``Explanation`` of face ``i`` of a batch's maps (``maps_from_pass`` or ``Explainer.explain_tensor``)."""
+    def map_of(key: str) -> np.ndarray:
+        return maps[key][i].detach().cpu().numpy().astype(np.float32)
+
+    return Explanation(source=source, crop=aligned.crop, plq=map_of("plq"), saliency=map_of("saliency"),
+                       embedding=map_of("embedding"), quality=float(maps["quality"][i]),
+                       quality_raw=float(maps["quality_raw"][i]), faces_found=faces_found, matrix=aligned.matrix,
+                       backbone=backbone, quality_method=quality_method, attribution=attribution, photo=photo)
+
+
 def maps_from_pass(net: NetworkPass, raw: torch.Tensor, config: ModelConfig) -> dict[str, torch.Tensor]:
     """Q̂ (Eq. 2), the Eq. 3 weights, |∂M_Q/∂I| and the maps of Eqs. 5-6 from a pass with its gradient.
 
     Returns quality, quality_raw, weights [B]; embedding [B, D]; attribution [B, 3, S, S] (|∂M_Q/∂I|, as
     Captum's Saliency(abs=True)); saliency, plq [B, S, S]. Raises NumericalError on non-finite gradients.
     """
-    q_hat = config.scaling()(raw)
-    w = quality_weights(net.embedding, q_hat, config.norm)
+    q_hat, w = scaled_quality(net.embedding, raw, config)
     scale = w.abs() * clip_scale(w, net.unit_norm, config.clip_grad)
     attribution = net.unit_gradient.abs() * scale.view(-1, 1, 1, 1)
-    bad = ~torch.isfinite(attribution.flatten(1)).all(1)
-    if bad.any():
-        raise NumericalError(f"non-finite gradients for {int(bad.sum())} of {len(bad)} face(s); "
-                             "try clip_grad or norm='l1'")
+    require_finite(attribution, "; try clip_grad or norm='l1'")
     saliency = merge_channels(attribution)
     return {"quality": q_hat, "quality_raw": raw, "weights": w, "embedding": net.embedding,
             "attribution": attribution, "saliency": saliency, "plq": plq_from_saliency(saliency, config.gamma)}

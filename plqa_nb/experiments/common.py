@@ -65,11 +65,13 @@ MAP_CACHE_SIZE = 64  # maps kept (150-px maps: 64 × 180 KB); the explorers ask 
 
 
 def _cached_maps(kind: str, compute, explainer, images: list[np.ndarray]) -> np.ndarray:
-    """``compute(crops)`` [N, S, S] for the images, kept by kind, model configuration and the crop's bytes (the
-    last ``MAP_CACHE_SIZE``): an explorer moving a slider asks again for its unchanged reference."""
+    """``compute(crops)`` [N, S, S] for the images, kept by kind, the whole model configuration (``ModelConfig``
+    compares by content: estimator, its state, scaling, the compliant-face norm, the weights' fingerprint), device
+    and the crop's bytes (the last ``MAP_CACHE_SIZE``): an explorer moving a slider asks again for its unchanged
+    reference."""
     from ..backbones.base import crops_to_tensor
 
-    keys = [(kind, repr(explainer.config), str(explainer.device), img.shape,
+    keys = [(kind, explainer.config, str(explainer.device), img.shape,
              hashlib.sha1(np.ascontiguousarray(img)).hexdigest()) for img in images]
     unique = dict(zip(keys, images))  # one image per key: equal keys are equal bytes
     missing = [k for k in unique if k not in _MAP_CACHE]

@@ -31,7 +31,8 @@ FILLS = ("mean-face", "mirror", "telea", "ns")
 DEFAULT_FILL = "mean-face"  # recovers quality best on the development photos (docs/results/analyses.md)
 #: the columns of a row besides ``file`` (``plqa experiment inpainting`` adds status and timing columns)
 COLUMNS = ["violation", "fill", "mask_source", "quality_before", "quality_before_std", "quality_after",
-           "quality_after_std", "masked_fraction", "change", "flagged_region", "feedback"]
+           "quality_after_std", "quality_raw_before", "quality_raw_after", "masked_fraction", "change",
+           "flagged_region", "feedback"]
 MASK_SOURCES = ("plq", "paper", "occluder")  # the explanation's mask, the paper's low-PLQ rule, a synthetic occluder
 DEFAULT_MASK = "plq"
 
@@ -171,7 +172,9 @@ def run(explainer: Explainer, faces: Sequence[FaceLike], masks: Sequence[np.ndar
     out_a = explainer.explain_tensor(crops_to_tensor(after, explainer.device), seed)
     plq_a = out_a["plq"].cpu().numpy()
     both = crops_to_tensor(before + after, explainer.device)  # every repeat in the same batch: only the seed differs
-    q = np.stack([explainer.quality(both, seed + r)[0].cpu().numpy() for r in range(repeats)]).astype(float)  # [R, 2N]
+    scores = [explainer.quality(both, seed + r) for r in range(repeats)]
+    q = np.stack([q_hat.cpu().numpy() for q_hat, _ in scores]).astype(float)  # [R, 2N]
+    raw = np.stack([r.cpu().numpy() for _, r in scores]).astype(float).mean(0)  # [2N], the estimator's own Q
     mean, std = q.mean(0), (q.std(0, ddof=1) if repeats > 1 else np.zeros(q.shape[1]))
     n = len(faces)
     results = []
@@ -179,8 +182,9 @@ def run(explainer: Explainer, faces: Sequence[FaceLike], masks: Sequence[np.ndar
         qb, sb, qa, sa = mean[i], std[i], mean[n + i], std[n + i]
         regions = region_masks(f.landmarks, s)
         flag = flagged(explainer, None if deviations is None else deviations[i], regions)
-        row = {"file": f.name, "violation": "", "fill": how, "mask_source": mask_from, "quality_before": qb, "quality_before_std": sb, "quality_after": qa,
-               "quality_after_std": sa, "masked_fraction": float(masks[i].mean()), "change": change(qb, sb, qa, sa),
+        row = {"file": f.name, "violation": "", "fill": how, "mask_source": mask_from, "quality_before": qb,
+               "quality_before_std": sb, "quality_after": qa, "quality_after_std": sa,
+               "quality_raw_before": float(raw[i]), "quality_raw_after": float(raw[n + i]), "masked_fraction": float(masks[i].mean()), "change": change(qb, sb, qa, sa),
                "flagged_region": flag[0] if flag else "",
                "feedback": feedback(region_means(plq_b[i], regions), qb, flagged=flag)}
         panels = [Panel(before[i], plq_b[i], qb, "before"), Panel(after[i], plq_a[i], qa, "after")]
@@ -214,12 +218,15 @@ def run_occluded(explainer: Explainer, faces: Sequence[FaceLike], only: str | Se
 
 
 def summary(rows: Sequence[dict]) -> dict:
-    """Shares of faces whose Q̂ went up / down beyond one std, with any rise (after > before), and with an empty
+    """Shares of faces whose Q̂ went up / down beyond one std, with any rise (after > before), whose raw quality Q
+    went up / down (raw_up, raw_down: Q̂ near 1 moves by float-sized steps, the raw Q does not), and with an empty
     mask (nothing to fill)."""
     ch = np.array([r["change"] for r in rows])
     rise = np.array([float(r["quality_after"]) > float(r["quality_before"]) for r in rows])
+    raw = np.array([float(r["quality_raw_after"]) - float(r["quality_raw_before"]) for r in rows])
     return {"n": len(rows), "up": float(np.mean(ch == "up")), "down": float(np.mean(ch == "down")),
             "within": float(np.mean(ch == "within")), "any_rise": float(np.mean(rise)),
+            "raw_up": float(np.mean(raw > 0)), "raw_down": float(np.mean(raw < 0)),
             "empty": float(np.mean([float(r["masked_fraction"]) == 0 for r in rows]))}
 
 

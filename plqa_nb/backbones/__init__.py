@@ -101,5 +101,5 @@ register_backbone("sface", SFace, SFace.defaults, SFace.crop_size)
 register_backbone("facenet-vggface2", _facenet("vggface2"), FaceNet.defaults, FaceNet.crop_size)
 register_backbone("facenet-casia", _facenet("casia-webface"), FaceNet.defaults, FaceNet.crop_size)
 
-__all__ = ["Backbone", "BackboneDefaults", "BackboneSpec", "CustomBackbone", "DEFAULT_BACKBONE", "OnnxBackbone", "SFace",
-           "available_backbones", "backbone_spec", "load_backbone", "register_backbone"]
+__all__ = ["Backbone", "BackboneDefaults", "BackboneSpec", "CustomBackbone", "DEFAULT_BACKBONE", "OnnxBackbone",
+           "SFace", "available_backbones", "backbone_spec", "load_backbone", "register_backbone"]

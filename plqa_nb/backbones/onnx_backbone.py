@@ -5,8 +5,8 @@ Python::
     from plqa_nb.backbones.onnx_backbone import OnnxBackbone
     backbone = OnnxBackbone("w600k_r50.onnx", crop_size=112, mean=127.5, std=127.5, channels="rgb")
 
-By name (``load_backbone``, ``Explainer``, the CLI's ``--backbone``): ``onnx:PATH`` with options after a ``?``
-as ``key=value`` pairs joined by ``&``, e.g. ``onnx:/models/r50.onnx?crop=112&mean=127.5&std=127.5&channels=bgr``:
+By name (``load_backbone``, ``Explainer``, the CLI's ``--backbone``): ``onnx:PATH`` (a PATH without ``?``) with
+options after a ``?`` as ``key=value`` pairs joined by ``&``, e.g. ``onnx:/models/r50.onnx?crop=112&mean=127.5&std=127.5&channels=bgr``:
 
 * ``crop``: side S of the aligned square crop in pixels (default 112);
 * ``mean``, ``std``: the network reads (pixel − mean) / std of 0..255 pixels (default 127.5, 127.5, the
@@ -48,8 +48,8 @@ class OnnxBackbone(Backbone):
 
     ``trunk``: crops [B, 3, S, S] RGB 0..255 → (channel order, (x − mean) / std) → the graph up to the head node,
     flattened to [B, F]; ``head_layers``: the rest of the graph, [B, F] → raw embedding [B, D].
-    ``feature_taps``: the last modules whose maps are nearest S/8 and S/16 (found by running a blank crop) unless
-    given.
+    ``feature_taps``: the last modules whose maps are nearest S/8 and S/16, unless given. Building runs two grey
+    crops through the network: ``ValueError`` naming the file when S does not fit it or it mixes the batch.
     """
 
     def __init__(self, path: str | os.PathLike, name: str | None = None, crop_size: int = 112,
@@ -68,7 +68,8 @@ class OnnxBackbone(Backbone):
         self.crop_size = int(crop_size)
         self.template = arcface_template(self.crop_size) if template is None else np.asarray(template, float)
         self.mean, self.std, self.channels, self.defaults = float(mean), float(std), channels, defaults
-        self.feature_taps = tuple(feature_taps) if feature_taps is not None else self._find_taps()
+        sizes = self._probe(source=os.fspath(path))
+        self.feature_taps = tuple(feature_taps) if feature_taps is not None else _nearest_taps(sizes, self.crop_size)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels == "bgr":
@@ -78,8 +79,10 @@ class OnnxBackbone(Backbone):
     def head_layers(self, features: torch.Tensor) -> torch.Tensor:
         return self.head_net(features)
 
-    def _find_taps(self) -> tuple[str, ...]:
-        """Names of the last trunk modules whose output maps are nearest S/8 and S/16 on a side."""
+    def _probe(self, source: str) -> dict[str, int]:
+        """Run one grey crop, then two: check that S fits the network and that the graph keeps a batch apart (a
+        Reshape to a fixed batch of 1 would not); return the side of every 4-D map a trunk module outputs, by
+        module name."""
         sizes: dict[str, int] = {}
 
         def record(name: str):
@@ -88,21 +91,39 @@ class OnnxBackbone(Backbone):
                     sizes[name] = output.shape[-1]
             return hook
 
+        def run(n: int) -> torch.Tensor:
+            with torch.no_grad():
+                return self.head_layers(self.trunk(torch.full((n, 3, self.crop_size, self.crop_size), 127.0)))
+
         leaves = [(f"trunk_net.{n}", m) for n, m in self.trunk_net.named_modules() if n and not list(m.children())]
         handles = [m.register_forward_hook(record(n)) for n, m in leaves]
         try:
-            with torch.no_grad():
-                self.trunk(torch.full((1, 3, self.crop_size, self.crop_size), 127.0))
+            run(1)
+        except Exception as exc:
+            raise ValueError(f"{source} does not run on {self.crop_size}-px crops ({type(exc).__name__}: {exc}); "
+                             "set the crop size the network expects (crop=S)") from None
         finally:
             for h in handles:
                 h.remove()
-        if not sizes:
-            return ()
-        taps = []
-        for target in (self.crop_size / 8, self.crop_size / 16):
-            best = min(abs(s - target) for s in sizes.values())
-            taps.append([n for n, s in sizes.items() if abs(s - target) == best][-1])
-        return tuple(dict.fromkeys(taps))
+        try:
+            shape = tuple(run(2).shape)
+        except Exception as exc:
+            shape = f"an error ({type(exc).__name__}: {exc})"
+        if not (isinstance(shape, tuple) and len(shape) == 2 and shape[0] == 2):
+            raise ValueError(f"{source}: a batch of 2 crops gave {shape}, not [2, D]; the graph may fix the batch "
+                             "size (a Reshape to [1, ...]): export it with a dynamic batch")
+        return sizes
+
+
+def _nearest_taps(sizes: dict[str, int], crop_size: int) -> tuple[str, ...]:
+    """Names of the last modules whose maps are nearest S/8 and S/16 on a side (``sizes``: module → side)."""
+    if not sizes:
+        return ()
+    taps = []
+    for target in (crop_size / 8, crop_size / 16):
+        best = min(abs(s - target) for s in sizes.values())
+        taps.append([n for n, s in sizes.items() if abs(s - target) == best][-1])
+    return tuple(dict.fromkeys(taps))
 
 
 def parse_onnx_name(name: str) -> dict:
@@ -120,7 +141,11 @@ def parse_onnx_name(name: str) -> dict:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"ONNX model {path} (backbone '{name}') does not exist")
     kwargs: dict = {"path": path, "name": name}
-    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise ValueError(f"backbone '{name}': options must read key=value&key=value ({exc})") from None
+    for key, value in pairs:
         if key not in _OPTIONS:
             raise ValueError(f"backbone '{name}': unknown option '{key}'; options: {', '.join(_OPTIONS)}")
         try:

@@ -62,7 +62,9 @@ def read_onnx(path: str | os.PathLike):
 
 
 def clean_graph(model) -> None:
-    """Drop, in place, graph inputs that no node reads or that are initialisers (constants)."""
+    """Drop, in place, graph inputs that no node reads or that are initialisers (constants); IR version 4 on is
+    what lets initialisers stay out of the inputs."""
+    model.ir_version = max(model.ir_version, 4)
     graph = model.graph
     used = {name for node in graph.node for name in node.input}
     constants = {init.name for init in graph.initializer}

@@ -8,7 +8,8 @@ LOCK := requirements.lock
 ISA_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 ISA_SSE41 := ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default
 
-.PHONY: demo test test-numerics test-numerics-quick lab app bench lock clean
+.PHONY: demo test test-numerics test-numerics-quick lab app bench docs docs-serve notebooks readme-figure lock clean \
+	calibrations check-calibrations
 
 # the exact versions of requirements.lock, then the package itself without resolving anything again
 $(STAMP): $(LOCK) pyproject.toml Makefile
@@ -44,16 +45,47 @@ app: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/plqa bench --json results/bench.json
 
+# the documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or a missing page fails
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+# the same site served on 127.0.0.1:8000, rebuilt on every change
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
+
+# write notebooks/*.ipynb again from the cell texts of scripts/make_notebooks.py (clean, without outputs)
+notebooks: $(STAMP)
+	$(BIN)/python scripts/make_notebooks.py
+
+# the README's first picture, docs/figures/explain.png (needs the London photos: PLQA_FACES or ../shared/faces)
+FACES ?= $(or $(PLQA_FACES),../shared/faces)
+readme-figure: $(STAMP)
+	$(BIN)/python scripts/render_readme_explain.py $(FACES)/london/neutral/001.jpg \
+		--reference $(FACES)/london/smiling/001.jpg
+
 # refresh the lock: resolve the loose ranges of pyproject.toml in a scratch venv and record every version
 lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/pip install -q --upgrade pip
 	.lock-venv/bin/pip install -q torch==2.14.1 torchvision==0.29.1
-	.lock-venv/bin/pip install -q ".[dev,notebooks]"
+	.lock-venv/bin/pip install -q ".[dev,notebooks,docs]"
 	( echo "# Exact versions that \`make\` installs (refresh: \`make lock\`); loose ranges live in pyproject.toml."; \
 	  .lock-venv/bin/pip freeze --exclude plqa_nb --exclude pip ) > $(LOCK)
 	rm -rf .lock-venv
 
 clean:
-	rm -rf $(VENV) results
+	rm -rf $(VENV) results site
+
+# the calibration bundles shipped for the built-in networks: `plqa calibrate` on the London *smiling* photos (the
+# neutral ones stay held out). `make calibrations` refits and writes them; `make check-calibrations` refits and
+# compares with the shipped files, writing nothing.
+
+DEV_PHOTOS := $(FACES)/london/smiling
+LONDON := photos: Face Research Lab London Set, smiling, CC BY 4.0, DeBruine & Jones 2017
+CALIBRATE = $(BIN)/plqa calibrate $(DEV_PHOTOS) --note "$(LONDON)" --overwrite
+calibrations check-calibrations: $(STAMP)
+	$(CALIBRATE) --backbone dlib-resnet --estimators utility ers serfiq faceqan:26 \
+		--out plqa_nb/shipped/dlib-resnet.json $(if $(findstring check,$@),--check)
+	$(CALIBRATE) --backbone sface --estimators utility ers serfiq faceqan:26 \
+		--out plqa_nb/shipped/sface.json $(if $(findstring check,$@),--check)

@@ -7,7 +7,7 @@ crop are warped back onto the photo with the inverse of ``M``.
 Templates ([5, 2], crop pixels, MTCNN landmark order):
 * ArcFace: the standard 112×112 five-point template of insightface-style models.
 * dlib: where MTCNN's points fall, on average, inside dlib's 150-px face chip
-  (padding 0.25), measured with ``scripts/derive_dlib_template.py``.
+  (padding 0.25), measured with ``research/derive_dlib_template.py``.
 * FaceNet (facenet-pytorch): no template: the detector box is resized to 160×160.
 """
 from __future__ import annotations

@@ -12,6 +12,9 @@ Rules (shared by every verb that walks files):
 * rows are appended (flushed, fsync'ed) as files finish; a rerun into the same folder
   skips files whose row is ``ok`` and whose outputs exist, and retries the others;
   ``overwrite=True`` starts the table afresh and replaces outputs.
+
+``process_files`` turns a batch of files into its rows (wherever it runs: here, or on a Dask worker, see
+``plqa_nb.scale``); ``RowWriter`` is the run's one writer of rows; ``run_batch`` joins them in this process.
 """
 from __future__ import annotations
 
@@ -246,73 +249,121 @@ class BatchSummary:
     table: Path
 
 
-def run_batch(inputs: Sequence[str | os.PathLike], table: ResultTable, prepare: Callable[[Path], Any],
-              compute: Callable[[list[tuple[Path, Any]]], list[dict]], batch_size: int = 8,
-              debug: bool = False, desc: str = "plqa") -> BatchSummary:
-    """Walk ``inputs`` (files and folders), prepare each file, compute in batches, append rows.
+@dataclass
+class BatchRows:
+    """What one batch of files yields: its rows in file order, and lines for stderr (unexpected failures; their
+    tracebacks with ``debug``). Plain data, so a worker process can send it back."""
+    rows: list[dict]
+    notes: list[str]
 
-    ``prepare(file)`` may raise InputError (→ an error row). ``compute(items)`` gets
-    [(file, prepared)] and returns the items' rows (status/output set, ``file`` = str(file);
-    several per item for a ``multi_row`` table); if it fails for a batch, each item is retried
-    alone so one bad face cannot sink its neighbours. Counts in the summary are per file.
+
+def process_files(files: Sequence[Path], prepare: Callable[[Path], Any],
+                  compute: Callable[[list[tuple[Path, Any]]], list[dict]], debug: bool = False) -> BatchRows:
+    """Prepare each file, compute the prepared ones together, and return their rows in file order.
+
+    ``prepare(file)`` may raise InputError (→ an error row). ``compute(items)`` gets [(file, prepared)] and
+    returns the items' rows (status/output set, ``file`` = str(file); several per item for a ``multi_row``
+    table); if it fails for the batch, each item is retried alone so one bad face cannot sink its neighbours.
+    ``seconds`` of a row: its file's preparation plus its share of the compute.
     """
-    from tqdm import tqdm
+    notes: list[str] = []
 
-    files = iter_image_files(list(inputs))
-    todo = [f for f in files if str(f) not in table.done_files]
-    ok = errors = 0
-    bar = tqdm(total=len(todo), desc=desc, unit="file", file=sys.stderr, disable=None)
-
-    def report(exc: BaseException) -> None:
+    def failed(file: Path, exc: BaseException, seconds: float) -> list[dict]:
+        row = error_row(str(file), exc, seconds)
         if debug:
-            traceback.print_exception(exc, file=sys.stderr)
+            notes.append("".join(traceback.format_exception(exc)).rstrip())
+        if not isinstance(exc, InputError):
+            notes.append(row["error"])
+        return [row]
 
-    def flush(batch: list[tuple[Path, Any, float]]) -> None:
-        nonlocal ok, errors
-        if not batch:
-            return
+    prepared: list[tuple[Path, Any, float]] = []
+    rows_of: dict[str, list[dict]] = {}
+    for f in files:
         t0 = time.perf_counter()
         try:
-            rows = compute([(f, p) for f, p, _ in batch])
-            share = (time.perf_counter() - t0) / len(batch)
-            prep = {str(f): tp for f, _, tp in batch}
+            prepared.append((f, prepare(f), time.perf_counter() - t0))
+        except Exception as exc:
+            rows_of[str(f)] = failed(f, exc, time.perf_counter() - t0)
+    if prepared:
+        t0 = time.perf_counter()
+        try:
+            rows = compute([(f, p) for f, p, _ in prepared])
+            share = (time.perf_counter() - t0) / len(prepared)
+            prep = {str(f): tp for f, _, tp in prepared}
             for row in rows:
                 row["seconds"] = f"{prep[row['file']] + share:.3f}"
+                rows_of.setdefault(row["file"], []).append(row)
         except Exception as exc:  # isolate the failing item
-            report(exc)
-            rows = []
-            for f, p, tp in batch:
+            if debug:
+                notes.append("".join(traceback.format_exception(exc)).rstrip())
+            for f, p, tp in prepared:
                 t1 = time.perf_counter()
                 try:
                     item_rows = compute([(f, p)])
                     for row in item_rows:
                         row["seconds"] = f"{tp + time.perf_counter() - t1:.3f}"
                 except Exception as exc1:
-                    report(exc1)
-                    item_rows = [error_row(str(f), exc1, tp + time.perf_counter() - t1)]
-                rows += item_rows
-        table.append(rows)
-        failed = {r["file"] for r in rows if r.get("status") != "ok"}
-        ok += len(batch) - len(failed)
-        errors += len(failed)
-        bar.update(len(batch))
+                    item_rows = failed(f, exc1, tp + time.perf_counter() - t1)
+                rows_of[str(f)] = item_rows
+    return BatchRows([row for f in files for row in rows_of.get(str(f), [])], notes)
 
-    pending: list[tuple[Path, Any, float]] = []
-    for f in todo:
-        t0 = time.perf_counter()
-        try:
-            pending.append((f, prepare(f), time.perf_counter() - t0))
-        except Exception as exc:
-            report(exc)
-            row = error_row(str(f), exc, time.perf_counter() - t0)
-            table.append([row])
-            errors += 1
-            bar.update(1)
-            if not isinstance(exc, InputError):
-                tqdm.write(row["error"], file=sys.stderr)
-        if len(pending) >= batch_size:
-            flush(pending)
-            pending = []
-    flush(pending)
-    bar.close()
-    return BatchSummary(total=len(files), skipped=len(files) - len(todo), ok=ok, errors=errors, table=table.path)
+
+def pending_files(inputs: Sequence[str | os.PathLike], table: ResultTable) -> tuple[list[Path], list[Path]]:
+    """(every image file under ``inputs``, those the table does not hold as done), in walking order."""
+    files = iter_image_files(list(inputs))
+    return files, [f for f in files if str(f) not in table.done_files]
+
+
+class RowWriter:
+    """The one writer of a run's rows: appends each batch's rows to the table, prints its notes, counts files
+    ok and failed, and moves one progress bar over ``total`` files. Use as a context manager."""
+
+    def __init__(self, table: ResultTable, total: int, desc: str):
+        from tqdm import tqdm
+
+        self.table, self.ok, self.errors = table, 0, 0
+        self._write = tqdm.write
+        self.bar = tqdm(total=total, desc=desc, unit="file", file=sys.stderr, disable=None)
+
+    def __enter__(self) -> RowWriter:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.close()
+
+    def add(self, batch: BatchRows) -> None:
+        for note in batch.notes:
+            self._write(note, file=sys.stderr)
+        if not batch.rows:
+            return
+        self.table.append(batch.rows)
+        files = {r["file"] for r in batch.rows}
+        failed = {r["file"] for r in batch.rows if r.get("status") != "ok"}
+        self.ok += len(files - failed)
+        self.errors += len(failed)
+        self.bar.update(len(files))
+
+    def summary(self, files: Sequence[Path], todo: Sequence[Path]) -> BatchSummary:
+        return BatchSummary(total=len(files), skipped=len(files) - len(todo), ok=self.ok, errors=self.errors,
+                            table=self.table.path)
+
+
+def chunks(items: Sequence[Path], size: int) -> Iterator[list[Path]]:
+    """Consecutive slices of ``items`` of ``size`` (the last may be shorter)."""
+    if size < 1:
+        raise ValueError(f"batch size must be ≥ 1, not {size}")
+    for i in range(0, len(items), size):
+        yield list(items[i:i + size])
+
+
+def run_batch(inputs: Sequence[str | os.PathLike], table: ResultTable, prepare: Callable[[Path], Any],
+              compute: Callable[[list[tuple[Path, Any]]], list[dict]], batch_size: int = 8,
+              debug: bool = False, desc: str = "plqa") -> BatchSummary:
+    """Walk ``inputs`` (files and folders), skip the files the table holds as done, and process the others in
+    batches of ``batch_size`` files in this process (``process_files``), appending each batch's rows in file
+    order. Counts in the summary are per file."""
+    files, todo = pending_files(inputs, table)
+    with RowWriter(table, len(todo), desc) as writer:
+        for batch in chunks(todo, batch_size):
+            writer.add(process_files(batch, prepare, compute, debug))
+    return writer.summary(files, todo)

@@ -41,6 +41,8 @@ from typing import Callable
 import torch
 
 from .backbones import DEFAULT_BACKBONE, Backbone, available_backbones, load_backbone
+from .config import CalibrationBundle, EstimatorCalibration, paper_bundle
+from .config import resolve_config
 from .data import astronaut
 from .pipeline import Explainer, crops_to_tensor
 from .stages import prepare_face
@@ -51,20 +53,23 @@ CPU_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 CUDA_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
-def _timing_calibration(net: Backbone, quality: str, crop: torch.Tensor) -> dict:
-    """A calibration for timing a network without calibrated defaults (random weights): α = 1, r = 0, the
-    backbone's γ and norm; ERS's centre is the crop's own embedding and the utility head all zeros (any values
-    cost the same)."""
-    record = {"alpha": 1.0, "r": 0.0, "gamma": net.defaults.gamma, "backbone": net.name, "quality_method": quality,
-              "norm": net.defaults.norm}
+def timing_bundle(net: Backbone, crop: torch.Tensor) -> CalibrationBundle:
+    """A calibration for timing a network without its own bundle (random weights): every timed estimator with
+    α = 1, r = 0 and the γ of the paper's values for the network's family; ERS's centre is the crop's own embedding
+    and the utility head all zeros, of the length its inputs have for this network (any values cost the same)."""
+    from .quality.utility import exposure_measures, head_inputs
+
+    paper = paper_bundle(net.defaults.family)
+    gamma = paper.estimators[paper.default_estimator].gamma
     with torch.no_grad():
         features = net.trunk(crop)
         embedding = net.head(features)[0].cpu()
-    if quality == "ers":
-        record["ui_centre"] = embedding.tolist()
-    if quality == "utility":
-        record["head_weights"], record["head_bias"] = [0.0] * (features.shape[1] + len(embedding) + 1), 0.0
-    return record
+        inputs = head_inputs(net, features, exposure_measures(crop)).shape[1]
+    state = {"ers": {"ui_centre": embedding.tolist()}, "utility": {"head_weights": [0.0] * inputs, "head_bias": 0.0}}
+    return CalibrationBundle(backbone=net.name, norm=net.defaults.norm, default_estimator=net.defaults.quality,
+                             estimators={q: EstimatorCalibration(1.0, 0.0, gamma, state.get(q, {}))
+                                         for q in ESTIMATORS},
+                             source="timing calibration (α = 1, r = 0)")
 
 
 @dataclass(frozen=True)
@@ -196,16 +201,16 @@ def run_benchmark(device: str = "cpu", backbone: str = DEFAULT_BACKBONE, quick: 
     try:
         net, weights = load_bench_backbone(backbone, dev)
         crop = crops_to_tensor([prepare_face(astronaut(), net, dev).aligned.crop], dev)
+        calibration = None if weights == "pretrained" else timing_bundle(net, crop)
 
         def explainer(quality: str, method: str = "saliency") -> Explainer:
             params = {"m": m} if quality == "serfiq" else mode.faceqan if quality == "faceqan" else {}
-            calibration = None if weights == "pretrained" else _timing_calibration(net, quality, crop)
             return Explainer(net, quality=quality, method=method, calibration=calibration, device=device, seed=seed,
                              quality_params=params)
 
         estimators = {name: explainer(name) for name in ESTIMATORS}
         serfiq, faceqan = estimators["serfiq"], estimators["faceqan"]
-        default = estimators[net.defaults.quality] if net.defaults.quality in estimators else serfiq
+        default = estimators.get(resolve_config(net, calibration=calibration).quality, serfiq)
         others = {f"map_{name}": explainer(default.config.quality, name) for name in OTHER_METHODS}
 
         def no_grad_forward() -> None:
@@ -213,12 +218,11 @@ def run_benchmark(device: str = "cpu", backbone: str = DEFAULT_BACKBONE, quick: 
                 net(crop)
 
         localisers = {}
-        if default.model.compliant_norm:
-            from .attribution.compliant_norm import compliant_norm
+        if default.has_compliant_norm:
             from .attribution.counterfactual import defect_maps
             from .attribution.deviation import deviation_maps
 
-            norm = compliant_norm(default.model).features
+            norm = default.compliant_norm().features
             localisers = {"deviation_map": lambda: deviation_maps(net, crop, norm),
                           "counterfactual_map": lambda: defect_maps(default, crop)}
         latency_fns = {

@@ -1,4 +1,4 @@
-"""Static figures (matplotlib) for result files and the README."""
+"""Static figures (matplotlib) for result files and the documentation."""
 from __future__ import annotations
 
 import matplotlib.pyplot as plt

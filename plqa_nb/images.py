@@ -36,6 +36,7 @@ ImageLike = Union[str, os.PathLike, bytes, Image.Image, np.ndarray]  # bytes: an
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
 MIN_SIDE = 32  # px: below this no face detector can find a face
 MAX_PIXELS = 40_000_000  # default limit (40 MP): above any camera photo, far below a bomb's 20000×20000
+MAX_UPLOAD_BYTES = 20 * 2**20  # 20 MB: above any camera JPEG; larger uploads are refused unread (widgets.upload)
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 _PIL_GUARD = threading.Lock()  # serialises the brief lifts of PIL's global limit in _open

@@ -22,14 +22,15 @@ import numpy as np
 import torch
 
 from .alignment import AlignedFace, align_face
-from .attribution.compliant_norm import compliant_norm_text
+from .attribution.base import AttributionMethod, missing_norm
+from .attribution.compliant_norm import CompliantNorm, parse_compliant_norm
 from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
 from .backbones.base import crops_to_tensor
-from .config import ModelConfig, resolve_config
+from .config import ModelConfig, check_weights, resolve_config
 from .detection import Detection, detect_faces
 from .errors import NumericalError
 from .images import MAX_PIXELS, ImageLike, describe, load_image
-from .plq import merge_channels, plq_from_saliency
+from .plq import merge_channels
 from .regression import QualityRegressionModel, quality_weights
 from .stages import (Explanation, FaceCrop, NetworkPass, PreparedFace, maps_from_pass, network_pass, prepare_face,
                      raw_quality)
@@ -47,7 +48,8 @@ class Explainer:
         backbone: registry name or a Backbone.
         quality: estimator name ("ers", "serfiq", "faceqan", ...); None = the calibration's or the backbone's.
         method: attribution method name (see ``plqa_nb.attribution``); "saliency" is the paper's PLQ.
-        calibration: a calibration JSON path (or its dict), or None for the backbone's defaults.
+        calibration: a calibration bundle (path, its JSON object or a ``CalibrationBundle``), or None for the
+            bundle shipped for the backbone.
         device: "cpu" or "cuda".
         seed, norm, clip_grad, quality_params: see ``ModelConfig``; None = the calibration's or the backbone's.
         config: a resolved ``ModelConfig`` instead of the arguments above (backbone must then be its name or
@@ -68,14 +70,35 @@ class Explainer:
             seed=seed)
         if self.config.backbone != self.backbone.name:
             raise ValueError(f"configuration for backbone '{self.config.backbone}' given with '{self.backbone.name}'")
+        check_weights(self.config, self.backbone)
         self.estimator = self.config.make_estimator()
         self.method = method
-        self.model = QualityRegressionModel(
-            self.backbone, clip_grad=self.config.clip_grad, estimate=self._raw_quality,
-            compliant_norm=compliant_norm_text(self.backbone, self.config.compliant_norm))
+        self.model = QualityRegressionModel(self.backbone, clip_grad=self.config.clip_grad,
+                                            estimate=self._raw_quality)
 
     def _raw_quality(self, crops: torch.Tensor) -> torch.Tensor:
         return raw_quality(self.estimator, self.backbone, crops, None, self.seed)
+
+    @property
+    def has_compliant_norm(self) -> bool:
+        """Whether the configuration's calibration has a compliant-face norm (for the defect maps and the flag)."""
+        return bool(self.config.compliant_norm)
+
+    def compliant_norm(self) -> CompliantNorm:
+        """The calibration's compliant-face norm; ValueError naming ``plqa calibrate`` when it has none."""
+        if not self.config.compliant_norm:
+            raise missing_norm(self.backbone.name)
+        return parse_compliant_norm(self.config.compliant_norm)
+
+    def attribution_method(self, name: str, **params) -> AttributionMethod:
+        """``attribution.get_method(name, **params)``, with this configuration's compliant-face norm handed to the
+        methods that compare a face with it (the deviation and counterfactual maps)."""
+        from .attribution import get_method
+
+        method = get_method(name, **params)
+        if method.uses_compliant_norm and method.compliant_norm is None and self.has_compliant_norm:
+            method.compliant_norm = self.compliant_norm()
+        return method
 
     @property
     def scaling(self):
@@ -109,7 +132,7 @@ class Explainer:
     def explain_tensor(self, crops: torch.Tensor, seed: int | None = None) -> dict[str, torch.Tensor]:
         """Crops [B, 3, S, S] (0..255) → dict of quality, quality_raw, weights [B], embedding [B, D],
         attribution [B, 3, S, S] (raw; |gradient| for saliency), saliency [B, S, S] (Eq. 5), plq [B, S, S] (Eq. 6;
-        for a method whose map is not in gradient units, its per-image usefulness rank, ``_method_plq``).
+        for a method whose map is not in gradient units, its per-image usefulness rank, ``AttributionMethod.displayed``).
 
         With the "saliency" method the network runs once forward and once backward (``stages``); the
         estimator reuses the trunk's features.
@@ -119,32 +142,18 @@ class Explainer:
         if self.method == "saliency":
             net = network_pass(self.backbone, x)
             return maps_from_pass(net, raw_quality(self.estimator, self.backbone, x, net, seed), self.config)
-        from .attribution import get_method
-
         net = network_pass(self.backbone, x, gradient=False)
         raw = raw_quality(self.estimator, self.backbone, x, net, seed)
         q_hat = self.scaling(raw)
         w = quality_weights(net.embedding, q_hat, self.norm)
-        attr = get_method(self.method).attribute(self.model, x, w, seed=seed)
+        method = self.attribution_method(self.method)
+        attr = method.attribute(self.model, x, w, seed=seed)
         bad = ~torch.isfinite(attr.flatten(1)).all(1)
         if bad.any():
             raise NumericalError(f"non-finite attributions for {int(bad.sum())} of {len(bad)} face(s)")
         sal = merge_channels(attr)
         return {"quality": q_hat, "quality_raw": raw, "weights": w, "embedding": net.embedding, "attribution": attr,
-                "saliency": sal, "plq": self._method_plq(attr, sal)}
-
-    def _method_plq(self, attr: torch.Tensor, sal: torch.Tensor) -> torch.Tensor:
-        """PLQ [B, S, S] of another method's map: Eq. 6 for maps in gradient units (view "plq"); otherwise, per
-        image, the rank of the pixel's usefulness — the opposite of its defect score (``evaluation.localization``:
-        e.g. low for what the deviation map finds unusual, high for what adds quality) — scaled to [0, 1]."""
-        from .attribution import get_method
-        from .evaluation.comparison import rank_view
-        from .evaluation.localization import defect_scores, orientation
-
-        if get_method(self.method).view == "plq":
-            return plq_from_saliency(sal, self.config.gamma)
-        defect = torch.from_numpy(defect_scores(attr, orientation(self.method)))
-        return rank_view(-defect).to(sal)
+                "saliency": sal, "plq": method.displayed(attr, self.config.gamma)}
 
     def explain_prepared(self, faces: list[PreparedFace], seed: int | None = None,
                          keep_photo: bool = True) -> list[Explanation]:

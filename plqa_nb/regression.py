@@ -69,17 +69,14 @@ class QualityRegressionModel(nn.Module):
             (the paper recommends gradient clipping); None leaves gradients untouched.
         estimate: the quality estimator M_Q stands for, images [B, 3, S, S] → raw Q [B] (for counterfactual
             methods, which explain the estimator itself; None when unknown).
-        compliant_norm: the backbone's compliant-face norm (JSON text of
-            ``attribution.compliant_norm.CompliantNorm``; "" when there is none).
     """
 
     def __init__(self, backbone: Backbone, clip_grad: float | None = None,
-                 estimate: Callable[[torch.Tensor], torch.Tensor] | None = None, compliant_norm: str = ""):
+                 estimate: Callable[[torch.Tensor], torch.Tensor] | None = None):
         super().__init__()
         self.backbone = backbone
         self.clip_grad = clip_grad
         self.estimate = estimate
-        self.compliant_norm = compliant_norm
 
     def forward(self, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         if self.clip_grad is not None:

@@ -1,5 +1,9 @@
-"""Face verification metrics for checking a backbone: genuine vs impostor scores, ROC AUC, EER."""
+"""Face verification metrics for checking a backbone: genuine vs impostor scores, ROC AUC, EER, the threshold at
+a false match rate."""
 from __future__ import annotations
+
+import math
+import warnings
 
 import numpy as np
 
@@ -31,3 +35,27 @@ def equal_error_rate(genuine: np.ndarray, impostor: np.ndarray) -> float:
     frr = (genuine[None, :] < thresholds[:, None]).mean(1)
     i = int(np.argmin(np.abs(far - frr)))
     return float((far[i] + frr[i]) / 2)
+
+
+def threshold_at_fmr(impostor_scores: np.ndarray, fmr: float) -> float:
+    """The smallest threshold whose FMR (share of impostor scores ≥ it) is ≤ ``fmr``.
+
+    impostor_scores [M]. With k = ⌊fmr·M⌋ false matches allowed, that is the next float above
+    the (k+1)-th highest impostor score. With fewer than 1/fmr impostor scores (k = 0) it lies
+    above every impostor score (measured FMR 0): the target FMR cannot be resolved, and a
+    warning says so.
+    """
+    if not 0 < fmr < 1:
+        raise ValueError(f"fmr must lie in (0, 1), not {fmr}")
+    imp = np.asarray(impostor_scores, dtype=np.float64).ravel()
+    if not np.isfinite(imp).all():
+        raise ValueError("impostor scores: non-finite values")
+    if imp.size == 0:
+        raise ValueError("no impostor scores: cannot set a threshold")
+    k = int(np.floor(np.round(fmr * imp.size, 9)))
+    if k == 0:
+        warnings.warn(f"only {imp.size} impostor scores: an FMR of {fmr:g} cannot be resolved (needs "
+                      f"≥ {math.ceil(1 / fmr)}); threshold set above the highest impostor score (FMR 0)",
+                      stacklevel=2)
+    kth = np.partition(imp, imp.size - 1 - k)[imp.size - 1 - k]
+    return float(np.nextafter(kth, np.inf))

@@ -362,8 +362,8 @@ the face is matched at that threshold (`plqa calibrate --target utility`), so am
 should match: points on the diagonal. ECE is the average distance from it.
 
 Here the smiling London photo of each person is the reference, the neutral one (which the defaults never saw)
-the probe, clean and degraded at random. The numbers in the README come from the same comparison on all 102
-people with `plqa evaluate erc`.
+the probe, clean and degraded at random. The numbers of the documentation (docs/results/erc.md) come from the
+same comparison on all 102 people with `plqa evaluate erc`.
 
 {QUICK}
 

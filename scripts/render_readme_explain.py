@@ -5,7 +5,7 @@
 
 Runs the verb itself (default model) into a temporary folder and stacks the two PNGs it writes (aligned crop
 and PLQ map, Q̂ printed on them) into docs/figures/explain.png; prints the rows of results.csv, whose values
-the README quotes. The degraded copy is the photo with a strong Gaussian blur and JPEG compression
+docs/results/quality.md quotes. The degraded copy is the photo with a strong Gaussian blur and JPEG compression
 (``--blur``, ``--jpeg``), made here and not part of any fit. With ``--reference`` (another photo of the same
 person) it also prints each panel's cosine similarity to it, the genuine score a match would be decided on.
 """

@@ -11,7 +11,7 @@ from plqa_nb.batch import ResultTable
 from plqa_nb.cli import main
 from plqa_nb.commands.experiment import ICAO_COLUMNS, INPAINTING_COLUMNS, MASKING_COLUMNS
 from plqa_nb.experiments import FaceCrop, feedback, icao, inpainting, masking, plots, table
-from plqa_nb.experiments.regions import (FACE_REGIONS, REGIONS, covered_regions, degraded_region, region_masks,
+from plqa_nb.regions import (FACE_REGIONS, REGIONS, covered_regions, degraded_region, region_masks,
                                          region_means, saliency_shares, worst_region)
 from plqa_nb.pipeline import Explainer
 

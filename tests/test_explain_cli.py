@@ -1,6 +1,6 @@
 """The verbs with the shipped default model (no --quality): `plqa explain` on the whole London set (rows,
-arrays, the README's verification figures through our own detection and alignment), `plqa quality` and
-`plqa calibrate`."""
+arrays, the verification figures of docs/results/verification.md through our own detection and alignment),
+`plqa quality` and `plqa calibrate`."""
 import csv
 
 import numpy as np
@@ -67,11 +67,11 @@ def test_london_verification(london_run):
     gap = genuine.min() - impostor.max()
     print(f"London neutral vs smiling: {len(genuine)} genuine, {len(impostor)} impostor pairs, "
           f"ROC AUC {auc:.4f}, EER {eer:.4f}, lowest genuine minus highest impostor similarity {gap:.5f}")
-    # The README's figures. Measured on the three kernel sets: AUC 1.0000 and EER 0.0000, perfect separation,
-    # but the weakest genuine pair lies only 0.0003 above the strongest impostor (printed above). A CPU whose
-    # detector rounding moved one pair across would still pass these bounds and fail a README claim of 1.0000
-    # to 4 decimals only by a single comparison of the 1.05 million: AUC ≥ 0.9999, at most one of 102
-    # genuine pairs behind the EER point.
+    # The figures of docs/results/verification.md. Measured on the three kernel sets: AUC 1.0000 and EER 0.0000,
+    # perfect separation, but the weakest genuine pair lies only 0.0003 above the strongest impostor (printed
+    # above). A CPU whose detector rounding moved one pair across would still pass these bounds and fail a published
+    # claim of 1.0000 to 4 decimals only by a single comparison of the 1.05 million: AUC ≥ 0.9999, at most one of
+    # 102 genuine pairs behind the EER point.
     assert auc >= 0.9999 and eer <= 1 / 102
 
 
@@ -97,28 +97,40 @@ def test_quality_verb_gives_the_maps_qualities(london_run, faces_dir, tmp_path):
         assert r["quality_method"] == resolve_config().quality
 
 
-def test_calibrate_verb_writes_a_file_the_other_verbs_take(faces_dir, tmp_path, capsys):
-    """`plqa calibrate` (default estimator, utility target) on 8 smiling photos: the record names what it was
-    fitted for and holds the trained head; the match threshold is the shipped one's to within the spread of 8
-    faces; `--calibration` brings it back; a second run refuses to overwrite without --overwrite."""
+def test_calibrate_verb_writes_a_bundle_the_other_verbs_take(faces_dir, tmp_path, capsys):
+    """`plqa calibrate` (utility and ERS, utility target) on 8 smiling photos: the bundle names the network and its
+    weights, holds the trained head and centre, and the command that made it; the match threshold is the shipped
+    one's to within the spread of 8 faces; `--calibration` brings it back, `explain` flags with its norm; a second
+    run refuses to overwrite without --overwrite, and `--check` compares a refit with the file."""
     import json
+
+    from plqa_nb.config import shipped_bundle
 
     dev = tmp_path / "dev"
     dev.mkdir()
     for i in range(1, 9):
         (dev / f"{i:03d}.jpg").write_bytes((faces_dir / "london" / "smiling" / f"{i:03d}.jpg").read_bytes())
     path = tmp_path / "calib.json"
-    assert main(["calibrate", str(dev), "--out", str(path), "--folds", "4"]) == 0
+    args = ["calibrate", str(dev), "--estimators", "utility", "ers", "--folds", "4", "--out", str(path)]
+    assert main(args) == 0
     record = json.loads(path.read_text())
-    default = resolve_config()
-    assert (record["backbone"], record["quality_method"], record["norm"], record["target"], record["photos"]) == (
-        default.backbone, default.quality, default.norm, "utility", 8)
+    shipped = shipped_bundle("dlib-resnet")
+    assert (record["schema_version"], record["backbone"], record["weights_sha1"], record["norm"], record["photos"]) == (
+        1, "dlib-resnet", shipped.weights_sha1, shipped.norm, 8)
+    assert record["default_estimator"] == "utility" and set(record["estimators"]) == {"utility", "ers"}
+    assert record["made_with"].startswith(f"plqa calibrate {dev} --backbone dlib-resnet --estimators utility ers")
     assert record["dev_comparisons"] == 8 * 2 * 49  # 8 faces × 2 references × (1 clean + 48 degraded) probes
-    assert 0.90 < record["match_threshold"] < 0.96  # the 102-face set gives 0.933
-    assert record["alpha"] > 10 and 0.85 < record["r"] < 1.0 and 5 < record["gamma"] < 20
-    assert len(record["head_weights"]) == 256 + 128 + 1 + 2  # features, unit embedding, log norm, highlights, shadows
+    assert abs(record["match_threshold"] - shipped.match_threshold) < 0.03
+    utility = record["estimators"]["utility"]
+    assert utility["alpha"] > 10 and 0.85 < utility["r"] < 1.0 and 5 < utility["gamma"] < 20
+    assert len(utility["state"]["head_weights"]) == 256 + 128 + 1 + 2  # features, unit embedding, log norm, h, s
+    assert len(record["estimators"]["ers"]["state"]["ui_centre"]) == 128
     config = resolve_config(calibration=path)
-    assert (config.alpha, config.r, config.gamma) == (record["alpha"], record["r"], record["gamma"])
+    assert (config.alpha, config.r, config.gamma) == (utility["alpha"], utility["r"], utility["gamma"])
     capsys.readouterr()
-    assert main(["calibrate", str(dev), "--out", str(path)]) == 2
+    assert main(args) == 2
     assert "exists; use --overwrite" in capsys.readouterr().err
+    assert main(args + ["--check"]) == 0  # the same photos and seed give the same bundle
+    assert "as in" in capsys.readouterr().err
+    assert main(args[:-2] + ["--seed", "1", "--out", str(path), "--check"]) == 1  # another seed: other degradations
+    assert "DIFFERS" in capsys.readouterr().err

@@ -4,7 +4,6 @@ import os
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from plqa_nb.backbones.facenet import FaceNet, checkpoint_path
 from plqa_nb.errors import ModelUnavailableError

@@ -5,8 +5,9 @@ import torch
 from scipy.stats import spearmanr
 
 from plqa_nb.attribution.baselines import blur
+from plqa_nb.attribution import rank_view
 from plqa_nb.evaluation import (auc, compare_methods, face_random_orders, faithfulness_curves, pixel_order,
-                                quality_infidelity, random_orders, rank_view, spearman_matrix)
+                                quality_infidelity, random_orders, spearman_matrix)
 from plqa_nb.pipeline import Explainer, crops_to_tensor
 from plqa_nb.plq import merge_channels
 

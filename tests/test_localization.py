@@ -10,13 +10,13 @@ import pytest
 import torch
 
 from plqa_nb.attribution import get_method
-from plqa_nb.attribution.compliant_norm import compliant_norm
+from plqa_nb.attribution import defect_scores
 from plqa_nb.attribution.deviation import FeatureNorm, deviation_maps, fit_feature_norm
 from plqa_nb.cli import main
 from plqa_nb.evaluation import localization as loc
 from plqa_nb.evaluation.road import impute, road_curves
 from plqa_nb.experiments import icao, inpainting
-from plqa_nb.experiments.regions import flag_region, region_masks
+from plqa_nb.regions import flag_region, region_masks
 from plqa_nb.pipeline import Explainer, crops_to_tensor
 from plqa_nb.stages import as_face_crop
 
@@ -50,14 +50,14 @@ def test_defect_orientation_by_kind():
     a = torch.zeros(1, 3, 4, 4)
     a[0, :, 0, 0] = 1.0  # a strong gradient / a positive contribution at (0, 0)
     a[0, :, 1, 1] = 1e-6
-    grad = loc.defect_scores(a, "gradient")[0]
+    grad = defect_scores(a, "gradient")[0]
     assert grad[1, 1] > grad[0, 0]  # low sensitivity = the defect (the paper's reading)
-    contrib = loc.defect_scores(a - 0.5, "contribution")[0]
+    contrib = defect_scores(a - 0.5, "contribution")[0]
     assert contrib[0, 0] < contrib[2, 2]  # a pixel that adds quality is not to blame
     assert loc.orientation("counterfactual") == "contribution" and loc.orientation("saliency") == "gradient"
     assert loc.orientation("deviation") == "defect"
     with pytest.raises(ValueError):
-        loc.defect_scores(a, "sideways")
+        defect_scores(a, "sideways")
 
 
 def test_flag_region_against_a_norm(face):
@@ -114,14 +114,14 @@ def test_road_imputation_reproduces_a_linear_image_and_curves_have_their_shape()
 
 # -- the deviation and counterfactual maps on the real network -----------------------------------------------------
 def test_the_shipped_norm_and_the_deviation_map(explainer, face):
-    norm = compliant_norm(explainer.model)
+    norm = explainer.compliant_norm()
     assert norm.mean_face.shape == (48, 48, 3)
     assert norm.features.taps == explainer.backbone.feature_taps and norm.features.threshold > 1
     variants = icao.make_variants(face, ["sunglasses", "face_mask", "cap", "hand_on_cheek"], seed=0)
     x = crops_to_tensor([face.crop] + [v.image for v in variants])
-    attr = get_method("deviation").attribute(explainer.model, x, torch.ones(len(x)))
+    attr = explainer.attribution_method("deviation").attribute(explainer.model, x, torch.ones(len(x)))
     assert attr.shape == x.shape
-    dev = loc.defect_scores(attr, loc.orientation("deviation"))
+    dev = defect_scores(attr, loc.orientation("deviation"))
     masks = region_masks(face.landmarks, 150)
     assert flag_region(dev[0], masks, norm.features)[0] == ""  # the compliant photo: nothing stands out
     assert np.median(dev[0][masks["face"]]) < 3  # it reads like a compliant face (about 1)
@@ -137,7 +137,7 @@ def test_explain_with_a_rank_method_gives_a_usefulness_rank(face):
     """`plqa explain --method deviation` (or grad-cam, counterfactual): the PLQ is the per-image rank of the
     pixel's usefulness, so the region the map blames is the one of lowest PLQ — not v(·) of a map that is not in
     gradient units, which is ≈ 1 everywhere."""
-    from plqa_nb.experiments.regions import region_means, worst_region
+    from plqa_nb.regions import region_means, worst_region
 
     variant = icao.make_variants(face, ["sunglasses"], seed=0)[0]
     x = crops_to_tensor([variant.image])
@@ -170,16 +170,19 @@ def test_the_feature_norm_is_fitted_out_of_fold(explainer, faces_dir):
 def test_the_counterfactual_map(explainer, face):
     variant = icao.make_variants(face, ["face_mask"], seed=0)[0]
     x = crops_to_tensor([face.crop, variant.image])
-    attr = get_method("counterfactual").attribute(explainer.model, x, explainer.weights(x, explainer.quality(x)[0]))
+    attr = explainer.attribution_method("counterfactual").attribute(explainer.model, x,
+                                                                    explainer.weights(x, explainer.quality(x)[0]))
     assert attr.shape == x.shape
-    defect = loc.defect_scores(attr, "contribution")
+    defect = defect_scores(attr, "contribution")
     masks = region_masks(variant.landmarks, 150)
     # the mask's pixels are blamed far more than the rest of the face (measured AUC 0.95 on this face)
     assert loc.mask_auc(defect[1], variant.occluder, masks["face"]) > 0.75
     plain = Explainer("dlib-resnet").model
     plain.estimate = None
     with pytest.raises(ValueError, match="needs the quality estimator"):
-        get_method("counterfactual").compute(plain, x, torch.ones(2))
+        explainer.attribution_method("counterfactual").compute(plain, x, torch.ones(2))
+    with pytest.raises(ValueError, match="no compliant-face norm for backbone 'dlib-resnet'.*plqa calibrate"):
+        get_method("counterfactual").compute(explainer.model, x, torch.ones(2))  # without the Explainer's norm
 
 
 def test_icao_flags_and_localises_through_the_cli(faces_dir, tmp_path):

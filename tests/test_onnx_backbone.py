@@ -3,7 +3,6 @@ the cache, the ``onnx:PATH?options`` names and their errors. Small graphs writte
 weights: plumbing only); the real network is in test_sface.py."""
 from __future__ import annotations
 
-import argparse
 import warnings
 
 import numpy as np
@@ -18,7 +17,6 @@ from plqa_nb.backbones import backbone_spec, load_backbone  # noqa: E402
 from plqa_nb.backbones.onnx_backbone import OnnxBackbone, arcface_template, parse_onnx_name  # noqa: E402
 from plqa_nb.backbones.onnx_import import (clean_graph, head_index, load_onnx_split, prepared_cache_path,  # noqa: E402
                                            read_onnx)
-from plqa_nb.commands.common import add_model_options  # noqa: E402
 from plqa_nb.config import resolve_config  # noqa: E402
 from tolerances import ONNX_CONVERSION_REL, max_relative  # noqa: E402
 
@@ -215,15 +213,12 @@ def test_names_with_options(toy_path):
             parse_onnx_name(f"onnx:{toy_path}{bad}")
 
 
-def test_cli_accepts_onnx_names_and_lists_the_others(toy_path, capsys):
-    parser = argparse.ArgumentParser(prog="plqa")
-    add_model_options(parser)
+def test_cli_names_what_is_wrong_with_a_backbone(toy_path, tmp_path, capsys):
+    from plqa_nb.cli import main
+
     name = f"onnx:{toy_path}?crop={CROP}"
-    assert parser.parse_args(["--backbone", name]).backbone == name
-    assert parser.parse_args(["--backbone", "sface"]).backbone == "sface"
     for bad, message in (("resnet-9000", "unknown backbone 'resnet-9000'; available: dlib-resnet"),
                          (f"onnx:{toy_path.parent}/absent.onnx", "absent.onnx"),
                          (f"{name}&gamma=3", "unknown option 'gamma'")):
-        with pytest.raises(SystemExit):
-            parser.parse_args(["--backbone", bad])
+        assert main(["explain", str(toy_path), "--out", str(tmp_path / "out"), "--backbone", bad]) == 2
         assert message in capsys.readouterr().err

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 from plqa_nb.attribution import get_method
-from plqa_nb.backbones import CustomBackbone, backbone_spec, load_backbone
+from plqa_nb.backbones import CustomBackbone, load_backbone
+from plqa_nb.config import CalibrationBundle, EstimatorCalibration, paper_bundle, shipped_bundle
 from plqa_nb.config import CalibrationFallbackWarning, resolve_config
 from plqa_nb.evaluation import compare_methods
 from plqa_nb.pipeline import Explainer, FaceAnalysis, crops_to_tensor, explain
@@ -22,7 +23,7 @@ from tolerances import PATH_PLQ_ATOL, PATH_QUALITY_ATOL, PATH_SALIENCY_REL, max_
 
 pytestmark = pytest.mark.numerics  # verdicts on float values: also run on SSE4.1 kernels (.ci/run)
 
-ESTIMATORS = {"ers": {}, "serfiq": {"m": 10}, "faceqan": {"k": 2, "l": 1}}
+ESTIMATORS = {"utility": {}, "ers": {}, "serfiq": {"m": 10}, "faceqan": {"k": 2, "l": 1}}
 
 
 @pytest.fixture(scope="module")
@@ -83,40 +84,62 @@ def test_a_new_setting_recomputes_only_its_stage(faces_dir):
 
 
 # -- one configuration ---------------------------------------------------------------------------------------
-def _calibration(tmp_path, **fields):
-    record = {"alpha": 20.0, "r": 0.3, "gamma": 11.0, "backbone": "dlib-resnet", "quality_method": "ers",
-              "norm": "l1", **fields}
+def _calibration(tmp_path, backbone="dlib-resnet", norm="l1", **ers):
+    """A bundle file calibrating ERS only (α 20, r 0.3, γ 11 unless given), with the shipped centre and norm."""
+    shipped = shipped_bundle("dlib-resnet")
+    bundle = CalibrationBundle(backbone=backbone, norm=norm, default_estimator="ers",
+                               estimators={"ers": EstimatorCalibration(**{"alpha": 20.0, "r": 0.3, "gamma": 11.0,
+                                                                          "state": shipped.estimators["ers"].state,
+                                                                          **ers})},
+                               weights_sha1=shipped.weights_sha1, compliant_norm=shipped.compliant_norm)
     path = tmp_path / "calib.json"
-    path.write_text(json.dumps(record))
+    path.write_text(bundle.text())
     return path
 
 
-def test_registry_then_calibration_then_arguments(tmp_path):
+def test_shipped_bundle_then_calibration_then_arguments(tmp_path):
     default = resolve_config()
-    spec = backbone_spec("dlib-resnet")
-    assert (default.quality, default.norm, default.gamma) == (spec.defaults.quality, spec.defaults.norm,
-                                                              spec.defaults.gamma)
-    assert (default.alpha, default.r) == spec.defaults.scaling[default.quality]
+    shipped = shipped_bundle("dlib-resnet")
+    fitted = shipped.estimators[shipped.default_estimator]
+    assert (default.quality, default.norm) == (shipped.default_estimator, shipped.norm)
+    assert (default.alpha, default.r, default.gamma) == (fitted.alpha, fitted.r, fitted.gamma)
+    assert default.compliant_norm and default.weights_sha1 == load_backbone("dlib-resnet").fingerprint()
     path = _calibration(tmp_path)
     from_file = resolve_config(calibration=path)
-    assert (from_file.alpha, from_file.r, from_file.gamma) == (20.0, 0.3, 11.0) and from_file.source == str(path)
+    assert (from_file.quality, from_file.alpha, from_file.r, from_file.gamma) == ("ers", 20.0, 0.3, 11.0)
+    assert from_file.source == str(path)
     explicit = resolve_config(calibration=path, gamma=9.0, seed=4)
     assert (explicit.alpha, explicit.gamma, explicit.seed) == (20.0, 9.0, 4)
     assert explicit == resolve_config(calibration=json.loads(path.read_text()), gamma=9.0, seed=4)  # by content
+    assert explicit.with_estimator("ers").alpha == 20.0  # switching estimators keeps the bundle
 
 
-@pytest.mark.parametrize("field, value, option", [("quality_method", "ers", {"quality": "serfiq"}),
-                                                   ("backbone", "facenet-vggface2", {}),
-                                                   ("norm", "l1", {"norm": "signed"})])
-def test_a_calibration_file_for_something_else_is_refused(tmp_path, field, value, option):
-    path = _calibration(tmp_path, **{field: value})
-    with pytest.raises(ValueError, match=f"fitted for .* '{value}'"):
+@pytest.mark.parametrize("fields, option, message", [
+    ({}, {"quality": "serfiq"}, "fitted for quality estimator\\(s\\) ers, not 'serfiq'"),
+    ({"backbone": "facenet-vggface2"}, {}, "fitted for backbone 'facenet-vggface2', not 'dlib-resnet'"),
+    ({}, {"norm": "signed"}, "fitted for Eq. 3 norm 'l1', not 'signed'")])
+def test_a_bundle_for_something_else_is_refused(tmp_path, fields, option, message):
+    path = _calibration(tmp_path, **fields)
+    with pytest.raises(ValueError, match=message):
         resolve_config("dlib-resnet", calibration=path, **option)
 
 
-def test_a_calibration_file_with_an_old_norm_is_refused(tmp_path):
-    path = _calibration(tmp_path, compliant_norm={"mean_face": [[[0, 0, 0]]], "threshold": 0.004})
-    with pytest.raises(ValueError, match="no feature statistics .* run `plqa calibrate` again"):
+def test_a_bundle_for_other_weights_is_refused_when_the_network_loads(tmp_path):
+    record = json.loads(_calibration(tmp_path).read_text())
+    record["weights_sha1"] = "0" * 40
+    with pytest.raises(ValueError, match="fitted for other weights of 'dlib-resnet'"):
+        Explainer("dlib-resnet", calibration=record)
+
+
+@pytest.mark.parametrize("record, message", [
+    ({"alpha": 20.0, "r": 0.3, "gamma": 11.0, "backbone": "dlib-resnet"}, "older plqa_nb version"),
+    ({"schema": "plqa-calibration", "schema_version": 99}, "schema version 99"),
+    ({"schema": "plqa-calibration", "schema_version": 1, "backbone": "dlib-resnet"}, "malformed"),
+    ([1, 2], "no JSON object")])
+def test_a_file_that_is_not_a_current_bundle_is_refused_by_name(tmp_path, record, message):
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(record))
+    with pytest.raises(ValueError, match=f"{path}.*{message}"):
         resolve_config("dlib-resnet", calibration=path)
 
 
@@ -128,7 +151,7 @@ def test_the_cli_refuses_the_mismatch_the_issue_found(tmp_path, faces_dir, capsy
     photo = faces_dir / "london" / "neutral" / "001.jpg"
     assert main(["quality", str(photo), "--quality", "serfiq", "--calibration", str(path),
                  "--out", str(tmp_path / "q.csv")]) == 2
-    assert "fitted for quality estimator 'ers', not 'serfiq'" in capsys.readouterr().err
+    assert "fitted for quality estimator(s) ers, not 'serfiq'" in capsys.readouterr().err
     assert not (tmp_path / "q.csv").exists()
 
 
@@ -136,6 +159,8 @@ def test_every_fallback_warns():
     with pytest.warns(CalibrationFallbackWarning, match="no calibrated scaling for estimator 'ers'"):
         config = resolve_config("facenet-vggface2", "ers")
     assert (config.alpha, config.r) == (1.0, 0.0)
+    with pytest.warns(CalibrationFallbackWarning, match="the paper's values"):
+        assert resolve_config("facenet-vggface2").source.endswith("(the paper's values)")
     with pytest.warns(CalibrationFallbackWarning, match="fitted with the 'l1' Eq. 3 norm"):
         resolve_config("dlib-resnet", norm="signed")
     with warnings.catch_warnings():
@@ -150,8 +175,11 @@ def test_reading_the_defaults_builds_no_network(monkeypatch):
     spec = registry.backbone_spec("facenet-casia")
     monkeypatch.setitem(registry._SPECS, "facenet-casia", spec.__class__(
         spec.name, lambda: pytest.fail("the network was built"), spec.defaults, spec.crop_size))
-    config = resolve_config("facenet-casia")
-    assert (config.quality, config.crop_size, config.alpha) == ("serfiq", 160, 450.0)
+    with pytest.warns(CalibrationFallbackWarning, match="the paper's values"):
+        config = resolve_config("facenet-casia")
+    assert (config.quality, config.crop_size) == ("serfiq", 160)
+    assert (config.alpha, config.gamma) == (paper_bundle("facenet").estimators["serfiq"].alpha,
+                                            paper_bundle("facenet").estimators["serfiq"].gamma)
 
 
 def test_explain_keys_its_cache_by_content(tmp_path, faces_dir):
@@ -171,15 +199,13 @@ def test_importing_the_package_leaves_matplotlib_alone():
     assert out.stdout.strip() == "svg"
 
 
-def test_a_custom_backbone_named_like_a_builtin_gets_no_shipped_centre():
-    dlib = load_backbone("dlib-resnet")
-    assert Recognizability().centre_for(dlib) is not None  # the shipped centre, matched by weights
+def test_an_estimator_without_its_state_names_plqa_calibrate():
     torch.manual_seed(0)
-    impostor = CustomBackbone(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(8)), torch.nn.Linear(8, 4),
-                              name="dlib-resnet", crop_size=16)
-    impostor(torch.zeros(1, 3, 16, 16))  # materialise the lazy layer
+    net = CustomBackbone(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.LazyLinear(8)), torch.nn.Linear(8, 4),
+                         name="dlib-resnet", crop_size=16)
+    net(torch.zeros(1, 3, 16, 16))  # materialise the lazy layer
     with pytest.raises(ValueError, match="no unrecognisable-identity centre for backbone 'dlib-resnet'"):
-        Recognizability().raw(impostor, torch.zeros(1, 3, 16, 16))
+        Recognizability().raw(net, torch.zeros(1, 3, 16, 16))
 
 
 def test_a_passed_in_module_is_never_moved_in_place():

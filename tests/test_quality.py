@@ -112,7 +112,7 @@ def test_explain_api_on_a_photo(faces_dir):
 
 
 def test_ers_drops_for_blur_and_squares_on_real_faces(london_crops):
-    """ERS notices strong blur (σ = 6 px; mild blur only in about 2 of 3 photos, see the README) and a 50-px
+    """ERS notices strong blur (σ = 6 px; mild blur only in about 2 of 3 photos) and a 50-px
     black square (112-px scale) on each of 6 real faces: the smallest drop of the raw Q (1 − cosine to the
     centre) is 0.006 for blur and 0.007 for the square on this machine, where rounding moves it by ~1e-6;
     the bound of 0.002 keeps a margin of 0.004."""
@@ -132,13 +132,13 @@ def test_ers_drops_for_blur_and_squares_on_real_faces(london_crops):
 
 def test_ers_centre_from_a_few_photos_is_the_shipped_one(faces_dir):
     """`ui_centre` from 8 smiling photos lands next to the shipped centre (made from all 102)."""
+    from plqa_nb.config import shipped_bundle
     from plqa_nb.quality import ui_centre
-    from plqa_nb.quality.recognizability import shipped_ui_centre
 
     ex = Explainer("dlib-resnet")
     crops = [ex.prepare(faces_dir / "london" / "smiling" / f"{i:03d}.jpg").aligned.crop for i in range(1, 9)]
     centre = ui_centre(ex.backbone, crops)
-    shipped = shipped_ui_centre(ex.backbone)
+    shipped = torch.tensor(shipped_bundle("dlib-resnet").estimators["ers"].state["ui_centre"])
     assert centre.shape == shipped.shape == (128,)
     assert abs(float(centre.norm()) - 1) < 1e-5
     assert float(centre @ shipped) > 0.99
@@ -153,30 +153,24 @@ def test_ers_without_a_centre_names_the_fix():
         Recognizability().raw(bb, torch.zeros(1, 3, bb.crop_size, bb.crop_size))
 
 
-def test_calibration_file_carries_the_centre_and_norm(tmp_path, faces_dir):
-    """calibrate → JSON → Explainer: the fitted centre and the norm come back (plumbing, random-weight backbone)."""
-    import json
-
+def test_calibration_bundle_carries_the_centre_and_norm(tmp_path, faces_dir):
+    """calibrate_bundle → file → Explainer: the fitted centre, scaling and norm come back (plumbing, random-weight
+    backbone)."""
     from plqa_nb.backbones.facenet import FaceNet
-    from plqa_nb.quality.calibration import calibrate
-    from plqa_nb.stages import as_face_crop
+    from plqa_nb.config import read_bundle
+    from plqa_nb.calibration.fit import calibrate_bundle
+    from plqa_nb.stages import as_face_crop, prepare_face
 
     torch.manual_seed(0)
     bb = FaceNet(dataset=None).eval()
-    ex = Explainer(bb, quality="ers", calibration={"alpha": 1.0, "r": 0.0, "gamma": 5.0, "norm": "l1",
-                                                   "backbone": bb.name, "quality_method": "ers",
-                                                   "ui_centre": [1.0] + [0.0] * 511})
-    faces = [as_face_crop(ex.prepare(faces_dir / "london" / "smiling" / f"{i:03d}.jpg")) for i in range(1, 7)]
-    config, extra = calibrate(ex, faces, target="spread")
+    faces = [as_face_crop(prepare_face(faces_dir / "london" / "smiling" / f"{i:03d}.jpg", bb)) for i in range(1, 7)]
+    bundle = calibrate_bundle(bb, faces, {"ers": None}, "ers", "l1", target="spread")
     path = tmp_path / "calib.json"
-    path.write_text(json.dumps({"alpha": config.alpha, "r": config.r, "gamma": config.gamma, "norm": "l1",
-                                "backbone": bb.name, "quality_method": "ers", **extra}))
+    path.write_text(bundle.text())
+    assert read_bundle(path) == bundle and bundle.weights_sha1 == bb.fingerprint()
     again = Explainer(bb, calibration=path)
-    assert again.config == config and again.estimator.name == "ers" and again.norm == "l1"
-    torch.testing.assert_close(again.estimator.centre, torch.tensor(extra["ui_centre"]), atol=1e-6, rtol=0)
-    crops = crops_to_tensor([f.crop for f in faces])
-    torch.testing.assert_close(again.quality(crops)[1], Explainer(bb, config=config).quality(crops)[1], atol=1e-5,
-                               rtol=0)
-    from plqa_nb.attribution.compliant_norm import compliant_norm
-
-    assert compliant_norm(again.model).features.taps == ("net.repeat_1", "net.repeat_2")  # FaceNet's own taps
+    fitted = bundle.estimators["ers"]
+    assert (again.config.alpha, again.config.r, again.config.gamma) == (fitted.alpha, fitted.r, fitted.gamma)
+    assert again.estimator.name == "ers" and again.norm == "l1"
+    torch.testing.assert_close(again.estimator.centre, torch.tensor(fitted.state["ui_centre"]), atol=1e-6, rtol=0)
+    assert again.compliant_norm().features.taps == ("net.repeat_1", "net.repeat_2")  # FaceNet's own taps

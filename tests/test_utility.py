@@ -2,17 +2,20 @@
 notebook's in-memory ERC, on the real network and real photos."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
 from plqa_nb.backbones import CustomBackbone, load_backbone
+from plqa_nb.config import CalibrationBundle, EstimatorCalibration
 from plqa_nb.config import resolve_config
 from plqa_nb.degradations import gaussian_blur
 from plqa_nb.pipeline import Explainer, crops_to_tensor
 from plqa_nb.quality import UtilityHead
-from plqa_nb.quality.calibration import fit_logistic
-from plqa_nb.quality.devset import PROTOCOL, REFERENCES, DevSet, capture_reference, degraded_versions
+from plqa_nb.calibration.fit import fit_logistic
+from plqa_nb.calibration.devset import PROTOCOL, REFERENCES, DevSet, capture_reference, degraded_versions
 from plqa_nb.quality.utility import exposure_measures, fit_head, head_inputs, identity_folds
 from plqa_nb.stages import as_face_crop
 
@@ -106,7 +109,7 @@ def test_dev_scores_give_labels_matches_and_a_threshold(smiling):
 # -- the utility head --------------------------------------------------------------------------------------------
 def test_the_shipped_head_is_a_linear_map_of_the_networks_features(london_crops):
     net = load_backbone("dlib-resnet")
-    head = UtilityHead()
+    head = resolve_config("dlib-resnet", "utility").make_estimator()  # the head of the shipped bundle
     crops = crops_to_tensor(london_crops[:3])
     w, b = head.head_for(net)
     with torch.no_grad():
@@ -204,8 +207,8 @@ def test_training_the_head_held_out_and_in_the_calibration_file(smiling):
     assert (s.probe_face[better] == s.probe_face[worse]).all()
     assert ((s.probe_kind[better] == s.probe_kind[worse]) | (s.probe_kind[better] == "clean")).all()
     assert np.mean(fitted[better] > fitted[worse]) == 1.0  # the ranking term: every face's order, as fitted
-    config = resolve_config("dlib-resnet", calibration={"alpha": 100.0, "r": 0.9, "gamma": 11.0,
-                                                         "quality_method": "utility", **extra})
+    bundle = CalibrationBundle("dlib-resnet", "l1", "utility", {"utility": EstimatorCalibration(100.0, 0.9, 11.0, extra)})
+    config = resolve_config("dlib-resnet", calibration=CalibrationBundle.from_record(json.loads(bundle.text())))
     np.testing.assert_allclose(config.make_estimator().weights.numpy(), extra["head_weights"])
 
 

@@ -443,12 +443,12 @@ def test_localization_table_on_this_faces_occluders(session):
     assert [r["method"] for r in rows] == ["deviation", "saliency"]  # the map behind the feedback first
     assert all(r["variants"] == 4 for r in rows) and rows[0]["drives_feedback"] == 1
     assert set(rows[0]) >= {"mask_auc_sunglasses", "mask_auc_face_mask", "mask_auc_cap", "mask_auc_hand_on_cheek"}
-    # measured 0.92 (deviation) and 0.61 (saliency) on this face; held-out means in the README
+    # measured 0.92 (deviation) and 0.61 (saliency) on this face; held-out means in docs/results/attribution.md
     assert rows[0]["mask_auc"] > 0.8 and rows[0]["mask_auc"] > rows[1]["mask_auc"]
 
 
 def test_explanation_mask_lies_on_the_face(session):
-    from plqa_nb.experiments.regions import region_masks
+    from plqa_nb.regions import region_masks
 
     mask = winp.explanation_mask(session, FAST)
     face = session.face_crop(FAST.backbone)

@@ -14,7 +14,7 @@ import math
 import torch
 from torchvision.transforms.functional import gaussian_blur
 
-REFERENCES = ("black", "blur", "mean")
+from . import REFERENCES
 BLUR_SIGMA_112 = 5.0
 
 

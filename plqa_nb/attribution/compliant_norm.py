@@ -3,8 +3,7 @@
 ``CompliantNorm`` holds, per backbone (and independent of the quality estimator), the mean aligned face of
 compliant photos (the counterfactual's baseline, ``attribution.counterfactual``) and their feature statistics
 (``deviation.FeatureNorm``: the deviation map and the region-feedback threshold, ``attribution.deviation``).
-dlib-resnet's ships in ``plqa_nb/shipped/norms/`` (fitted on the London *smiling* photos by
-``scripts/ship_defaults.py``); ``plqa calibrate`` fits one for any backbone into a calibration file.
+``plqa calibrate`` fits it into the network's calibration bundle (``config``).
 """
 from __future__ import annotations
 
@@ -17,8 +16,6 @@ import numpy as np
 import torch
 
 from ..backbones.base import Backbone
-from ..regression import QualityRegressionModel
-from ..shipped import shipped_record
 from .deviation import FeatureNorm, fit_feature_norm
 
 MEAN_FACE_SIDE = 48  # px of the shipped mean face: enough for eyes, nose and mouth, too coarse for a person
@@ -50,27 +47,9 @@ class CompliantNorm:
         return cls(np.asarray(record["mean_face"], np.uint8), FeatureNorm.from_record(record["features"]))
 
 
-def compliant_norm_text(backbone: Backbone, record: str = "") -> str:
-    """The JSON text of the norm for ``backbone``: a calibration file's entry (``record``) or the one shipped for
-    these weights; "" if there is none."""
-    if record:
-        return record
-    shipped = shipped_record("norms", backbone)
-    return json.dumps({k: shipped[k] for k in ("mean_face", "features")}, sort_keys=True) if shipped else ""
-
-
-def compliant_norm(model: QualityRegressionModel) -> CompliantNorm:
-    """The model's norm; ValueError naming ``plqa calibrate`` if it has none."""
-    if not model.compliant_norm:
-        raise ValueError(f"no compliant-face norm for backbone '{model.backbone.name}': run "
-                         f"`plqa calibrate DEV_PHOTOS --backbone {model.backbone.name} --quality ... --out calib.json` "
-                         "and pass --calibration calib.json")
-    return _parsed_norm(model.compliant_norm)
-
-
 @lru_cache(maxsize=8)
-def _parsed_norm(text: str) -> CompliantNorm:
-    """The norm of a JSON text, parsed once (every flagged row asks for it)."""
+def parse_compliant_norm(text: str) -> CompliantNorm:
+    """The norm of a JSON text (a calibration bundle's entry, ``ModelConfig.compliant_norm``), parsed once."""
     return CompliantNorm.from_record(json.loads(text))
 
 
@@ -78,7 +57,7 @@ def fit_compliant_norm(backbone: Backbone, faces, device: torch.device | str = "
     """The ``CompliantNorm`` of a backbone from compliant aligned faces (``FaceCrop``): their mean face and their
     ``deviation.FeatureNorm``."""
     from ..backbones.base import crops_to_tensor
-    from ..experiments.regions import region_masks
+    from ..regions import region_masks
 
     crops = np.stack([f.crop for f in faces])
     mean_face = cv2.resize(crops.astype(np.float32).mean(0), (MEAN_FACE_SIDE, MEAN_FACE_SIDE),

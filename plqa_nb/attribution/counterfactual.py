@@ -22,8 +22,8 @@ from torch import nn
 
 from ..degradations import to_crop_px
 from ..regression import QualityRegressionModel
-from .base import AttributionMethod
-from .compliant_norm import compliant_norm
+from .base import AttributionMethod, missing_norm
+from .compliant_norm import CompliantNorm
 
 
 class _Estimate(nn.Module):
@@ -36,22 +36,29 @@ class _Estimate(nn.Module):
 
 
 class CounterfactualMethod(AttributionMethod):
-    """Args: window and stride in px at 112 (30, 7.5), perturbations_per_eval windows per network pass (64)."""
+    """Args: window and stride in px at 112 (30, 7.5), perturbations_per_eval windows per network pass (64),
+    compliant_norm: the network's norm, whose mean face fills the window (an ``Explainer`` hands over its
+    calibration's)."""
 
     name = "counterfactual"
     view = "rank"
     defect_orientation = "contribution"
+    uses_compliant_norm = True
 
-    def __init__(self, window: float = 30.0, stride: float = 7.5, perturbations_per_eval: int = 64):
+    def __init__(self, window: float = 30.0, stride: float = 7.5, perturbations_per_eval: int = 64,
+                 compliant_norm: CompliantNorm | None = None):
         self.window, self.stride, self.perturbations_per_eval = window, stride, perturbations_per_eval
+        self.compliant_norm = compliant_norm
 
     def compute(self, model: QualityRegressionModel, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         if model.estimate is None:
             raise ValueError("the counterfactual method needs the quality estimator: use it through an Explainer "
                              "(or set QualityRegressionModel.estimate)")
+        if self.compliant_norm is None:
+            raise missing_norm(model.backbone.name)
         s = images.shape[-1]
         w, st = to_crop_px(self.window, s), to_crop_px(self.stride, s)
-        baseline = compliant_norm(model).face(s).to(images)[None].expand_as(images)
+        baseline = self.compliant_norm.face(s).to(images)[None].expand_as(images)
         with torch.no_grad():
             return Occlusion(_Estimate(model.estimate)).attribute(
                 images.detach(), sliding_window_shapes=(images.shape[1], w, w), strides=(images.shape[1], st, st),
@@ -60,7 +67,7 @@ class CounterfactualMethod(AttributionMethod):
 
 def defect_maps(explainer, crops: torch.Tensor, batch_size: int = 8) -> np.ndarray:
     """Counterfactual defect maps [B, S, S] (raw-quality units a typical face would add) of crops [B, 3, S, S]."""
-    method = CounterfactualMethod()
+    method = explainer.attribution_method("counterfactual")
     out = []
     for part in crops.split(batch_size):
         part = part.to(explainer.device)

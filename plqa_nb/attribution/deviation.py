@@ -9,15 +9,15 @@ upsampled bilinearly to the crop and averaged: [B, S, S], about 1 on a typical c
 
 It is not an attribution of Q̂: it says *what* is unlike a compliant face as the recognition network sees it, one
 forward pass per image, whatever the estimator. The counterfactual map (``attribution.counterfactual``) says how
-much Q̂ would gain there. Deviation drives the region feedback (``experiments.regions.flag_region``): chosen by
-measurement (README: it localises occluders with ROC AUC 0.92 on held-out photos, the counterfactual 0.75, the
-paper's saliency 0.60), because with a good backbone a cap or a hand lowers Q̂ too little to stand out by its
-counterfactual gain alone.
+much Q̂ would gain there. Deviation drives the region feedback (``regions.flag_region``): chosen by
+measurement (it localises occluders best of the registered maps: docs/results/attribution.md), because with a
+good backbone a cap or a hand lowers Q̂ too little to stand out by its counterfactual gain alone.
 """
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -25,9 +25,9 @@ import torch.nn.functional as F
 
 from ..backbones.base import Backbone
 from ..regression import QualityRegressionModel
-from .base import AttributionMethod
+from .base import AttributionMethod, missing_norm
 
-FALSE_FLAGS = 0.25  # share of compliant faces allowed a flagged region (sets the threshold; README)
+FALSE_FLAGS = 0.25  # share of compliant faces allowed a flagged region (sets the threshold; docs/analyses.md)
 FOLDS = 5  # the threshold is set on compliant faces the norm was not fitted on (out of fold)
 _MIN_STD = 1e-3  # floor of a feature's spread (a channel that is constant on compliant faces)
 
@@ -128,7 +128,7 @@ def fit_feature_norm(backbone: Backbone, crops: torch.Tensor, masks: list[dict[s
     mean deviation of those unseen compliant faces (so a new compliant face reads about 1), and the threshold is
     the (1 − ``FALSE_FLAGS``) quantile of their highest region score.
     """
-    from ..experiments.regions import flag_scores
+    from ..regions import flag_scores
 
     n, s = crops.shape[0], crops.shape[-1]
     if n <= FOLDS:
@@ -148,16 +148,26 @@ def fit_feature_norm(backbone: Backbone, crops: torch.Tensor, masks: list[dict[s
     return FeatureNorm(taps, *_moments(feats), level, threshold=float(np.quantile(top, 1 - FALSE_FLAGS)))
 
 
+class HasFeatureNorm(Protocol):
+    """What the deviation map reads of a compliant-face norm (``compliant_norm.CompliantNorm``)."""
+
+    features: FeatureNorm
+
+
 class DeviationMethod(AttributionMethod):
     """The deviation map as an attribution method, repeated over the 3 channels (defect orientation: the map is
-    the defect score). Needs the backbone's compliant norm (``QualityRegressionModel.compliant_norm``)."""
+    the defect score). Args: compliant_norm, the network's norm (an ``Explainer`` hands over its calibration's)."""
 
     name = "deviation"
     view = "rank"
     defect_orientation = "defect"
+    uses_compliant_norm = True
+
+    def __init__(self, compliant_norm: HasFeatureNorm | None = None):
+        self.compliant_norm = compliant_norm
 
     def compute(self, model: QualityRegressionModel, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-        from .compliant_norm import compliant_norm
-
-        dev = deviation_maps(model.backbone, images.detach(), compliant_norm(model).features)
+        if self.compliant_norm is None:
+            raise missing_norm(model.backbone.name)
+        dev = deviation_maps(model.backbone, images.detach(), self.compliant_norm.features)
         return dev[:, None].expand(-1, images.shape[1], -1, -1).contiguous()

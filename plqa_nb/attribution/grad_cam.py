@@ -39,6 +39,7 @@ def last_conv_block(backbone: Backbone, crop_size: int, device: torch.device | s
 class GradCamMethod(AttributionMethod):
     name = "grad-cam"
     view = "rank"
+    defect_orientation = "evidence"
 
     def compute(self, model: QualityRegressionModel, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         s = images.shape[-1]

@@ -21,6 +21,7 @@ class GradientShapMethod(AttributionMethod):
 
     name = "gradient-shap"
     view = "rank"
+    defect_orientation = "contribution"
 
     def __init__(self, n_samples: int = 10, stdev: float = 0.05,
                  levels: tuple[float, ...] = (0.0, 63.75, 127.5, 191.25, 255.0)):

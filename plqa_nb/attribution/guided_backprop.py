@@ -42,6 +42,7 @@ class _GuidedReluMode(TorchFunctionMode):
 class GuidedBackpropMethod(AttributionMethod):
     name = "guided-backprop"
     view = "plq"
+    defect_orientation = "gradient"
 
     def compute(self, model: QualityRegressionModel, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         x = images.detach().requires_grad_(True)

@@ -19,6 +19,7 @@ class IntegratedGradientsMethod(AttributionMethod):
     internal_batch_size path points per pass (32)."""
 
     view = "rank"
+    defect_orientation = "contribution"
 
     def __init__(self, name: str, baseline: str = "black", n_steps: int = 20, internal_batch_size: int = 32):
         self.name, self.baseline, self.n_steps, self.internal_batch_size = name, baseline, n_steps, internal_batch_size

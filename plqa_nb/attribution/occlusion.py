@@ -22,6 +22,7 @@ class OcclusionMethod(AttributionMethod):
 
     name = "occlusion"
     view = "rank"
+    defect_orientation = "contribution"
 
     def __init__(self, window: float = 20.0, stride: float = 10.0, filler: str = "black",
                  perturbations_per_eval: int = 16):

@@ -13,6 +13,7 @@ class SaliencyMethod(AttributionMethod):
 
     name = "saliency"
     view = "plq"
+    defect_orientation = "gradient"
 
     def compute(self, model: QualityRegressionModel, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return Saliency(model).attribute(images, abs=True, additional_forward_args=(weights,))
@@ -23,6 +24,7 @@ class InputXGradientMethod(AttributionMethod):
 
     name = "input-x-gradient"
     view = "rank"
+    defect_orientation = "contribution"
 
     def compute(self, model: QualityRegressionModel, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         return InputXGradient(model).attribute(images, additional_forward_args=(weights,))

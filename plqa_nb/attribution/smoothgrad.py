@@ -15,13 +15,14 @@ from .base import AttributionMethod
 
 
 class NoiseTunnelMethod(AttributionMethod):
-    """Args: name, nt_type (Captum's "smoothgrad" | "smoothgrad_sq" | "vargrad"), view,
+    """SmoothGrad and its kin: averages of gradient magnitudes (defect orientation "gradient"). Args: name, nt_type (Captum's "smoothgrad" | "smoothgrad_sq" | "vargrad"), view,
     n_samples noisy copies (10), stdev as a fraction of 255 (0.15), batch_size noisy
     copies per pass (None: all n at once; set it to bound memory)."""
 
     def __init__(self, name: str, nt_type: str, view: str, n_samples: int = 10, stdev: float = 0.15,
                  batch_size: int | None = None):
         self.name, self.nt_type, self.view = name, nt_type, view
+        self.defect_orientation = "gradient"
         self.n_samples, self.stdev, self.batch_size = n_samples, stdev, batch_size
 
     def compute(self, model: QualityRegressionModel, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:

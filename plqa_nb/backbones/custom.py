@@ -17,9 +17,8 @@ from torch import nn
 from ..alignment import ARCFACE_TEMPLATE_112
 from .base import Backbone, BackboneDefaults
 
-# Paper values for ArcFace: alpha 130, r 0.88 (SER-FIQ), gamma 7.5.
-ARCFACE_DEFAULTS = BackboneDefaults(quality="serfiq", scaling={"serfiq": (130.0, 0.88), "faceqan": (12.0, 0.6)},
-                                    gamma=7.5)
+# uncalibrated, a custom network starts from the paper's ArcFace values (plqa_nb/shipped/paper/arcface.json)
+ARCFACE_DEFAULTS = BackboneDefaults(quality="serfiq", family="arcface")
 
 
 class CustomBackbone(Backbone):

@@ -109,16 +109,10 @@ class DlibResNet(Backbone):
     # Where MTCNN's 5 points fall, on average, in dlib's 150-px chip (padding 0.25): measured on
     # 40 London photos by scripts/derive_dlib_template.py (fit RMS 1.5 px).
     template = np.array([[46.37, 45.79], [101.85, 45.57], [74.18, 74.01], [51.88, 105.08], [96.75, 105.02]])
-    # The default estimator is the utility head (quality/utility.py): a linear map of the network's own features,
-    # trained to predict the genuine similarity a face will reach; chosen by error versus discard over ERS,
-    # SER-FIQ and FaceQAN (README). Every (alpha, r) is the utility calibration (Q̂ = the probability of a match
-    # at FMR 1e-3), fitted with gamma, the head and ERS's centre by scripts/ship_defaults.py on the 102 London
-    # *smiling* photos (seed 0; FaceQAN on the first 26), so that the neutral photos stay unseen. Eq. 3 uses the
-    # paper's ‖e‖₁: the signed Σe of the authors' code scales each map by 1/|Σe|, which varies from photo to
-    # photo (and explodes near 0) on this 128-d embedding, so maps would not be comparable.
-    defaults = BackboneDefaults(quality="utility", scaling={"utility": (121.88, 0.93007), "ers": (144.94, 0.068983),
-                                                           "serfiq": (264.77, 0.469237), "faceqan": (12.383, 0.694654)},
-                                gamma=11.83, norm="l1")
+    # The utility head is the default estimator (quality/utility.py). Eq. 3 uses the paper's ‖e‖₁: the signed Σe of
+    # the authors' code scales each map by 1/|Σe|, which varies from photo to photo (and explodes near 0) on this
+    # 128-d embedding, so maps would not be comparable. Every fitted value is in plqa_nb/shipped/dlib-resnet.json.
+    defaults = BackboneDefaults(quality="utility", norm="l1")
     # 17×17 after the first block of the 64-channel stage, 8×8 at the end of the 128-channel stage (150-px crop)
     feature_taps = ("blocks.3", "blocks.9")
 

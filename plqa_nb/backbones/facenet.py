@@ -33,9 +33,8 @@ class FaceNet(Backbone):
 
     crop_size = 160
     template = None  # facenet-pytorch crops the detector box and resizes it
-    # Paper values for FaceNet: alpha 450, r 0.93 (SER-FIQ), gamma 5.5.
-    defaults = BackboneDefaults(quality="serfiq", scaling={"serfiq": (450.0, 0.93), "faceqan": (12.0, 0.6)},
-                                gamma=5.5)
+    # uncalibrated, it starts from the paper's FaceNet values (plqa_nb/shipped/paper/facenet.json)
+    defaults = BackboneDefaults(quality="serfiq", family="facenet")
     feature_taps = ("net.repeat_1", "net.repeat_2")  # 17×17 and 8×8 on a 160-px crop
 
     def __init__(self, dataset: str | None = "vggface2"):

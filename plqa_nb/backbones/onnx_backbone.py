@@ -6,7 +6,8 @@ Python::
     backbone = OnnxBackbone("w600k_r50.onnx", crop_size=112, mean=127.5, std=127.5, channels="rgb")
 
 By name (``load_backbone``, ``Explainer``, the CLI's ``--backbone``): ``onnx:PATH`` (a PATH without ``?``) with
-options after a ``?`` as ``key=value`` pairs joined by ``&``, e.g. ``onnx:/models/r50.onnx?crop=112&mean=127.5&std=127.5&channels=bgr``:
+options after a ``?`` as ``key=value`` pairs joined by ``&``, e.g.
+``onnx:/models/r50.onnx?crop=112&mean=127.5&std=127.5&channels=bgr``:
 
 * ``crop``: side S of the aligned square crop in pixels (default 112);
 * ``mean``, ``std``: the network reads (pixel − mean) / std of 0..255 pixels (default 127.5, 127.5, the
@@ -28,13 +29,14 @@ import numpy as np
 import torch
 
 from ..alignment import ARCFACE_TEMPLATE_112
+from . import ONNX_PREFIX
 from .base import Backbone, BackboneDefaults
 from .onnx_import import load_onnx_split
 
-ONNX_PREFIX = "onnx:"
 #: placeholders until a calibration file gives (α, r) and γ for the network.
-ONNX_DEFAULTS = BackboneDefaults(quality="utility", scaling={}, gamma=10.0, norm="l1")
+ONNX_DEFAULTS = BackboneDefaults(quality="utility", norm="l1", family="arcface")
 CHANNEL_ORDERS = ("rgb", "bgr")
+MAX_HEAD_FEATURES = 4096  # trunk features above this many are a flattened map: heads take its channel means
 _OPTIONS = ("crop", "mean", "std", "channels", "head", "template")
 
 
@@ -68,8 +70,10 @@ class OnnxBackbone(Backbone):
         self.crop_size = int(crop_size)
         self.template = arcface_template(self.crop_size) if template is None else np.asarray(template, float)
         self.mean, self.std, self.channels, self.defaults = float(mean), float(std), channels, defaults
-        sizes = self._probe(source=os.fspath(path))
-        self.feature_taps = tuple(feature_taps) if feature_taps is not None else _nearest_taps(sizes, self.crop_size)
+        maps, features = self._probe(source=os.fspath(path))
+        # (C, h, w) of the last trunk map the flattened features are (None: they are not a map)
+        self._grid = next((g for g in reversed(maps.values()) if int(np.prod(g)) == features), None)
+        self.feature_taps = tuple(feature_taps) if feature_taps is not None else _nearest_taps(maps, self.crop_size)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels == "bgr":
@@ -79,26 +83,35 @@ class OnnxBackbone(Backbone):
     def head_layers(self, features: torch.Tensor) -> torch.Tensor:
         return self.head_net(features)
 
-    def _probe(self, source: str) -> dict[str, int]:
+    def head_features(self, features: torch.Tensor) -> torch.Tensor:
+        """The features as they are, or, when they are a flattened C×h×w map of more than ``MAX_HEAD_FEATURES``
+        numbers, its C channel means [B, C]."""
+        if features.shape[1] <= MAX_HEAD_FEATURES or self._grid is None:
+            return features
+        return features.view(len(features), self._grid[0], -1).mean(-1)
+
+    def _probe(self, source: str) -> tuple[dict[str, tuple[int, int, int]], int]:
         """Run one grey crop, then two: check that S fits the network and that the graph keeps a batch apart (a
-        Reshape to a fixed batch of 1 would not); return the side of every 4-D map a trunk module outputs, by
-        module name."""
-        sizes: dict[str, int] = {}
+        Reshape to a fixed batch of 1 would not). Returns the (C, h, w) of every 4-D map a trunk module outputs
+        (by module name, in call order; modules that hand their input back, dropout in eval mode, left out) and
+        the number F of features."""
+        maps: dict[str, tuple[int, int, int]] = {}
 
         def record(name: str):
             def hook(_module, inputs, output):
                 if isinstance(output, torch.Tensor) and output.dim() == 4 and not (inputs and output is inputs[0]):
-                    sizes[name] = output.shape[-1]
+                    maps[name] = tuple(output.shape[1:])
             return hook
 
-        def run(n: int) -> torch.Tensor:
+        def run(n: int) -> tuple[torch.Tensor, torch.Tensor]:
             with torch.no_grad():
-                return self.head_layers(self.trunk(torch.full((n, 3, self.crop_size, self.crop_size), 127.0)))
+                features = self.trunk(torch.full((n, 3, self.crop_size, self.crop_size), 127.0))
+                return features, self.head_layers(features)
 
         leaves = [(f"trunk_net.{n}", m) for n, m in self.trunk_net.named_modules() if n and not list(m.children())]
         handles = [m.register_forward_hook(record(n)) for n, m in leaves]
         try:
-            run(1)
+            features, _ = run(1)
         except Exception as exc:
             raise ValueError(f"{source} does not run on {self.crop_size}-px crops ({type(exc).__name__}: {exc}); "
                              "set the crop size the network expects (crop=S)") from None
@@ -106,23 +119,23 @@ class OnnxBackbone(Backbone):
             for h in handles:
                 h.remove()
         try:
-            shape = tuple(run(2).shape)
+            shape = tuple(run(2)[1].shape)
         except Exception as exc:
             shape = f"an error ({type(exc).__name__}: {exc})"
         if not (isinstance(shape, tuple) and len(shape) == 2 and shape[0] == 2):
             raise ValueError(f"{source}: a batch of 2 crops gave {shape}, not [2, D]; the graph may fix the batch "
                              "size (a Reshape to [1, ...]): export it with a dynamic batch")
-        return sizes
+        return maps, features.shape[1]
 
 
-def _nearest_taps(sizes: dict[str, int], crop_size: int) -> tuple[str, ...]:
-    """Names of the last modules whose maps are nearest S/8 and S/16 on a side (``sizes``: module → side)."""
-    if not sizes:
+def _nearest_taps(maps: dict[str, tuple[int, int, int]], crop_size: int) -> tuple[str, ...]:
+    """Names of the last modules whose maps are nearest S/8 and S/16 on a side (``maps``: module → (C, h, w))."""
+    if not maps:
         return ()
     taps = []
     for target in (crop_size / 8, crop_size / 16):
-        best = min(abs(s - target) for s in sizes.values())
-        taps.append([n for n, s in sizes.items() if abs(s - target) == best][-1])
+        best = min(abs(g[-1] - target) for g in maps.values())
+        taps.append([n for n, g in maps.items() if abs(g[-1] - target) == best][-1])
     return tuple(dict.fromkeys(taps))
 
 

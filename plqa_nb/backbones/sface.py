@@ -42,7 +42,7 @@ class SFace(OnnxBackbone):
     name = "sface"
     crop_size = 112
     # Placeholders until a calibration bundle of `plqa calibrate` gives (α, r) and γ.
-    defaults = BackboneDefaults(quality="utility", scaling={}, gamma=10.0, norm="l1")
+    defaults = BackboneDefaults(quality="utility", norm="l1", family="arcface")
     # The last 14×14 map (after block 12's pointwise conv and PReLU) and the last 7×7 one (the batch norm before the
     # graph's dropout): 1/8 and 1/16 of the crop. Named here, not searched, so that calibrated feature statistics
     # stay tied to the same layers.

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import secrets
 import signal
 import subprocess
@@ -17,7 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..widgets.upload import MAX_UPLOAD_BYTES
+from ..images import MAX_UPLOAD_BYTES
+from . import VERBS
 
 PAGE_CELL = "from plqa_nb.widgets.app import build_app\n\nbuild_app()"
 # Voilà's websocket must carry an upload above the limit, so that the page can say it is too large
@@ -70,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
         command = voila_command(write_page(Path(folder)), args.host, args.port, token)
         print(f"plqa app: http://{args.host}:{args.port}/" + (f"?token={token}" if token else "")
               + "  (ctrl-c stops it)", flush=True)
-        server = subprocess.Popen(command, cwd=folder)
+        # the page's kernel draws inline: it must not inherit the file-only backend `plqa` chose for itself
+        env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+        server = subprocess.Popen(command, cwd=folder, env=env)
         try:
             return server.wait()
         except KeyboardInterrupt:
@@ -84,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("app", help="the explorers as a web page without code (Voilà), on this machine",
+    p = sub.add_parser("app", help=VERBS["app"],
                        description="Serve the tutorial explorer (the PLQ map of a sample or uploaded photo) and the "
                                    "ICAO explorer as one page without code cells. Listens on 127.0.0.1 unless "
                                    "--host says otherwise; the address it prints carries a random token (--token sets "

@@ -11,6 +11,7 @@ import torch
 from ..backbones import DEFAULT_BACKBONE
 from ..batch import atomic_write_bytes
 from ..bench import bench_backbones, format_table, run_benchmark
+from . import VERBS
 
 
 def _sizes(text: str) -> list[int]:
@@ -21,7 +22,7 @@ def _sizes(text: str) -> list[int]:
 
 
 def register(sub) -> None:
-    p = sub.add_parser("bench", help="time the PLQ flow: latencies, ratios, throughput and memory",
+    p = sub.add_parser("bench", help=VERBS["bench"],
                        description="Median per-face latencies at batch 1, plq_over_fwd_bwd, serfiq_head_speedup "
                                    "and PLQ maps/s over batch sizes, on the astronaut's aligned crop. Prints a "
                                    "markdown table; --json writes every figure.")

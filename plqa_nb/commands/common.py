@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from ..backbones import DEFAULT_BACKBONE, backbone_spec
+from ..backbones import DEFAULT_BACKBONE, available_backbones
 from ..batch import atomic_write_bytes, output_lock
 from ..images import MAX_PIXELS
 from ..quality import available_estimators
@@ -28,24 +28,23 @@ def _megapixels(text: str) -> int:
     return round(value * 1e6)
 
 
-def backbone_name(text: str) -> str:
-    """--backbone: a registered name or ``onnx:PATH[?options]``; the error lists the available names."""
+def _positive(text: str) -> int:
     try:
-        backbone_spec(text)
-    except KeyError as exc:
-        raise argparse.ArgumentTypeError(exc.args[0]) from None
-    except (ValueError, OSError) as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    return text
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return value
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backbone", default=DEFAULT_BACKBONE, type=backbone_name,
-                   help=f"face-recognition network: a registered name or onnx:PATH[?options] (default "
-                        f"{DEFAULT_BACKBONE}, works offline)")
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE,  # checked when resolved: a registry may grow
+                   help=f"face-recognition network: {', '.join(available_backbones())} or onnx:PATH[?options] "
+                        f"(default {DEFAULT_BACKBONE}, works offline)")
     p.add_argument("--quality", choices=available_estimators(), default=None,
                    help="quality estimator (default: the backbone's own choice)")
-    p.add_argument("--calibration", type=Path, default=None, help="JSON from `plqa calibrate` (alpha, r, gamma)")
+    p.add_argument("--calibration", type=Path, default=None, help="calibration bundle from `plqa calibrate` (default: the one shipped for the backbone)")
     p.add_argument("--norm", choices=("signed", "l1"), default=None,
                    help="Eq. 3 denominator: signed Σe (authors' code) or ‖e‖₁ (paper); default: the backbone's")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -57,9 +56,38 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 def add_batch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders (searched recursively)")
-    p.add_argument("--batch-size", type=int, default=8, help="faces per network pass")
+    p.add_argument("--batch-size", type=_positive, default=8, help="faces per network pass")
     p.add_argument("--overwrite", action="store_true", help="redo files already done and replace their outputs")
     p.add_argument("--debug", action="store_true", help="print tracebacks")
+
+
+MODEL_OPTIONS = ("backbone", "quality", "calibration", "norm", "device", "seed", "max_pixels")
+
+
+def model_options(args: argparse.Namespace) -> argparse.Namespace:
+    """The options of ``add_model_options`` alone: what ``make_explainer`` reads, small and picklable (a worker
+    process builds its own model from them)."""
+    return argparse.Namespace(**{k: getattr(args, k) for k in MODEL_OPTIONS})
+
+
+def add_scale_options(p: argparse.ArgumentParser) -> None:
+    """--workers / --scheduler / --threads: run the files on a Dask cluster (``plqa_nb.scale``)."""
+    g = p.add_argument_group("scale (Dask; see docs/cluster.md)")
+    where = g.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=_positive, default=None, metavar="N",
+                       help="start a local cluster of N worker processes, the cores split between them; the "
+                            "files go to them in batches of --batch-size")
+    where.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://host:8786)")
+    g.add_argument("--threads", type=_positive, default=None, metavar="T",
+                   help="torch threads per worker (default: with --workers, the cores split between the workers; "
+                        "with --scheduler, the workers' own setting)")
+
+
+def scale_options(args: argparse.Namespace) -> dict:
+    """``run_files``'s keyword arguments from the batch and scale options."""
+    return {"batch_size": args.batch_size, "debug": args.debug, "workers": args.workers,
+            "scheduler": args.scheduler, "threads": args.threads}
 
 
 def writes_out(single_file: bool = False) -> Callable[[Verb], Verb]:

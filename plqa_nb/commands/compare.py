@@ -23,12 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..attribution import available_methods, get_method
-from ..attribution.baselines import REFERENCES
+from ..attribution import REFERENCES, available_methods, get_method
 from ..batch import (ResultTable, atomic_save_csv, atomic_save_figure, atomic_save_npz, atomic_write_bytes,
                      common_root, output_stem, run_batch)
 from ..images import iter_image_files
-from ..pipeline import crops_to_tensor
+from . import VERBS
 from .common import (add_batch_options, add_model_options, check_settings, make_explainer, print_summary,
                      writes_out)
 
@@ -43,7 +42,7 @@ SUMMARY_COLUMNS = ["method", "view", "faces", "deletion_auc", "random_deletion_a
 
 
 def register(sub) -> None:
-    p = sub.add_parser("compare", help="compare attribution methods, with deletion/insertion faithfulness",
+    p = sub.add_parser("compare", help=VERBS["compare"],
                        description="Attribute each face with several methods, measure deletion and insertion "
                                    "curves of Q̂ against a random-order baseline; write DIR/faithfulness.csv, "
                                    "per-face and summary figures.")
@@ -82,13 +81,14 @@ def _fmt(x) -> str:
 
 @writes_out()
 def run(args: argparse.Namespace) -> int:
-    from ..evaluation import compare_methods, curve_fractions
-    from ..evaluation.plots import face_figure
-
     if not args.inputs:
         raise SystemExit("plqa compare: give at least one INPUT (file or folder)")
     if args.random < 1:
         raise ValueError("--random must be at least 1")
+    from ..evaluation import compare_methods, curve_fractions  # the heavy part, once the run is accepted
+    from ..evaluation.plots import face_figure
+    from ..pipeline import crops_to_tensor
+
     curve_fractions(args.steps, args.step)  # ValueError on a bad pair
     methods = list(dict.fromkeys(args.methods))
     check_settings(args.out, _settings(args), args.overwrite)

@@ -19,18 +19,19 @@ from pathlib import Path
 
 import numpy as np
 
-from ..backbones import DEFAULT_BACKBONE
+from ..backbones import DEFAULT_BACKBONE, available_backbones
 from ..batch import ResultTable, atomic_save_csv, atomic_save_figure, atomic_save_npz, run_batch
 from ..evaluation.erc import CONVENTIONS, ERC_COLUMNS, SUMMARY_COLUMNS
 from ..quality import available_estimators
-from .common import backbone_name, check_settings, print_summary
+from . import VERBS
+from .common import check_settings, print_summary
 
 RUN_COLUMNS = ["backbone", "impostor_selection", "images", "failed_images", "dropped_pairs"]
 SHOWN_FAILURES = 20  # failed files listed on stdout (all of them are in images.csv)
 
 
 def register(sub) -> None:
-    p = sub.add_parser("evaluate", help="evaluate quality estimators on face verification",
+    p = sub.add_parser("evaluate", help=VERBS["evaluate"],
                        description="Benchmarks of the quality estimators; see each sub-command.")
     ev = p.add_subparsers(dest="evaluation", required=True)
     e = ev.add_parser("erc", help="error versus discard (ERC/EDC): FNMR as low-quality pairs are discarded",
@@ -53,8 +54,9 @@ def register(sub) -> None:
     e.add_argument("--max-impostors", type=int, default=200_000,
                    help="folder layout: at most this many impostor pairs, a seeded uniform sample when there are "
                         "more (default 200000; 0: all)")
-    e.add_argument("--backbone", default=DEFAULT_BACKBONE, type=backbone_name,
-                   help=f"face-recognition network (default {DEFAULT_BACKBONE})")
+    e.add_argument("--backbone", default=DEFAULT_BACKBONE,  # checked when resolved: a registry may grow
+                   help=f"face-recognition network: {', '.join(available_backbones())} or onnx:PATH[?options] "
+                        f"(default {DEFAULT_BACKBONE})")
     e.add_argument("--device", default="cpu", help="cpu or cuda")
     e.add_argument("--seed", type=int, default=0,
                    help="seed of the estimators, the impostor sample and the random rejection")

@@ -20,6 +20,7 @@ from ..evaluation import localization as evaluation_localization
 from ..experiments import icao, inpainting, masking, plots
 from ..images import IMAGE_SUFFIXES, iter_image_files
 from ..experiments.common import FaceResult, Panel, as_face_crop, load_panels, save_panels
+from . import VERBS
 from .common import add_batch_options, add_model_options, make_explainer, print_summary, writes_out
 
 BASE = ["file", "status", "error", "output"]
@@ -30,7 +31,7 @@ LOCALIZATION_COLUMNS = ["file", "status", "error"] + evaluation_localization.COL
 
 
 def register(sub) -> None:
-    p = sub.add_parser("experiment", help="the paper's analyses: random masks, inpainting, ICAO violations",
+    p = sub.add_parser("experiment", help=VERBS["experiment"],
                        description="Reproducible batch experiments on aligned faces; see each sub-command.")
     exp = p.add_subparsers(dest="experiment", required=True)
 

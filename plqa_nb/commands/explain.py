@@ -2,27 +2,27 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
-from ..batch import ResultTable, atomic_save_npz, atomic_save_png, common_root, output_stem, run_batch
-from ..experiments.common import deviation_maps, flagged
-from ..experiments.feedback import feedback
-from ..experiments.regions import region_masks, region_means
+from ..batch import ResultTable, atomic_save_npz, atomic_save_png, common_root, output_stem
 from ..images import iter_image_files
-from ..stages import as_face_crop
-from .common import add_batch_options, add_model_options, make_explainer, print_summary, writes_out
+from . import VERBS
+from .common import (add_batch_options, add_model_options, add_scale_options, make_explainer, model_options,
+                     print_summary, scale_options, writes_out)
 
 COLUMNS = ["file", "status", "error", "output", "quality", "quality_raw", "backbone", "quality_method",
            "attribution", "faces_found", "flagged_region", "feedback", "seconds"]
 
 
 def register(sub) -> None:
-    p = sub.add_parser("explain", help="pixel-level quality maps for photos",
+    p = sub.add_parser("explain", help=VERBS["explain"],
                        description="Detect, align, score and explain each face; write DIR/results.csv (with the "
                                    "region that stands out against compliant faces, and the feedback in words) and "
                                    "DIR/maps/<input path>.npz/.png.")
     add_batch_options(p)
     add_model_options(p)
+    add_scale_options(p)
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--method", default="saliency", help="attribution method (default: the paper's saliency)")
     p.add_argument("--sample", choices=["astronaut"], action="append", default=[],
@@ -43,25 +43,30 @@ def sample_inputs(names: list[str], out: Path) -> list[Path]:
     return paths
 
 
-@writes_out()
-def run(args: argparse.Namespace) -> int:
-    from ..figures import side_by_side_png
+class ExplainStep:
+    """The model and the output folder of a run, built once per process (``plqa_nb.scale``): ``prepare`` and
+    ``compute`` for ``batch.process_files``. ``root``: the folder the output names are relative to."""
 
-    inputs = list(args.inputs) + sample_inputs(args.sample, args.out)
-    if not inputs:
-        raise SystemExit("plqa explain: give at least one INPUT (file or folder) or --sample")
-    explainer = make_explainer(args, method=args.method)
-    root = common_root(iter_image_files(inputs))
-    table = ResultTable(args.out / "results.csv", COLUMNS, overwrite=args.overwrite)
+    def __init__(self, model: argparse.Namespace, method: str, out: Path, root: Path):
+        self.explainer = make_explainer(model, method=method)
+        self.out, self.root = out, root
+        self.prepare = self.explainer.prepare
 
-    def compute(items):
+    def compute(self, items: list) -> list[dict]:
+        from ..experiments.common import deviation_maps, flagged  # the heavy part, once the run is accepted
+        from ..experiments.feedback import feedback
+        from ..figures import side_by_side_png
+        from ..regions import region_masks, region_means
+        from ..stages import as_face_crop
+
+        explainer = self.explainer
         results = explainer.explain_prepared([p for _, p in items], keep_photo=False)
         faces = [as_face_crop(p) for _, p in items]
         deviations = deviation_maps(explainer, [f.crop for f in faces])
         rows = []
         for i, ((file, _), r) in enumerate(zip(items, results)):
-            rel = Path("maps") / output_stem(file, root)
-            npz, png = args.out / f"{rel}.npz", args.out / f"{rel}.png"
+            rel = Path("maps") / output_stem(file, self.root)
+            npz, png = self.out / f"{rel}.npz", self.out / f"{rel}.png"
             masks = region_masks(faces[i].landmarks, r.crop.shape[0])
             flag = flagged(explainer, None if deviations is None else deviations[i], masks)
             extra = {} if deviations is None else {"deviation": deviations[i].astype("float32")}
@@ -75,7 +80,17 @@ def run(args: argparse.Namespace) -> int:
                          "feedback": feedback(region_means(r.plq, masks), r.quality, flagged=flag)})
         return rows
 
-    summary = run_batch(inputs, table, explainer.prepare, compute, batch_size=args.batch_size, debug=args.debug,
-                        desc="plqa explain")
+
+@writes_out()
+def run(args: argparse.Namespace) -> int:
+    from ..scale import run_files
+
+    inputs = list(args.inputs) + sample_inputs(args.sample, args.out)
+    if not inputs:
+        raise SystemExit("plqa explain: give at least one INPUT (file or folder) or --sample")
+    root = common_root(iter_image_files(inputs))
+    table = ResultTable(args.out / "results.csv", COLUMNS, overwrite=args.overwrite)
+    make_step = functools.partial(ExplainStep, model_options(args), args.method, args.out, root)
+    summary = run_files(inputs, table, make_step, desc="plqa explain", outputs=args.out, **scale_options(args))
     print_summary(summary, "explain")
     return 0

@@ -2,39 +2,54 @@
 from __future__ import annotations
 
 import argparse
+import functools
 from pathlib import Path
 
-from ..batch import ResultTable, run_batch
-from ..pipeline import crops_to_tensor
-from .common import add_batch_options, add_model_options, make_explainer, print_summary, writes_out
+from ..batch import ResultTable
+from . import VERBS
+from .common import (add_batch_options, add_model_options, add_scale_options, make_explainer, model_options,
+                     print_summary, scale_options, writes_out)
 
 COLUMNS = ["file", "status", "error", "quality", "quality_raw", "backbone", "quality_method", "faces_found",
            "seconds"]
 
 
 def register(sub) -> None:
-    p = sub.add_parser("quality", help="quality scores only, one CSV row per photo")
+    p = sub.add_parser("quality", help=VERBS["quality"])
     add_batch_options(p)
     add_model_options(p)
+    add_scale_options(p)
     p.add_argument("--out", type=Path, required=True, help="output CSV file")
     p.set_defaults(func=run)
 
 
-@writes_out(single_file=True)
-def run(args: argparse.Namespace) -> int:
-    if not args.inputs:
-        raise SystemExit("plqa quality: give at least one INPUT (file or folder)")
-    explainer = make_explainer(args)
-    table = ResultTable(args.out, COLUMNS, overwrite=args.overwrite, output_columns=())
+class QualityStep:
+    """The model of a run, built once per process (``plqa_nb.scale``): ``prepare`` and ``compute`` for
+    ``batch.process_files``."""
 
-    def compute(items):
+    def __init__(self, model: argparse.Namespace):
+        self.explainer = make_explainer(model)
+        self.prepare = self.explainer.prepare
+
+    def compute(self, items: list) -> list[dict]:
+        from ..pipeline import crops_to_tensor
+
+        explainer = self.explainer
         q_hat, raw = explainer.quality(crops_to_tensor([p.aligned.crop for _, p in items], explainer.device))
         return [{"file": str(f), "status": "ok", "error": "", "quality": f"{float(q):.6f}",
                  "quality_raw": f"{float(r):.6f}", "backbone": explainer.backbone.name,
                  "quality_method": explainer.estimator.name, "faces_found": p.detection.faces_found}
                 for (f, p), q, r in zip(items, q_hat.cpu(), raw.cpu())]
 
-    summary = run_batch(args.inputs, table, explainer.prepare, compute, batch_size=args.batch_size,
-                        debug=args.debug, desc="plqa quality")
+
+@writes_out(single_file=True)
+def run(args: argparse.Namespace) -> int:
+    from ..scale import run_files
+
+    if not args.inputs:
+        raise SystemExit("plqa quality: give at least one INPUT (file or folder)")
+    table = ResultTable(args.out, COLUMNS, overwrite=args.overwrite, output_columns=())
+    make_step = functools.partial(QualityStep, model_options(args))
+    summary = run_files(args.inputs, table, make_step, desc="plqa quality", **scale_options(args))
     print_summary(summary, "quality")
     return 0

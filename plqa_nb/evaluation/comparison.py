@@ -1,8 +1,8 @@
 """Making maps of different methods comparable, and how much they agree.
 
-Every raw attribution [B, 3, S, S] is merged over channels as Eq. 5 (``merge_channels``);
-``method_view`` then applies the method's view: v(·) with γ (Eq. 6) for gradient-unit
-methods, a per-image rank normalisation otherwise (see ``plqa_nb.attribution.base``).
+Every raw attribution [B, 3, S, S] is merged over channels as Eq. 5 (``merge_channels``) for the pixel orders of
+the faithfulness curves, and shown as the method shows it (``AttributionMethod.displayed``: v(·) with γ (Eq. 6)
+for gradient-unit methods, a per-image usefulness rank otherwise, as ``plqa explain --method`` shows it).
 ``spearman_matrix`` is the Spearman rank correlation between the merged maps of one face.
 ``compare_methods`` runs methods and the faithfulness metrics on a batch of crops.
 """
@@ -17,27 +17,10 @@ import torch
 from scipy.stats import rankdata
 
 from ..attribution import get_method
-from ..plq import merge_channels, plq_from_saliency
+from ..plq import merge_channels
 from .faithfulness import (face_random_orders, faithfulness_curves, pixel_order, quality_infidelity,
                            quality_sensitivity)
 from .road import road_curves
-
-
-def rank_view(maps: torch.Tensor) -> torch.Tensor:
-    """Maps [B, S, S] → their pixels' ranks scaled to [0, 1] (ties share their mean rank)."""
-    flat = maps.detach().flatten(1).cpu().double().numpy()
-    ranks = (rankdata(flat, axis=1) - 1) / max(flat.shape[1] - 1, 1)
-    return torch.from_numpy(ranks).to(maps.device, maps.dtype).view_as(maps)
-
-
-def method_view(method: str, maps: torch.Tensor, gamma: float) -> torch.Tensor:
-    """The displayed map [B, S, S] in [0, 1] of merged maps [B, S, S] for ``method``'s view."""
-    view = get_method(method).view
-    if view == "plq":
-        return plq_from_saliency(maps, gamma)
-    if view == "rank":
-        return rank_view(maps)
-    raise ValueError(f"unknown view '{view}' of method '{method}'")
 
 
 def spearman_matrix(maps: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -114,7 +97,7 @@ def compare_methods(explainer, crops: torch.Tensor, methods: Sequence[str], name
     attrs, att_time, extra_time = {}, {}, {}
     for name in methods:
         t0 = time.perf_counter()
-        attrs[name] = get_method(name).attribute(explainer.model, crops, weights, seed=seed)
+        attrs[name] = explainer.attribution_method(name).attribute(explainer.model, crops, weights, seed=seed)
         att_time[name] = time.perf_counter() - t0
     sal = {name: merge_channels(a) for name, a in attrs.items()}
     metrics: dict[str, tuple[torch.Tensor | None, torch.Tensor | None]] = {}
@@ -141,7 +124,7 @@ def compare_methods(explainer, crops: torch.Tensor, methods: Sequence[str], name
     for j, name in enumerate(methods):
         results[name] = MethodResult(
             name=name, attribution=attrs[name], saliency=sal[name],
-            view=method_view(name, sal[name], explainer.scaling.gamma), deletion=curves.deletion[:, j],
+            view=get_method(name).displayed(attrs[name], explainer.scaling.gamma), deletion=curves.deletion[:, j],
             insertion=curves.insertion[:, j], deletion_auc=d_auc[:, j], insertion_auc=i_auc[:, j],
             infidelity=metrics[name][0], sensitivity=metrics[name][1], attribution_seconds=att_time[name] / b,
             seconds=(att_time[name] + curve_time + extra_time[name]) / b,

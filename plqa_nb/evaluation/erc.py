@@ -28,12 +28,13 @@ from __future__ import annotations
 
 import csv
 import math
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from ..verification import threshold_at_fmr
 
 CONVENTIONS = {"fixed": "fixed threshold (ISO/IEC 29794-1 EDC)",
                "recompute": "threshold recomputed per discard level (CR-FIQA/MagFace)"}
@@ -60,28 +61,6 @@ def _convention(convention: str) -> str:
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown convention '{convention}'; use one of {', '.join(CONVENTIONS)}")
     return convention
-
-
-def threshold_at_fmr(impostor_scores: np.ndarray, fmr: float) -> float:
-    """The smallest threshold whose FMR (share of impostor scores ≥ it) is ≤ ``fmr``.
-
-    impostor_scores [M]. With k = ⌊fmr·M⌋ false matches allowed, that is the next float above
-    the (k+1)-th highest impostor score. With fewer than 1/fmr impostor scores (k = 0) it lies
-    above every impostor score (measured FMR 0): the target FMR cannot be resolved, and a
-    warning says so.
-    """
-    if not 0 < fmr < 1:
-        raise ValueError(f"fmr must lie in (0, 1), not {fmr}")
-    imp = _vector(impostor_scores, "impostor scores")
-    if imp.size == 0:
-        raise ValueError("no impostor scores: cannot set a threshold")
-    k = int(np.floor(np.round(fmr * imp.size, 9)))
-    if k == 0:
-        warnings.warn(f"only {imp.size} impostor scores: an FMR of {fmr:g} cannot be resolved (needs "
-                      f"≥ {math.ceil(1 / fmr)}); threshold set above the highest impostor score (FMR 0)",
-                      stacklevel=2)
-    kth = np.partition(imp, imp.size - 1 - k)[imp.size - 1 - k]
-    return float(np.nextafter(kth, np.inf))
 
 
 def pair_quality(q_a: np.ndarray, q_b: np.ndarray) -> np.ndarray:

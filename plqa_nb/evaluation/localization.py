@@ -1,15 +1,7 @@
 """Does a map point at the defect? Localisation of known occluders by attribution maps.
 
-Every method's map is turned into a per-pixel **defect score** (higher = more to blame for lost quality), by
-the method's kind (``ORIENTATION``):
-
-* ``gradient`` maps (saliency — the paper's PLQ —, SmoothGrad, guided backprop, …) measure how much a pixel
-  *can* move Q̂; the paper reads a low value as a useless pixel, so defect = −log(map) (for the paper's map the
-  same order as 1 − PLQ, since PLQ is monotone in Ŝ);
-* ``contribution`` maps (Integrated Gradients, input × gradient, gradient SHAP, occlusion) are signed shares
-  of Q̂ relative to a baseline; a pixel to blame lowers Q̂, so defect = −(sum of the channels' attributions);
-* ``evidence`` maps (Grad-CAM) are positive evidence for Q̂: defect = −map;
-* ``defect`` maps already are defect scores.
+Every method's map is turned into a per-pixel **defect score** (higher = more to blame for lost quality) by the
+method's own ``AttributionMethod.defect`` (its ``defect_orientation``; see ``plqa_nb.attribution.base``).
 
 Against an occluder's true mask, inside the face oval (``regions.region_masks``):
 
@@ -23,48 +15,21 @@ Against an occluder's true mask, inside the face oval (``regions.region_masks``)
 from __future__ import annotations
 
 import numpy as np
-import torch
 from scipy.stats import rankdata
 
-from ..experiments.regions import FACE_REGIONS
+from ..regions import FACE_REGIONS
 from ..verification import roc_auc
 
-ORIENTATION = {
-    "saliency": "gradient", "smoothgrad": "gradient", "smoothgrad-sq": "gradient", "vargrad": "gradient",
-    "guided-backprop": "gradient", "integrated-gradients": "contribution", "integrated-gradients-blur": "contribution",
-    "integrated-gradients-mean": "contribution", "gradient-shap": "contribution", "input-x-gradient": "contribution",
-    "occlusion": "contribution", "grad-cam": "evidence",
-}
 COLUMNS = ["violation", "method", "orientation", "mask_auc", "relevance_mass", "occluder_share", "flagged_region",
            "region_hit", "drives_feedback"]
 
 
 def orientation(method: str, kind: str | None = None) -> str:
-    """How ``method``'s map becomes a defect score: ``kind`` when given, else ``ORIENTATION`` (or the method's own
-    ``defect_orientation`` attribute for methods registered later)."""
-    if kind is not None:
-        return kind
-    if method in ORIENTATION:
-        return ORIENTATION[method]
+    """How ``method``'s map becomes a defect score: ``kind`` when given, else the method's own
+    ``AttributionMethod.defect_orientation``."""
     from ..attribution import get_method
 
-    return getattr(get_method(method), "defect_orientation", "gradient")
-
-
-def defect_scores(attribution: torch.Tensor, kind: str) -> np.ndarray:
-    """Defect scores [B, S, S] (higher = more to blame) of raw attributions [B, 3, S, S] (or [B, S, S] maps) of a
-    method of orientation ``kind`` (see the module docstring)."""
-    a = attribution.detach().double().cpu()
-    if kind == "gradient":
-        mag = a.abs().mean(1) if a.dim() == 4 else a.abs()
-        return (-torch.log(mag.clamp(min=1e-30))).numpy()
-    if kind == "contribution":
-        return (-(a.sum(1) if a.dim() == 4 else a)).numpy()
-    if kind == "evidence":
-        return (-(a.mean(1) if a.dim() == 4 else a)).numpy()
-    if kind == "defect":
-        return (a.mean(1) if a.dim() == 4 else a).numpy()
-    raise ValueError(f"unknown orientation {kind!r}")
+    return kind if kind is not None else get_method(method).defect_orientation
 
 
 def rank_normalised(score: np.ndarray, inside: np.ndarray) -> np.ndarray:

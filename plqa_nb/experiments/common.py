@@ -86,12 +86,11 @@ def _cached_maps(kind: str, compute, explainer, images: list[np.ndarray]) -> np.
 def deviation_maps(explainer, images: list[np.ndarray]) -> np.ndarray | None:
     """The deviation maps [N, S, S] that drive the region feedback (``attribution.deviation``; one forward pass
     each), or None when the backbone has no compliant-face norm."""
-    from ..attribution.compliant_norm import compliant_norm
     from ..attribution.deviation import deviation_maps as compute
 
-    if not explainer.model.compliant_norm:
+    if not explainer.has_compliant_norm:
         return None
-    norm = compliant_norm(explainer.model).features
+    norm = explainer.compliant_norm().features
     return _cached_maps("deviation", lambda x: compute(explainer.backbone, x, norm).cpu().double().numpy(),
                         explainer, images)
 
@@ -101,14 +100,13 @@ def counterfactual_maps(explainer, images: list[np.ndarray]) -> np.ndarray | Non
     forward passes each), or None when the backbone has no compliant-face norm."""
     from ..attribution.counterfactual import defect_maps
 
-    if not explainer.model.compliant_norm:
+    if not explainer.has_compliant_norm:
         return None
     return _cached_maps("counterfactual", lambda x: defect_maps(explainer, x), explainer, images)
 
 
 def flagged(explainer, deviation: np.ndarray | None, masks: dict[str, np.ndarray]) -> tuple[str, float] | None:
     """``regions.flag_region`` of one deviation map [S, S] (None without a map)."""
-    from ..attribution.compliant_norm import compliant_norm
-    from .regions import flag_region
+    from ..regions import flag_region
 
-    return None if deviation is None else flag_region(deviation, masks, compliant_norm(explainer.model).features)
+    return None if deviation is None else flag_region(deviation, masks, explainer.compliant_norm().features)

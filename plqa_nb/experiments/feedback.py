@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import math
 
-from .regions import FACE_REGIONS
+from ..regions import FACE_REGIONS
 
 _NAMES = {"eyes": "the eyes", "nose": "the nose", "mouth": "the mouth", "forehead": "the forehead",
           "cheeks": "the cheeks"}

@@ -23,12 +23,13 @@ import cv2
 import numpy as np
 
 from .. import degradations as dg
+from ..attribution import defect_scores
 from ..backbones.base import crops_to_tensor
 from ..pipeline import Explainer
+from ..regions import (REGIONS, FaceFrame, covered_regions, degraded_region, region_masks, region_means,
+                      saliency_shares, worst_region)
 from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, deviation_maps, face_rng, flagged
 from .feedback import feedback
-from .regions import (REGIONS, FaceFrame, covered_regions, degraded_region, region_masks, region_means,
-                      saliency_shares, worst_region)
 
 CATEGORIES = ("occlusion", "lighting", "sharpness", "geometry", "background")
 #: the columns of a row besides ``file`` (``plqa experiment icao`` adds status and timing columns around them)
@@ -182,7 +183,7 @@ def make_variants(face: FaceLike, only: str | Sequence[str] | None = None, seed:
 
 
 # -- the experiment -------------------------------------------------------------------------------------------
-DRIVER = "deviation"  # the map behind flagged_region (README: why)
+DRIVER = "deviation"  # the map behind flagged_region (why: docs/analyses.md)
 
 
 def _region_row(plq: np.ndarray, masks: dict[str, np.ndarray], quality: float,
@@ -203,7 +204,6 @@ def measure(explainer: Explainer, entries: list[dict], reference: FaceCrop | Non
     ``reference_row``. flagged_region comes from the deviation map (``DRIVER``) against the backbone's
     compliant-face norm. With ``methods``, every entry with an occluder also gets a localisation row per method
     (``evaluation.localization``), the driving map always among them."""
-    from ..attribution import get_method
     from ..evaluation import localization
 
     images = ([reference.crop] if reference is not None else []) + [e["image"] for e in entries]
@@ -220,7 +220,7 @@ def measure(explainer: Explainer, entries: list[dict], reference: FaceCrop | Non
     rows, panels, loc = [], [], []
     occluded = [i for i, e in enumerate(entries) if e.get("occluder") is not None]
     extra = [m for m in dict.fromkeys([DRIVER, *methods]) if m != DRIVER] if methods else []
-    attributions = {m: get_method(m).attribute(explainer.model, x[occluded], out["weights"][occluded], seed=seed)
+    attributions = {m: explainer.attribution_method(m).attribute(explainer.model, x[occluded], out["weights"][occluded], seed=seed)
                     for m in extra if occluded}
     for i, e in enumerate(entries):
         masks = region_masks(e["landmarks"], s)
@@ -236,7 +236,7 @@ def measure(explainer: Explainer, entries: list[dict], reference: FaceCrop | Non
         if methods and i in occluded:
             affected = e["affected"].split("+")
             maps = {DRIVER: defects[i] if defects is not None else None}
-            maps.update({m: localization.defect_scores(attributions[m][occluded.index(i)][None],
+            maps.update({m: defect_scores(attributions[m][occluded.index(i)][None],
                                                        localization.orientation(m))[0] for m in extra})
             for m, d in maps.items():
                 if d is None:

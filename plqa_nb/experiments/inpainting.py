@@ -25,10 +25,10 @@ from ..pipeline import Explainer, PreparedFace
 from . import icao
 from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, counterfactual_maps, deviation_maps, flagged
 from .feedback import feedback
-from .regions import FaceFrame, region_masks, region_means
+from ..regions import FaceFrame, region_masks, region_means
 
 FILLS = ("mean-face", "mirror", "telea", "ns")
-DEFAULT_FILL = "mean-face"  # recovers quality best on the development photos (README)
+DEFAULT_FILL = "mean-face"  # recovers quality best on the development photos (docs/results/analyses.md)
 #: the columns of a row besides ``file`` (``plqa experiment inpainting`` adds status and timing columns)
 COLUMNS = ["violation", "fill", "mask_source", "quality_before", "quality_before_std", "quality_after",
            "quality_after_std", "masked_fraction", "change", "flagged_region", "feedback"]
@@ -145,8 +145,6 @@ def run(explainer: Explainer, faces: Sequence[FaceLike], masks: Sequence[np.ndar
     repeat). Per face: one row, panels before/after (Fig. 4) and the mask. Row columns: file and ``COLUMNS``
     (violation empty; flagged_region and feedback of the image before inpainting).
     """
-    from ..attribution.compliant_norm import compliant_norm
-
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
     if masks is None and mask_from not in ("plq", "paper"):
@@ -160,7 +158,7 @@ def run(explainer: Explainer, faces: Sequence[FaceLike], masks: Sequence[np.ndar
     out_b = explainer.explain_tensor(crops_to_tensor(before, explainer.device), seed)
     plq_b = out_b["plq"].cpu().numpy()
     deviations = deviation_maps(explainer, before)
-    norm = compliant_norm(explainer.model) if deviations is not None or how in ("mirror", "mean-face") else None
+    norm = explainer.compliant_norm() if deviations is not None or how in ("mirror", "mean-face") else None
     if masks is None and mask_from == "plq":
         if deviations is None:
             raise ValueError("the explanation's mask needs the backbone's compliant-face norm: run plqa calibrate, "

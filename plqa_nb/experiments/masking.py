@@ -17,7 +17,7 @@ from ..backbones.base import crops_to_tensor
 from ..pipeline import Explainer
 from .common import FaceLike, FaceResult, Panel, as_face_crop, deviation_maps, face_rng, flagged
 from .feedback import feedback
-from .regions import region_masks, region_means
+from ..regions import region_masks, region_means
 
 SIZES = (10, 20, 30, 40, 50)
 #: the columns of a row (``plqa experiment masking`` adds file status and timing columns around them)

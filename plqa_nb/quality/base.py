@@ -7,9 +7,7 @@ on which other images share its batch.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -26,17 +24,6 @@ class QualityScaling:
 
     def __call__(self, q: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.alpha * (q - self.r))
-
-
-def read_calibration(path: str | Path) -> dict:
-    """The dict of a calibration JSON; ValueError naming the file if it cannot be read."""
-    try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"{path}: not a calibration file ({exc})") from None
-    if not isinstance(record, dict):
-        raise ValueError(f"{path}: not a calibration file (no JSON object)")
-    return record
 
 
 class QualityEstimator:

@@ -9,7 +9,6 @@ The noise starts come from ``seed`` and are shared by all images of a batch.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..backbones.base import Backbone
 from .base import QualityEstimator, seeded_uniform

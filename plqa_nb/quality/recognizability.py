@@ -8,10 +8,8 @@ distance from that cluster's centre c measures how recognisable a face is:
     Q = 1 - cos(e(I), c)        (e L2-normalised; one deterministic forward pass)
 
 The centre belongs to the backbone. ``ui_centre`` makes it from face photos destroyed in
-several ways (``unrecognisable_versions``): the normalised mean of their embeddings. The
-centre of dlib-resnet ships with the package (``shipped/ui_centres/dlib-resnet.json``, from the
-London *smiling* photos); for another backbone ``plqa calibrate --quality ers`` writes one
-into the calibration file.
+several ways (``unrecognisable_versions``): the normalised mean of their embeddings. ``plqa calibrate``
+writes it into the network's calibration bundle (the built-in networks' bundles ship with theirs).
 """
 from __future__ import annotations
 
@@ -24,7 +22,6 @@ import torch.nn.functional as F
 
 from ..backbones.base import Backbone, crops_to_tensor
 from ..degradations import gaussian_blur
-from ..shipped import shipped_record
 from .base import QualityEstimator
 
 # destructions on the paper's 112-px scale: blur sigmas (px) and down-sampling factors
@@ -70,15 +67,9 @@ def _unit(centre: Sequence[float] | torch.Tensor) -> torch.Tensor:
     return F.normalize(torch.as_tensor(centre, dtype=torch.float32), dim=0)
 
 
-def shipped_ui_centre(backbone: Backbone) -> torch.Tensor | None:
-    """The centre shipped for these weights (matched by ``Backbone.fingerprint``, never by name), or None."""
-    record = shipped_record("ui_centres", backbone)
-    return None if record is None else torch.tensor(record["centre"], dtype=torch.float32)
-
-
 class Recognizability(QualityEstimator):
-    """Args: centre: the unrecognisable-identity centre [D] (list or tensor); None takes the centre shipped
-    for the backbone (ValueError naming ``plqa calibrate`` if there is none)."""
+    """Args: centre: the unrecognisable-identity centre [D] (list or tensor); None: from a calibration bundle
+    (``use_calibration``) or ``fit`` (ValueError naming ``plqa calibrate`` when used without one)."""
 
     name = "ers"
     calibration_keys = ("ui_centre",)
@@ -88,7 +79,7 @@ class Recognizability(QualityEstimator):
 
     def centre_for(self, backbone: Backbone) -> torch.Tensor:
         """The centre used with ``backbone``."""
-        centre = self.centre if self.centre is not None else shipped_ui_centre(backbone)
+        centre = self.centre
         if centre is None:
             raise ValueError(f"no unrecognisable-identity centre for backbone '{backbone.name}': run "
                              f"`plqa calibrate DEV_PHOTOS --backbone {backbone.name} --quality ers --out calib.json` "

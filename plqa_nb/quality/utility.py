@@ -20,9 +20,8 @@ map computes anyway, and two means over the crop. With the utility calibration
 (``calibration.calibrate``) Q̂ = sigmoid(α (Q − r)) is the estimated probability of a match at the backbone's
 FMR = 1e-3 threshold, and r sits near that threshold.
 
-The head of dlib-resnet ships with the package (``shipped/heads/dlib-resnet.json``, trained on the London *smiling*
-photos by ``scripts/ship_defaults.py``); for another backbone ``plqa calibrate --quality utility`` trains
-one and writes it into the calibration file.
+A head is fitted by ``plqa calibrate`` into the network's calibration bundle (``config``); the bundles
+shipped for the built-in networks carry theirs, and ``ModelConfig.make_estimator`` hands it over.
 """
 from __future__ import annotations
 
@@ -32,7 +31,6 @@ import numpy as np
 import torch
 
 from ..backbones.base import Backbone
-from ..shipped import shipped_record
 from .base import QualityEstimator
 
 # chosen, before the exposure measures joined z, by leave-one-kind-out on the development set (London smiling): hold
@@ -64,10 +62,11 @@ def exposure_measures(crops: torch.Tensor) -> torch.Tensor:
 
 
 def head_inputs(backbone: Backbone, features: torch.Tensor, exposure: torch.Tensor) -> torch.Tensor:
-    """z = [f, e, log ‖d‖, h, s] [B, F + D + 3] from trunk features f [B, F] and ``exposure_measures`` [B, 2]."""
+    """z = [f, e, log ‖d‖, h, s] [B, F' + D + 3] from trunk features [B, F] (f: ``Backbone.head_features`` of them,
+    F' numbers) and ``exposure_measures`` [B, 2]."""
     d = backbone.head_layers(features)
     n = d.norm(dim=1, keepdim=True)
-    return torch.cat([features, d / n, torch.log(n), exposure.to(features)], 1)
+    return torch.cat([backbone.head_features(features), d / n, torch.log(n), exposure.to(features)], 1)
 
 
 def fit_head(z: np.ndarray, y: np.ndarray, better: np.ndarray = (), worse: np.ndarray = (), ridge: float = RIDGE,
@@ -124,8 +123,8 @@ def identity_folds(n_faces: int, folds: int, seed: int) -> list[np.ndarray]:
 
 
 class UtilityHead(QualityEstimator):
-    """Args: weights [F + D + 1] and bias of the head (None: the head shipped for the backbone's weights, or
-    one trained by ``fit``); ridge, rank_weight, margin: used by ``fit`` (``fit_head``)."""
+    """Args: weights [F' + D + 3] and bias of the head (None: from a calibration bundle, ``use_calibration``, or
+    trained by ``fit``); ridge, rank_weight, margin: used by ``fit`` (``fit_head``)."""
 
     name = "utility"
     calibration_keys = ("head_weights", "head_bias")
@@ -138,14 +137,11 @@ class UtilityHead(QualityEstimator):
 
     def head_for(self, backbone: Backbone) -> tuple[torch.Tensor, float]:
         """(weights, bias) used with ``backbone``."""
-        if self.weights is not None:
-            return self.weights, self.bias
-        record = shipped_record("heads", backbone)
-        if record is None:
+        if self.weights is None:
             raise ValueError(f"no utility head for backbone '{backbone.name}': run `plqa calibrate DEV_PHOTOS "
                              f"--backbone {backbone.name} --quality utility --out calib.json` and pass "
                              f"--calibration calib.json")
-        return torch.tensor(record["head_weights"], dtype=torch.float64), float(record["head_bias"])
+        return self.weights, self.bias
 
     def use_calibration(self, record: dict) -> None:
         if self.weights is None and "head_weights" in record:

@@ -15,7 +15,7 @@ from IPython.display import HTML
 from ..config import ModelConfig
 from ..experiments import icao
 from ..experiments.common import Panel
-from ..experiments.regions import REGIONS
+from ..regions import REGIONS
 from ..images import ImageLike
 from ..pipeline import FaceAnalysis, cached_explainer
 from .display import table_html

@@ -53,12 +53,10 @@ def rectangle_mask(size: int, x: int, y: int, width: int, height: int) -> np.nda
 
 def filled(session: FaceAnalysis, config: ModelConfig, mask: np.ndarray, method: str) -> np.ndarray:
     """The face's crop with ``mask`` filled by ``method`` (one of ``inpainting.FILLS``)."""
-    from ..attribution.compliant_norm import compliant_norm
-
     face = session.face_crop(config.backbone)
-    model = cached_explainer(config, device=str(session.device)).model
-    mean_face = compliant_norm(model).face(face.crop.shape[0]).permute(1, 2, 0).round().byte().numpy() \
-        if model.compliant_norm else None
+    explainer = cached_explainer(config, device=str(session.device))
+    mean_face = explainer.compliant_norm().face(face.crop.shape[0]).permute(1, 2, 0).round().byte().numpy() \
+        if explainer.has_compliant_norm else None
     return inpainting.fill(face.crop, mask, method, face.landmarks, mean_face)
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ImageTooLargeError, InputError
-from ..images import MAX_PIXELS, load_image
-
-MAX_UPLOAD_BYTES = 20 * 2**20  # 20 MB: above any camera JPEG; larger files are refused unread
+from ..images import MAX_PIXELS, MAX_UPLOAD_BYTES, load_image
 
 
 class UploadRefused(ValueError):

@@ -14,7 +14,7 @@ then prints the mean (the template, chip pixels) and how well each face's points
 similarity transform (RMS residual, chip pixels). It also checks the mapping by warping the
 photo with it and comparing with dlib's own chip.
 
-Usage: python scripts/derive_dlib_template.py [--faces DIR] [--n 40]
+Usage: python research/derive_dlib_template.py [--faces DIR] [--n 40]
 """
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
-"""Build the error-versus-discard dataset of the README from the London photos: per identity, the *smiling*
+"""Build the error-versus-discard dataset of docs/results/erc.md from the London photos: per identity, the *smiling*
 photo as the reference and the *neutral* one as probes, clean and degraded at random kinds and strengths
 (``plqa_nb.evaluation.pairs.build_probe_dataset``: blur, motion blur, JPEG, noise, pixelation, down-scaling,
 salt and pepper, gamma, contrast loss, an occluding disc; mild or strong), all seeded.
 
-    python scripts/make_probe_dataset.py ../shared/faces/london results/london_probes
+    python research/make_probe_dataset.py ../shared/faces/london results/london_probes
     plqa evaluate erc results/london_probes --quality utility ers serfiq --out results/erc_london
 
 Nothing here was used to fit anything: the neutral photos are the held-out set of the shipped defaults, and
-the photo-level degradations are not the crop-level protocol of the calibration (``quality/devset.py``).
+the photo-level degradations are not the crop-level protocol of the calibration (``calibration/devset.py``).
 """
 from __future__ import annotations
 

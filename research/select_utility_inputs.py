@@ -1,6 +1,6 @@
 """How the utility head's inputs were chosen: the development photos only (London *smiling*).
 
-    python scripts/select_utility_inputs.py ../shared/faces/london/smiling     # about 1 minute on 2 CPU cores
+    python research/select_utility_inputs.py ../shared/faces/london/smiling     # about 1 minute on 2 CPU cores
 
 Compares the head on the network's features alone, z = [f, e, log ‖d‖], with the shipped one, which adds the
 crop's exposure measures [h, s] (``quality.utility.exposure_measures``), both fitted as ``fit_head`` fits them:
@@ -12,7 +12,7 @@ crop's exposure measures [h, s] (``quality.utility.exposure_measures``), both fi
   more, a third of a stop less), the share of held-out faces whose prediction the change lowers, beside the share
   whose genuine similarity to its emulated captures it lowers (the network's own answer).
 
-Nothing here reads the neutral photos: they judge the result (``scripts/quality_checks.py``).
+Nothing here reads the neutral photos: they judge the result (``research/quality_checks.py``).
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ from plqa_nb.backbones import load_backbone
 from plqa_nb.backbones.base import crops_to_tensor
 from plqa_nb.images import iter_image_files
 from plqa_nb.pipeline import Explainer
-from plqa_nb.quality.devset import REFERENCES, DevSet
+from plqa_nb.calibration.devset import REFERENCES, DevSet
 from plqa_nb.quality.utility import dev_inputs, exposure_measures, fit_head_on, identity_folds
 from plqa_nb.stages import as_face_crop, network_pass
 

@@ -1,6 +1,6 @@
 """The paper's three validations on a folder of compliant photos, as one table of shares.
 
-    python scripts/paper_checks.py ../shared/faces/london/neutral [--limit N] [--quality ers] [--json out.json]
+    python research/paper_checks.py ../shared/faces/london/neutral [--limit N] [--quality ers] [--json out.json]
 
 * masking: Δ_Q̂ > 0 and Δ_p > 0 per square size (Eqs. 7-8);
 * ICAO occlusions: Δ_Q̂ > 0, and the occluded region found as the lowest-PLQ region
@@ -11,7 +11,7 @@
   fill: Q̂ up / down beyond one std over the repeats, and the share of empty masks.
 
 Every step is seeded (``--seed``); the photos' order does not matter. Each line is also a `plqa` verb
-(the README lists them): this script only runs the same experiment functions on one folder at once.
+(docs/cli.md lists them): this script only runs the same experiment functions on one folder at once.
 """
 from __future__ import annotations
 

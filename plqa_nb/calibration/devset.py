@@ -1,6 +1,6 @@
 """The development set of a utility calibration: what "the face is matched" means for a backbone.
 
-From clean, compliant aligned faces (``FaceCrop``; the shipped defaults use the London *smiling* photos)
+From clean, compliant aligned faces (``FaceCrop``; the shipped bundles use the London *smiling* photos)
 it builds, per face:
 
 * probes: the clean crop and ``PROTOCOL``'s degradations of it, from harmless to unusable (blur, JPEG,
@@ -27,8 +27,9 @@ import torch
 from .. import degradations as dg
 from ..alignment import similarity_transform
 from ..backbones.base import Backbone, crops_to_tensor
-from ..stages import FaceCrop
-from .utility import exposure_measures
+from ..quality.utility import exposure_measures
+from ..stages import FaceCrop, network_pass, raw_quality
+from ..verification import threshold_at_fmr
 
 REFERENCES = 2  # emulated captures per face
 LANDMARK_JITTER = 0.03  # σ of the re-alignment noise, in inter-ocular distances
@@ -166,9 +167,6 @@ class DevSet:
     @cached_property
     def scores(self) -> DevScores:
         """Features, embeddings, genuine similarities and the threshold (one network pass over the set)."""
-        from ..evaluation.erc import threshold_at_fmr
-        from ..stages import network_pass
-
         face, kind, level, feats, embs, lights, ref_feats, ref_embs, ref_lights = [], [], [], [], [], [], [], [], []
         for i, kinds, levels, x in self.batches():
             net = network_pass(self.backbone, x, gradient=False)
@@ -196,8 +194,6 @@ class DevSet:
 
     def raw(self, estimator, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """The estimator's raw Q of every probe [P] and reference [F·K] (a network pass over the set)."""
-        from ..stages import network_pass, raw_quality
-
         probes, refs = [], []
         for _, kinds, _, x in self.batches():
             net = network_pass(self.backbone, x, gradient=False)

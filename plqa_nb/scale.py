@@ -1,0 +1,190 @@
+"""Runs over whole datasets: the verbs' one entry point, in this process or on a Dask cluster.
+
+A verb hands ``run_files`` a *step factory*: a picklable callable without arguments that builds an object with
+``prepare(file)`` and ``compute(items)`` (see ``batch.process_files``), i.e. the model and where outputs go.
+
+* Without ``workers`` or ``scheduler`` the factory is called once here and ``batch.run_batch`` walks the files:
+  dask is not imported.
+* With ``workers=N`` a ``distributed.LocalCluster`` of N worker processes (one task at a time each) starts, and
+  the machine's cores are split between them for torch; with ``scheduler=ADDRESS`` the run joins an existing
+  cluster (e.g. ``dask-jobqueue``'s, see docs/cluster.md). The files go to the workers in batches of
+  ``batch_size``; each worker builds the step once per configuration and keeps it (``worker_step``) and writes
+  its per-face files itself (atomically, as in a serial run). This process stays the one writer of the table:
+  it holds the folder lock (the verb's ``output_lock``) and appends the batches' rows in file order, so the
+  table is the serial run's, except for the ``seconds`` column. At most ``WINDOW_PER_THREAD`` batches per
+  worker thread are in flight or waiting to be written, so the client's memory does not grow with the dataset.
+* If a worker dies, the scheduler runs its batches again on another worker (up to dask's
+  ``distributed.scheduler.allowed-failures``, then the run stops with ``KilledWorker``); a batch's rows are
+  written once, when its result arrives. A killed client leaves the table as a killed serial run does, and a
+  rerun resumes it.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import pickle
+import secrets
+import sys
+import threading
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Callable, Protocol, Sequence
+
+from .batch import (BatchRows, BatchSummary, ResultTable, RowWriter, chunks, pending_files, process_files,
+                    remove_stale_temporaries, run_batch)
+
+WINDOW_PER_THREAD = 4  # batches in flight or unwritten per worker thread (at least MIN_WINDOW in all)
+MIN_WINDOW = 8
+CACHED_STEPS = 2  # steps (models) a worker keeps, most recently used first
+
+
+class Step(Protocol):
+    def prepare(self, file: Path) -> Any: ...
+
+    def compute(self, items: list[tuple[Path, Any]]) -> list[dict]: ...
+
+
+StepFactory = Callable[[], Step]
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step: StepFactory, batch_size: int = 8,
+              debug: bool = False, desc: str = "plqa", workers: int | None = None, scheduler: str | None = None,
+              threads: int | None = None, outputs: str | os.PathLike | None = None) -> BatchSummary:
+    """Process every image file under ``inputs`` that ``table`` does not hold as done; see the module docstring.
+
+    ``outputs``: the folder the workers write their files into; after a cluster run the temporaries that a
+    worker killed inside a write left there are removed (the caller holds its ``output_lock``).
+
+    ``workers`` (≥ 1) and ``scheduler`` exclude each other. ``threads``: torch threads per worker (default: with
+    ``workers``, the available cores split between them; with ``scheduler``, the workers' own setting).
+    """
+    if workers is not None and scheduler is not None:
+        raise ValueError("give either workers (a local cluster) or scheduler (an existing one), not both")
+    if workers is not None and workers < 1:
+        raise ValueError(f"--workers must be ≥ 1, not {workers}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"--threads must be ≥ 1, not {threads}")
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be ≥ 1, not {batch_size}")
+    if workers is None and scheduler is None:
+        step = make_step()
+        return run_batch(inputs, table, step.prepare, step.compute, batch_size=batch_size, debug=debug, desc=desc)
+    if workers is not None and threads is None:
+        threads = max(1, available_cores() // workers)
+    files, todo = pending_files(inputs, table)
+    with _client(workers, scheduler, threads) as client, RowWriter(table, len(todo), desc) as writer:
+        _run_on_cluster(client, todo, writer, make_step, batch_size, debug, threads)
+    if outputs is not None:
+        removed = remove_stale_temporaries(outputs)
+        if removed:
+            print(f"plqa: removed {removed} temporary file(s) that killed workers left in {outputs}", file=sys.stderr)
+    return writer.summary(files, todo)
+
+
+class _client:
+    """A ``distributed.Client`` of a new LocalCluster (``workers``) or of the cluster at ``scheduler``; prints
+    the dashboard's address when one is up (it needs bokeh)."""
+
+    def __init__(self, workers: int | None, scheduler: str | None, threads: int | None):
+        self.workers, self.scheduler, self.threads = workers, scheduler, threads
+        self.cluster = None
+
+    def __enter__(self):
+        import logging
+
+        from distributed import Client, LocalCluster
+
+        if self.scheduler is not None:
+            self.client = Client(self.scheduler)
+        else:
+            # one task at a time per worker; torch gets the threads (the nanny would otherwise set
+            # OMP_NUM_THREADS=1 in the workers)
+            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
+                                        silence_logs=logging.ERROR, dashboard_address=":0",
+                                        env={"OMP_NUM_THREADS": str(self.threads)})
+            self.client = Client(self.cluster)
+        # without bokeh the scheduler still answers on the dashboard's port, with a page asking for bokeh
+        if importlib.util.find_spec("bokeh") and "dashboard" in self.client.scheduler_info().get("services", {}):
+            print(f"plqa: Dask dashboard at {self.client.dashboard_link}", file=sys.stderr)
+        return self.client
+
+    def __exit__(self, *exc) -> None:
+        self.client.close()
+        if self.cluster is not None:
+            self.cluster.close()
+
+
+def _run_on_cluster(client, todo: list[Path], writer: RowWriter, make_step: StepFactory, batch_size: int,
+                    debug: bool, threads: int | None) -> None:
+    """Submit the batches of ``todo`` through a sliding window and hand their rows to ``writer`` in file order."""
+    from distributed import as_completed
+
+    key = hashlib.sha256(pickle.dumps(make_step)).hexdigest()  # the configuration: what the worker caches by
+    run = secrets.token_hex(8)  # task names of this run only
+    # the factory travels once, as a task's result the workers share (and recompute if every copy is lost)
+    factory = client.submit(_identity, make_step, key=f"plqa-step-{run}", pure=False)
+    batches = list(chunks(todo, batch_size))
+    index: dict[str, int] = {}
+    done: dict[int, BatchRows] = {}
+    submitted = written = 0
+    running = as_completed()
+
+    def submit_more() -> None:
+        nonlocal submitted
+        limit = max(MIN_WINDOW, WINDOW_PER_THREAD * sum(client.nthreads().values()))
+        while submitted < len(batches) and submitted - written < limit:
+            fut = client.submit(run_batch_on_worker, key, factory, batches[submitted], debug, threads,
+                                key=f"plqa-batch-{run}-{submitted}", pure=False)
+            index[fut.key] = submitted
+            running.add(fut)
+            submitted += 1
+
+    submit_more()
+    for fut in running:
+        done[index.pop(fut.key)] = fut.result()  # re-raises a failed batch (KilledWorker after repeated deaths)
+        fut.release()
+        while written in done:
+            writer.add(done.pop(written))
+            written += 1
+        submit_more()
+    factory.release()
+
+
+def _identity(x):
+    return x
+
+
+_steps: OrderedDict[str, Step] = OrderedDict()
+_steps_lock = threading.Lock()
+
+
+def worker_step(key: str, make_step: StepFactory, threads: int | None) -> Step:
+    """This process's step for the configuration ``key``, built on first use and kept (``CACHED_STEPS`` of
+    them); sets torch's threads first when ``threads`` is given."""
+    with _steps_lock:
+        if key not in _steps:
+            if threads is not None:
+                import torch
+
+                torch.set_num_threads(threads)
+            _steps[key] = make_step()
+            while len(_steps) > CACHED_STEPS:
+                _steps.popitem(last=False)
+        _steps.move_to_end(key)
+        return _steps[key]
+
+
+def run_batch_on_worker(key: str, make_step: StepFactory, files: list[Path], debug: bool,
+                        threads: int | None) -> BatchRows:
+    """A worker's task: the rows of one batch of files (``batch.process_files`` with this worker's step)."""
+    step = worker_step(key, make_step, threads)
+    return process_files(files, step.prepare, step.compute, debug)

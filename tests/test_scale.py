@@ -1,0 +1,111 @@
+"""Dataset scale on Dask (``plqa_nb.scale``): ``--workers`` gives the serial run's table and files, a worker
+killed mid-run loses and repeats nothing, and without the scale options dask is not even imported."""
+import csv
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from plqa_nb.batch import is_temporary
+from plqa_nb.cli import main
+
+from tolerances import PATH_PLQ_ATOL, PATH_QUALITY_ATOL, PATH_SALIENCY_REL, RENDERED_MAP_PIXEL_SHARE, max_relative
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+FLOAT_COLUMNS = ("quality", "quality_raw")
+
+
+def _rows(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def _linked_photos(faces_dir, dest: Path, numbers) -> list[Path]:
+    """Symlinks to London neutral photos (never copies of them) in ``dest``."""
+    dest.mkdir()
+    links = []
+    for i in numbers:
+        link = dest / f"{i:03d}.jpg"
+        link.symlink_to(faces_dir / "london" / "neutral" / f"{i:03d}.jpg")
+        links.append(link)
+    return links
+
+
+@pytest.mark.slow
+def test_workers_write_the_serial_runs_table_and_files(faces_dir, tmp_path):
+    src = tmp_path / "in"
+    _linked_photos(faces_dir, src, range(1, 6))
+    (src / "003b.jpg").write_text("not a photo\n")  # an error row between ok rows, in the same place
+    serial, dist = tmp_path / "serial", tmp_path / "workers"
+    assert main(["explain", str(src), "--out", str(serial), "--batch-size", "2"]) == 0
+    assert main(["explain", str(src), "--out", str(dist), "--batch-size", "2", "--workers", "2"]) == 0
+    a, b = _rows(serial / "results.csv"), _rows(dist / "results.csv")
+    assert [r["file"] for r in a] == [r["file"] for r in b] == sorted(str(p) for p in src.iterdir())
+    assert [r["status"] for r in b].count("error") == 1 and "not a readable image" in b[3]["error"]
+    for ra, rb in zip(a, b):
+        same = [c for c in ra if c not in FLOAT_COLUMNS + ("seconds",)]
+        assert {c: rb[c] for c in same} == {c: ra[c] for c in same}
+        for c in FLOAT_COLUMNS:
+            assert (ra[c] == rb[c] == "") or abs(float(ra[c]) - float(rb[c])) <= PATH_QUALITY_ATOL
+    for r in (r for r in a if r["status"] == "ok"):
+        za, zb = np.load(serial / r["output"]), np.load(dist / r["output"])
+        assert sorted(za.files) == sorted(zb.files)
+        assert np.array_equal(za["crop"], zb["crop"]) and np.array_equal(za["matrix"], zb["matrix"])
+        assert abs(float(za["quality"]) - float(zb["quality"])) <= PATH_QUALITY_ATOL
+        assert np.abs(za["plq"] - zb["plq"]).max() <= PATH_PLQ_ATOL
+        assert max_relative(zb["saliency"], za["saliency"]) <= PATH_SALIENCY_REL
+        png = r["output"].replace(".npz", ".png")
+        pa, pb = cv2.imread(str(serial / png)), cv2.imread(str(dist / png))
+        assert pa.shape == pb.shape and (pa != pb).any(2).mean() <= RENDERED_MAP_PIXEL_SHARE
+
+
+def _workers_of(pid: int) -> list:
+    """The Dask worker processes a LocalCluster in process ``pid`` spawned."""
+    import psutil
+
+    return [p for p in psutil.Process(pid).children()
+            if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_loses_and_repeats_nothing(faces_dir, tmp_path):
+    """SIGKILLs one of two workers once the first row is written; its batches run again elsewhere."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    photos = _linked_photos(faces_dir, src, range(1, 11))
+    proc = subprocess.Popen([sys.executable, "-m", "plqa_nb.cli", "explain", str(src), "--out", str(out),
+                             "--batch-size", "1", "--workers", "2"], env=ENV, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    table, deadline = out / "results.csv", time.time() + 300
+    while proc.poll() is None and time.time() < deadline and len(_rows(table) if table.exists() else []) < 1:
+        time.sleep(0.05)
+    workers = _workers_of(proc.pid)
+    written = len(_rows(table))
+    assert proc.poll() is None and len(workers) == 2 and written < len(photos), "kill too late: more photos"
+    workers[0].send_signal(signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    rows = _rows(table)
+    assert sorted(r["file"] for r in rows) == sorted(map(str, photos))  # each file exactly once
+    assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
+    for r in rows:
+        assert np.load(out / r["output"])["plq"].shape == (150, 150)
+        assert (out / r["output"].replace(".npz", ".png")).is_file()
+    assert not [p for p in out.rglob("*") if is_temporary(p.name)]
+
+
+def test_without_scale_options_dask_is_not_imported(faces_dir, tmp_path):
+    code = ("import sys; from plqa_nb.cli import main; "
+            f"assert main(['quality', {str(faces_dir / 'london/neutral/001.jpg')!r}, '--out', "
+            f"{str(tmp_path / 'q.csv')!r}]) == 0; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
+    res = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == "[]"
+    assert _rows(tmp_path / "q.csv")[0]["status"] == "ok"

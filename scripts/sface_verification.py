@@ -32,7 +32,8 @@ def embed(paths: list[Path], backbone) -> np.ndarray:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default_faces = Path(os.environ.get("PLQA_FACES") or Path(__file__).resolve().parents[1].parent / "shared" / "faces")
+    repo = Path(__file__).resolve().parents[1]
+    default_faces = Path(os.environ.get("PLQA_FACES") or repo.parent / "shared" / "faces")
     parser.add_argument("--faces", type=Path, default=default_faces, help="folder with london/neutral, london/smiling")
     parser.add_argument("--identities", type=int, default=0, help="the first N identities (0: all)")
     args = parser.parse_args()

@@ -3,7 +3,6 @@ the cache, the ``onnx:PATH?options`` names and their errors. Small graphs writte
 weights: plumbing only); the real network is in test_sface.py."""
 from __future__ import annotations
 
-import argparse
 import warnings
 
 import numpy as np
@@ -18,23 +17,24 @@ from plqa_nb.backbones import backbone_spec, load_backbone  # noqa: E402
 from plqa_nb.backbones.onnx_backbone import OnnxBackbone, arcface_template, parse_onnx_name  # noqa: E402
 from plqa_nb.backbones.onnx_import import (clean_graph, head_index, load_onnx_split, prepared_cache_path,  # noqa: E402
                                            read_onnx)
-from plqa_nb.commands.common import add_model_options  # noqa: E402
 from plqa_nb.config import resolve_config  # noqa: E402
 from tolerances import ONNX_CONVERSION_REL, max_relative  # noqa: E402
 
 CROP = 32
 
 
-def _toy_model(extra_op: str | None = None, linear_head: bool = True, seed: int = 0):
+def _toy_model(extra_op: str | None = None, linear_head: bool = True, fixed_batch: bool = False, seed: int = 0):
     """data [1,3,32,32] → conv 3×3/2 (int8 weights, DequantizeLinear with block size 9, opset 21) → PRelu
     [→ ``extra_op``] → conv 3×3/2 → Flatten → Gemm 1024→16 → BatchNormalization, with two declared inputs that no
-    node reads. ``linear_head=False`` ends at the Flatten instead."""
+    node reads. ``linear_head=False`` ends at the Flatten instead; ``fixed_batch`` flattens with a Reshape to
+    [1, -1], as some exporters write it."""
     rng = np.random.default_rng(seed)
     q = rng.integers(-127, 128, size=(8, 27), dtype=np.int8)
     scales = rng.uniform(0.001, 0.01, size=(8, 3)).astype(np.float32)
     init = [numpy_helper.from_array(q, "w1_q"), numpy_helper.from_array(scales, "w1_scale"),
             numpy_helper.from_array(np.zeros((8, 3), np.int8), "w1_zero"),
             numpy_helper.from_array(np.array([8, 3, 3, 3], np.int64), "w1_shape"),
+            numpy_helper.from_array(np.array([1, -1], np.int64), "one_row"),
             numpy_helper.from_array(rng.uniform(0.1, 0.3, (8, 1, 1)).astype(np.float32), "slope"),
             numpy_helper.from_array(rng.normal(0, 0.1, (16, 8, 3, 3)).astype(np.float32), "w2"),
             numpy_helper.from_array(rng.normal(0, 0.05, (16, 1024)).astype(np.float32), "fc_w"),
@@ -54,6 +54,7 @@ def _toy_model(extra_op: str | None = None, linear_head: bool = True, seed: int 
         last = "x1"
     nodes += [helper.make_node("Conv", [last, "w2"], ["c2"], name="conv2", kernel_shape=[3, 3], pads=[1, 1, 1, 1],
                                strides=[2, 2]),
+              helper.make_node("Reshape", ["c2", "one_row"], ["flat"], name="flatten") if fixed_batch else
               helper.make_node("Flatten", ["c2"], ["flat"], name="flatten")]
     out = "flat"
     if linear_head:
@@ -157,6 +158,15 @@ def test_errors_name_the_operator_and_the_file(tmp_path, cache):
         head_index(read_onnx(headless), None, str(headless))
     with pytest.raises(FileNotFoundError, match="missing.onnx"):
         load_onnx_split(tmp_path / "missing.onnx")
+    fixed = tmp_path / "fixed.onnx"
+    onnx.save(_toy_model(fixed_batch=True), fixed)
+    with pytest.raises(ValueError, match=r"fixed\.onnx: a batch of 2 crops gave .* not \[2, D\]"):
+        OnnxBackbone(fixed, crop_size=CROP)
+
+
+def test_a_crop_size_the_network_cannot_take(toy_path):
+    with pytest.raises(ValueError, match=r"toy\.onnx does not run on 48-px crops"):
+        OnnxBackbone(toy_path, crop_size=48)
 
 
 def test_cache_written_once_and_a_damaged_or_stale_one_rebuilt(toy_path):
@@ -203,15 +213,12 @@ def test_names_with_options(toy_path):
             parse_onnx_name(f"onnx:{toy_path}{bad}")
 
 
-def test_cli_accepts_onnx_names_and_lists_the_others(toy_path, capsys):
-    parser = argparse.ArgumentParser(prog="plqa")
-    add_model_options(parser)
+def test_cli_names_what_is_wrong_with_a_backbone(toy_path, tmp_path, capsys):
+    from plqa_nb.cli import main
+
     name = f"onnx:{toy_path}?crop={CROP}"
-    assert parser.parse_args(["--backbone", name]).backbone == name
-    assert parser.parse_args(["--backbone", "sface"]).backbone == "sface"
     for bad, message in (("resnet-9000", "unknown backbone 'resnet-9000'; available: dlib-resnet"),
                          (f"onnx:{toy_path.parent}/absent.onnx", "absent.onnx"),
                          (f"{name}&gamma=3", "unknown option 'gamma'")):
-        with pytest.raises(SystemExit):
-            parser.parse_args(["--backbone", bad])
+        assert main(["explain", str(toy_path), "--out", str(tmp_path / "out"), "--backbone", bad]) == 2
         assert message in capsys.readouterr().err

@@ -123,8 +123,8 @@ def _facenet(dataset: str) -> Callable[[], Registration]:
 
 # the built-in backbones: name → (factory, defaults, crop size), imported when the name is first resolved
 _BUILT_IN: dict[str, Callable[[], Registration]] = {
-    "dlib-resnet": _dlib_resnet, "sface": _sface, "facenet-vggface2": _facenet("vggface2"), "facenet-casia": _facenet("casia-webface")}
+    "dlib-resnet": _dlib_resnet, "sface": _sface, "facenet-vggface2": _facenet("vggface2"),
+    "facenet-casia": _facenet("casia-webface")}
 
 __all__ = ["Backbone", "BackboneDefaults", "BackboneSpec", "CustomBackbone", "DEFAULT_BACKBONE", "ONNX_PREFIX",
-           "OnnxBackbone", "SFace",
-           "available_backbones", "backbone_spec", "load_backbone", "register_backbone"]
+           "OnnxBackbone", "SFace", "available_backbones", "backbone_spec", "load_backbone", "register_backbone"]

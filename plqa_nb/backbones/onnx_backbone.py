@@ -5,8 +5,9 @@ Python::
     from plqa_nb.backbones.onnx_backbone import OnnxBackbone
     backbone = OnnxBackbone("w600k_r50.onnx", crop_size=112, mean=127.5, std=127.5, channels="rgb")
 
-By name (``load_backbone``, ``Explainer``, the CLI's ``--backbone``): ``onnx:PATH`` with options after a ``?``
-as ``key=value`` pairs joined by ``&``, e.g. ``onnx:/models/r50.onnx?crop=112&mean=127.5&std=127.5&channels=bgr``:
+By name (``load_backbone``, ``Explainer``, the CLI's ``--backbone``): ``onnx:PATH`` (a PATH without ``?``) with
+options after a ``?`` as ``key=value`` pairs joined by ``&``, e.g.
+``onnx:/models/r50.onnx?crop=112&mean=127.5&std=127.5&channels=bgr``:
 
 * ``crop``: side S of the aligned square crop in pixels (default 112);
 * ``mean``, ``std``: the network reads (pixel − mean) / std of 0..255 pixels (default 127.5, 127.5, the
@@ -49,8 +50,8 @@ class OnnxBackbone(Backbone):
 
     ``trunk``: crops [B, 3, S, S] RGB 0..255 → (channel order, (x − mean) / std) → the graph up to the head node,
     flattened to [B, F]; ``head_layers``: the rest of the graph, [B, F] → raw embedding [B, D].
-    ``feature_taps``: the last modules whose maps are nearest S/8 and S/16 (found by running a blank crop) unless
-    given.
+    ``feature_taps``: the last modules whose maps are nearest S/8 and S/16, unless given. Building runs two grey
+    crops through the network: ``ValueError`` naming the file when S does not fit it or it mixes the batch.
     """
 
     def __init__(self, path: str | os.PathLike, name: str | None = None, crop_size: int = 112,
@@ -69,7 +70,10 @@ class OnnxBackbone(Backbone):
         self.crop_size = int(crop_size)
         self.template = arcface_template(self.crop_size) if template is None else np.asarray(template, float)
         self.mean, self.std, self.channels, self.defaults = float(mean), float(std), channels, defaults
-        self.feature_taps = tuple(feature_taps) if feature_taps is not None else self._find_taps()
+        maps, features = self._probe(source=os.fspath(path))
+        # (C, h, w) of the last trunk map the flattened features are (None: they are not a map)
+        self._grid = next((g for g in reversed(maps.values()) if int(np.prod(g)) == features), None)
+        self.feature_taps = tuple(feature_taps) if feature_taps is not None else _nearest_taps(maps, self.crop_size)
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         if self.channels == "bgr":
@@ -82,52 +86,57 @@ class OnnxBackbone(Backbone):
     def head_features(self, features: torch.Tensor) -> torch.Tensor:
         """The features as they are, or, when they are a flattened C×h×w map of more than ``MAX_HEAD_FEATURES``
         numbers, its C channel means [B, C]."""
-        grid = self._feature_grid()
-        if features.shape[1] <= MAX_HEAD_FEATURES or grid is None:
+        if features.shape[1] <= MAX_HEAD_FEATURES or self._grid is None:
             return features
-        return features.view(len(features), grid[0], -1).mean(-1)
+        return features.view(len(features), self._grid[0], -1).mean(-1)
 
-    def _feature_grid(self) -> tuple[int, int, int] | None:
-        """(C, h, w) of the last trunk feature map whose size is that of the flattened features, or None."""
-        if not hasattr(self, "_grid"):
-            shapes: list[tuple[int, ...]] = []
-            hooks = [m.register_forward_hook(lambda _m, _i, out: shapes.append(tuple(out.shape[1:]))
-                                             if isinstance(out, torch.Tensor) and out.dim() == 4 else None)
-                     for m in self.trunk_net.modules()]
-            try:
-                with torch.no_grad():
-                    size = self.trunk(torch.full((1, 3, self.crop_size, self.crop_size), 127.0)).shape[1]
-            finally:
-                for h in hooks:
-                    h.remove()
-            self._grid = next((g for g in reversed(shapes) if int(np.prod(g)) == size), None)
-        return self._grid
-
-    def _find_taps(self) -> tuple[str, ...]:
-        """Names of the last trunk modules whose output maps are nearest S/8 and S/16 on a side."""
-        sizes: dict[str, int] = {}
+    def _probe(self, source: str) -> tuple[dict[str, tuple[int, int, int]], int]:
+        """Run one grey crop, then two: check that S fits the network and that the graph keeps a batch apart (a
+        Reshape to a fixed batch of 1 would not). Returns the (C, h, w) of every 4-D map a trunk module outputs
+        (by module name, in call order; modules that hand their input back, dropout in eval mode, left out) and
+        the number F of features."""
+        maps: dict[str, tuple[int, int, int]] = {}
 
         def record(name: str):
             def hook(_module, inputs, output):
                 if isinstance(output, torch.Tensor) and output.dim() == 4 and not (inputs and output is inputs[0]):
-                    sizes[name] = output.shape[-1]
+                    maps[name] = tuple(output.shape[1:])
             return hook
+
+        def run(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+            with torch.no_grad():
+                features = self.trunk(torch.full((n, 3, self.crop_size, self.crop_size), 127.0))
+                return features, self.head_layers(features)
 
         leaves = [(f"trunk_net.{n}", m) for n, m in self.trunk_net.named_modules() if n and not list(m.children())]
         handles = [m.register_forward_hook(record(n)) for n, m in leaves]
         try:
-            with torch.no_grad():
-                self.trunk(torch.full((1, 3, self.crop_size, self.crop_size), 127.0))
+            features, _ = run(1)
+        except Exception as exc:
+            raise ValueError(f"{source} does not run on {self.crop_size}-px crops ({type(exc).__name__}: {exc}); "
+                             "set the crop size the network expects (crop=S)") from None
         finally:
             for h in handles:
                 h.remove()
-        if not sizes:
-            return ()
-        taps = []
-        for target in (self.crop_size / 8, self.crop_size / 16):
-            best = min(abs(s - target) for s in sizes.values())
-            taps.append([n for n, s in sizes.items() if abs(s - target) == best][-1])
-        return tuple(dict.fromkeys(taps))
+        try:
+            shape = tuple(run(2)[1].shape)
+        except Exception as exc:
+            shape = f"an error ({type(exc).__name__}: {exc})"
+        if not (isinstance(shape, tuple) and len(shape) == 2 and shape[0] == 2):
+            raise ValueError(f"{source}: a batch of 2 crops gave {shape}, not [2, D]; the graph may fix the batch "
+                             "size (a Reshape to [1, ...]): export it with a dynamic batch")
+        return maps, features.shape[1]
+
+
+def _nearest_taps(maps: dict[str, tuple[int, int, int]], crop_size: int) -> tuple[str, ...]:
+    """Names of the last modules whose maps are nearest S/8 and S/16 on a side (``maps``: module → (C, h, w))."""
+    if not maps:
+        return ()
+    taps = []
+    for target in (crop_size / 8, crop_size / 16):
+        best = min(abs(g[-1] - target) for g in maps.values())
+        taps.append([n for n, g in maps.items() if abs(g[-1] - target) == best][-1])
+    return tuple(dict.fromkeys(taps))
 
 
 def parse_onnx_name(name: str) -> dict:
@@ -145,7 +154,11 @@ def parse_onnx_name(name: str) -> dict:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"ONNX model {path} (backbone '{name}') does not exist")
     kwargs: dict = {"path": path, "name": name}
-    for key, value in parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query)):
+    try:
+        pairs = parse_qsl(query, keep_blank_values=True, strict_parsing=bool(query))
+    except ValueError as exc:
+        raise ValueError(f"backbone '{name}': options must read key=value&key=value ({exc})") from None
+    for key, value in pairs:
         if key not in _OPTIONS:
             raise ValueError(f"backbone '{name}': unknown option '{key}'; options: {', '.join(_OPTIONS)}")
         try:

@@ -24,7 +24,6 @@ import os
 import warnings
 from dataclasses import dataclass
 
-import torch
 from torch import fx
 
 #: bump when the cleaning, folding or splitting changes: old cache files are then ignored.
@@ -63,7 +62,9 @@ def read_onnx(path: str | os.PathLike):
 
 
 def clean_graph(model) -> None:
-    """Drop, in place, graph inputs that no node reads or that are initialisers (constants)."""
+    """Drop, in place, graph inputs that no node reads or that are initialisers (constants); IR version 4 on is
+    what lets initialisers stay out of the inputs."""
+    model.ir_version = max(model.ir_version, 4)
     graph = model.graph
     used = {name for node in graph.node for name in node.input}
     constants = {init.name for init in graph.initializer}
@@ -296,5 +297,5 @@ def load_onnx_split(path: str | os.PathLike, head: str | None = None) -> OnnxSpl
 
 
 __all__ = ["CONVERSION_VERSION", "OnnxSplit", "clean_graph", "cleaned_onnx_bytes", "convert", "file_sha1",
-           "fold_constants", "head_index", "load_onnx_split", "load_prepared_onnx", "lower_for_onnx2torch", "prepare_onnx",
-           "prepared_cache_path", "read_onnx", "split_graph"]
+           "fold_constants", "head_index", "load_onnx_split", "load_prepared_onnx", "lower_for_onnx2torch",
+           "prepare_onnx", "prepared_cache_path", "read_onnx", "split_graph"]

@@ -6,7 +6,7 @@ OpenCV's ``FaceRecognizerSF.feature`` feeds it the aligned BGR crop with the cha
 scale 1, so the backbone passes 0..255 RGB pixels unchanged. Converted once by
 :mod:`plqa_nb.backbones.onnx_import` (int8 block-quantised weights baked into float32) and split at its
 last Gemm: trunk → the 1024×7×7 map after the graph's own dropout site, flattened (F = 50176); head = Gemm →
-BatchNorm → 128-d. Feature taps (found from the graph): ``conv_12_relu`` (14×14) and ``bn1`` (7×7).
+BatchNorm → 128-d.
 """
 from __future__ import annotations
 
@@ -43,7 +43,11 @@ class SFace(OnnxBackbone):
     crop_size = 112
     # Placeholders until a calibration bundle of `plqa calibrate` gives (α, r) and γ.
     defaults = BackboneDefaults(quality="utility", norm="l1", family="arcface")
+    # The last 14×14 map (after block 12's pointwise conv and PReLU) and the last 7×7 one (the batch norm before the
+    # graph's dropout): 1/8 and 1/16 of the crop. Named here, not searched, so that calibrated feature statistics
+    # stay tied to the same layers.
+    feature_taps = ("trunk_net.conv_12_relu", "trunk_net.bn1")
 
     def __init__(self):
         super().__init__(sface_model_path(), name=self.name, crop_size=self.crop_size, mean=0.0, std=1.0,
-                         channels="rgb", defaults=self.defaults)
+                         channels="rgb", feature_taps=self.feature_taps, defaults=self.defaults)

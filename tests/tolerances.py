@@ -33,3 +33,8 @@ def max_relative(a, b) -> float:
 
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+# YuNet's five landmarks against MTCNN's on the same photo, in MTCNN's inter-ocular distances (the two
+# detectors place eye centres, nose tip and mouth corners a little differently): measured max 0.203 over the
+# 204 London photos × 5 landmarks, median 0.053, 95th percentile 0.125 (scripts/detector_agreement.py).
+DETECTOR_LANDMARK_IOD = 0.3

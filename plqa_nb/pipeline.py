@@ -27,7 +27,7 @@ from .attribution.compliant_norm import CompliantNorm, parse_compliant_norm
 from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
 from .backbones.base import crops_to_tensor
 from .config import ModelConfig, check_weights, resolve_config
-from .detection import Detection, detect_faces
+from .detection import DEFAULT_DETECTOR, Detection, detect_faces, detector_module
 from .images import MAX_PIXELS, ImageLike, describe, load_image
 from .plq import merge_channels
 from .regression import QualityRegressionModel, quality_weights
@@ -50,6 +50,7 @@ class Explainer:
         calibration: a calibration bundle (path, its JSON object or a ``CalibrationBundle``), or None for the
             bundle shipped for the backbone.
         device: "cpu" or "cuda".
+        detector: the face detector of ``prepare`` ("mtcnn" or "yunet", see ``plqa_nb.detection``).
         seed, norm, clip_grad, quality_params: see ``ModelConfig``; None = the calibration's or the backbone's.
         config: a resolved ``ModelConfig`` instead of the arguments above (backbone must then be its name or
             the matching Backbone).
@@ -60,7 +61,10 @@ class Explainer:
     def __init__(self, backbone: str | Backbone = DEFAULT_BACKBONE, quality: str | None = None,
                  method: str = "saliency", calibration: str | os.PathLike | Mapping | None = None,
                  device: str = "cpu", seed: int = 0, norm: str | None = None, clip_grad: float | None = None,
-                 quality_params: Mapping[str, Any] | None = None, config: ModelConfig | None = None):
+                 quality_params: Mapping[str, Any] | None = None, config: ModelConfig | None = None,
+                 detector: str = DEFAULT_DETECTOR):
+        detector_module(detector)  # ValueError for an unknown name, before anything is built
+        self.detector = detector
         self.device = torch.device(device)
         self.backbone = load_backbone(config.backbone if config is not None and isinstance(backbone, str)
                                       else backbone, self.device)
@@ -115,7 +119,7 @@ class Explainer:
     # -- stages -------------------------------------------------------------------------------------
     def prepare(self, image: ImageLike) -> PreparedFace:
         """Load, detect (largest face) and align to the backbone's crop; raises InputError subclasses."""
-        return prepare_face(image, self.backbone, self.device, self.max_pixels)
+        return prepare_face(image, self.backbone, self.device, self.max_pixels, self.detector)
 
     def quality(self, crops: torch.Tensor, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Q̂ [B] and raw Q [B] of crops [B, 3, S, S] (0..255)."""
@@ -167,28 +171,32 @@ class Explainer:
 
 
 @lru_cache(maxsize=8)
-def cached_explainer(config: ModelConfig, method: str = "saliency", device: str = "cpu") -> Explainer:
-    """An Explainer per (configuration, method, device), reused: keyed by the configuration's content."""
-    return Explainer(config=config, method=method, device=device)
+def cached_explainer(config: ModelConfig, method: str = "saliency", device: str = "cpu",
+                     detector: str = DEFAULT_DETECTOR) -> Explainer:
+    """An Explainer per (configuration, method, device, detector), reused: keyed by the configuration's content."""
+    return Explainer(config=config, method=method, device=device, detector=detector)
 
 
 def explain(image: ImageLike, backbone: str = DEFAULT_BACKBONE, quality: str | None = None,
             method: str = "saliency", calibration: str | Path | None = None, device: str = "cpu",
-            seed: int = 0) -> Explanation:
+            seed: int = 0, detector: str = DEFAULT_DETECTOR) -> Explanation:
     """Explain one face with a cached Explainer; see ``Explainer`` for the arguments."""
     config = resolve_config(backbone, quality, calibration, seed=seed)
-    return cached_explainer(config, method, device).explain(image)
+    return cached_explainer(config, method, device, detector).explain(image)
 
 
 class FaceAnalysis:
     """One photo and its stages, each computed once per what it depends on (the notebooks' engine).
 
-    detection: once; alignment and the network pass (features, embedding, gradient of the unit model):
-    per backbone; raw quality: per backbone, estimator, its arguments, state and seed. ``explain(config)``
+    detection: once, with ``detector`` (one analysis per photo and detector); alignment and the network pass
+    (features, embedding, gradient of the unit model): per backbone; raw quality: per backbone, estimator, its arguments, state and seed. ``explain(config)``
     is then arithmetic (``stages.maps_from_pass``). ``computed`` counts the runs of each stage.
     """
 
-    def __init__(self, image: ImageLike, name: str | None = None, device: str = "cpu"):
+    def __init__(self, image: ImageLike, name: str | None = None, device: str = "cpu",
+                 detector: str = DEFAULT_DETECTOR):
+        detector_module(detector)  # ValueError for an unknown name
+        self.detector = detector
         self.name = name or "/".join(Path(describe(image)).parts[-2:])
         self.photo = load_image(image)
         self.device = torch.device(device)
@@ -207,8 +215,9 @@ class FaceAnalysis:
         return load_backbone(name, self.device)
 
     def detection(self) -> Detection:
-        """The largest face of the photo (MTCNN)."""
-        return self.memo("detection", (), lambda: detect_faces(self.photo, self.name, str(self.device)))
+        """The largest face of the photo (found by ``self.detector``)."""
+        return self.memo("detection", (self.detector,),
+                         lambda: detect_faces(self.photo, self.name, str(self.device), self.detector))
 
     def aligned(self, backbone: str) -> AlignedFace:
         """The face aligned to ``backbone``'s crop."""

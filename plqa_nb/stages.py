@@ -22,7 +22,7 @@ import torch
 from .alignment import AlignedFace, align_face
 from .backbones.base import Backbone
 from .config import ModelConfig
-from .detection import Detection, detect_faces
+from .detection import DEFAULT_DETECTOR, Detection, detect_faces
 from .errors import NumericalError
 from .images import MAX_PIXELS, ImageLike, describe, load_image
 from .plq import merge_channels, overlay_on_photo, plq_from_saliency
@@ -98,12 +98,12 @@ class Explanation:
 
 # -- stage 1-2: load, detect, align --------------------------------------------------------------------------
 def prepare_face(image: ImageLike, backbone: Backbone, device: str | torch.device = "cpu",
-                 max_pixels: int = MAX_PIXELS) -> PreparedFace:
-    """Load (refusing images above ``max_pixels`` before decoding them), detect (the largest face) and align to
-    ``backbone``'s crop; raises InputError subclasses."""
+                 max_pixels: int = MAX_PIXELS, detector: str = DEFAULT_DETECTOR) -> PreparedFace:
+    """Load (refusing images above ``max_pixels`` before decoding them), detect (the largest face, with
+    ``detector``) and align to ``backbone``'s crop; raises InputError subclasses."""
     source = describe(image)
     photo = load_image(image, max_pixels)
-    detection = detect_faces(photo, source, device=str(device))
+    detection = detect_faces(photo, source, device=str(device), detector=detector)
     aligned = align_face(photo, detection, backbone.crop_size, backbone.template)
     return PreparedFace(source, photo, detection, aligned)
 

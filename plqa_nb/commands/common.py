@@ -11,10 +11,12 @@ from typing import Callable
 
 from ..backbones import DEFAULT_BACKBONE, available_backbones
 from ..batch import atomic_write_bytes, output_lock
+from ..detection import DEFAULT_DETECTOR, DETECTORS
 from ..images import MAX_PIXELS
 from ..quality import available_estimators
 
 Verb = Callable[[argparse.Namespace], int]
+SETTINGS_RECORDED_LATER = {"detector": DEFAULT_DETECTOR}  # not in older settings.json files: what their runs used
 
 
 def _megapixels(text: str) -> int:
@@ -42,6 +44,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backbone", default=DEFAULT_BACKBONE,  # checked when resolved: a registry may grow
                    help=f"face-recognition network: {', '.join(available_backbones())} or onnx:PATH[?options] "
                         f"(default {DEFAULT_BACKBONE}, works offline)")
+    add_detector_option(p)
     p.add_argument("--quality", choices=available_estimators(), default=None,
                    help="quality estimator (default: the backbone's own choice)")
     p.add_argument("--calibration", type=Path, default=None, help="calibration bundle from `plqa calibrate` (default: the one shipped for the backbone)")
@@ -52,6 +55,11 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-pixels", type=_megapixels, default=MAX_PIXELS, metavar="MP",
                    help=f"refuse photos above MP megapixels, judged from the file header before decoding "
                         f"(default {MAX_PIXELS / 1e6:g})")
+
+
+def add_detector_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
+                   help=f"face detector (default {DEFAULT_DETECTOR}; both work offline)")
 
 
 def add_batch_options(p: argparse.ArgumentParser) -> None:
@@ -106,7 +114,8 @@ def make_explainer(args: argparse.Namespace, method: str = "saliency", quality_p
     from ..pipeline import Explainer
 
     explainer = Explainer(backbone=args.backbone, quality=args.quality, method=method, calibration=args.calibration,
-                          device=args.device, seed=args.seed, norm=args.norm, quality_params=quality_params)
+                          device=args.device, seed=args.seed, norm=args.norm, quality_params=quality_params,
+                          detector=args.detector)
     explainer.max_pixels = args.max_pixels
     return explainer
 
@@ -120,7 +129,8 @@ def check_settings(out: Path, settings: dict, overwrite: bool) -> None:
     """Refuse to mix results of other settings into ``out`` unless ``overwrite``."""
     path = out / "settings.json"
     if path.exists() and not overwrite:
-        old = json.loads(path.read_text())
+        recorded_later = {k: v for k, v in SETTINGS_RECORDED_LATER.items() if k in settings}
+        old = {**recorded_later, **json.loads(path.read_text())}
         if old != settings:
             diff = {k: (old.get(k), v) for k, v in settings.items() if old.get(k) != v}
             raise ValueError(f"{out} holds results of other settings {diff}; use --overwrite or another folder")

@@ -24,7 +24,7 @@ from ..batch import ResultTable, atomic_save_csv, atomic_save_figure, atomic_sav
 from ..evaluation.erc import CONVENTIONS, ERC_COLUMNS, SUMMARY_COLUMNS
 from ..quality import available_estimators
 from . import VERBS
-from .common import check_settings, print_summary
+from .common import add_detector_option, check_settings, print_summary
 
 RUN_COLUMNS = ["backbone", "impostor_selection", "images", "failed_images", "dropped_pairs"]
 SHOWN_FAILURES = 20  # failed files listed on stdout (all of them are in images.csv)
@@ -57,6 +57,7 @@ def register(sub) -> None:
     e.add_argument("--backbone", default=DEFAULT_BACKBONE,  # checked when resolved: a registry may grow
                    help=f"face-recognition network: {', '.join(available_backbones())} or onnx:PATH[?options] "
                         f"(default {DEFAULT_BACKBONE})")
+    add_detector_option(e)
     e.add_argument("--device", default="cpu", help="cpu or cuda")
     e.add_argument("--seed", type=int, default=0,
                    help="seed of the estimators, the impostor sample and the random rejection")
@@ -84,8 +85,9 @@ def run_erc(args: argparse.Namespace) -> int:
         raise ValueError("--max-impostors must be ≥ 0")
     pairs = (listed_pairs(args.dataset, args.pairs) if args.pairs is not None
              else folder_pairs(args.dataset, args.max_impostors or None, args.seed))
-    check_settings(args.out, {"backbone": args.backbone, "seed": args.seed}, args.overwrite)
-    explainer = Explainer(backbone=args.backbone, device=args.device, seed=args.seed)
+    check_settings(args.out, {"backbone": args.backbone, "seed": args.seed, "detector": args.detector},
+                   args.overwrite)
+    explainer = Explainer(backbone=args.backbone, device=args.device, seed=args.seed, detector=args.detector)
     backbone = explainer.backbone
     names = list(dict.fromkeys(args.quality or [explainer.config.quality]))
     configs = {n: resolve_config(backbone, n, seed=args.seed) for n in names}

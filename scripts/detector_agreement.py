@@ -1,0 +1,125 @@
+"""YuNet against MTCNN: who finds the faces, how far apart their landmarks are, and what that does to Q̂.
+
+1. On the London photos (``FACES/london/{neutral,smiling}``): the share of photos each detector finds a face
+   in, the distance of YuNet's five landmarks from MTCNN's in MTCNN's inter-ocular distances (median, 95th
+   percentile, per landmark too), and the median |ΔQ̂| of the default model between the two detectors' crops.
+2. With ``--occlusion DIR`` (written by ``plqa experiment icao PHOTOS --only occlusion --save-images --out DIR``):
+   how many of the occluded variants (DIR/images/<photo>/<violation>.png) each detector finds a face in, per
+   occluder kind (and in the clean crops, reference.png).
+
+    python scripts/detector_agreement.py [--faces ../shared/faces] [--occlusion DIR] [--limit N]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from plqa_nb.detection import DETECTORS, detect_faces
+from plqa_nb.errors import NoFaceError
+from plqa_nb.images import IMAGE_SUFFIXES, load_image
+from plqa_nb.pipeline import Explainer
+
+LANDMARKS = ("left eye", "right eye", "nose tip", "left mouth corner", "right mouth corner")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def london_photos(faces: Path, limit: int | None) -> list[Path]:
+    photos = sorted(p for session in ("neutral", "smiling") for p in (faces / "london" / session).iterdir()
+                    if p.suffix.lower() in IMAGE_SUFFIXES)
+    return photos[:limit] if limit else photos
+
+
+def qualities(detector: str, photos: list[Path], batch: int = 8) -> dict[Path, float]:
+    """Q̂ of the default model (dlib-resnet) per photo whose face ``detector`` finds."""
+    explainer = Explainer("dlib-resnet", detector=detector)
+    prepared = {}
+    for photo in photos:
+        try:
+            prepared[photo] = explainer.prepare(photo)
+        except NoFaceError:
+            pass
+    found = list(prepared)
+    out = {}
+    for i in range(0, len(found), batch):
+        chunk = found[i:i + batch]
+        for photo, r in zip(chunk, explainer.explain_prepared([prepared[p] for p in chunk], keep_photo=False)):
+            out[photo] = r.quality
+    return out
+
+
+def agreement(photos: list[Path]) -> None:
+    found = {d: {} for d in DETECTORS}
+    for photo in photos:
+        rgb = load_image(photo)
+        for d in DETECTORS:
+            try:
+                found[d][photo] = detect_faces(rgb, str(photo), detector=d)
+            except NoFaceError:
+                pass
+    n = len(photos)
+    for d in DETECTORS:
+        print(f"{d}: face found in {len(found[d])} of {n} photos ({len(found[d]) / n:.1%})")
+    both = [p for p in photos if p in found["mtcnn"] and p in found["yunet"]]
+    dist = []
+    for p in both:
+        ref, other = found["mtcnn"][p].landmarks, found["yunet"][p].landmarks
+        iod = np.linalg.norm(ref[1] - ref[0])
+        dist.append(np.linalg.norm(other - ref, axis=1) / iod)
+    dist = np.asarray(dist)  # [photos, 5] in MTCNN inter-ocular distances
+    print(f"landmark distance YuNet-MTCNN over {len(both)} photos × 5 landmarks, in inter-ocular distances: "
+          f"median {np.median(dist):.3f}, 95th percentile {np.percentile(dist, 95):.3f}, max {dist.max():.3f}")
+    for k, name in enumerate(LANDMARKS):
+        print(f"  {name:19s} median {np.median(dist[:, k]):.3f}  95th percentile {np.percentile(dist[:, k], 95):.3f}")
+    worst = np.argsort(-dist.max(1))[:3]
+    print("  largest: " + ", ".join(f"{both[i].parent.name}/{both[i].name} {dist[i].max():.2f}" for i in worst))
+    q = {d: qualities(d, both) for d in DETECTORS}
+    common = [p for p in both if p in q["mtcnn"] and p in q["yunet"]]
+    delta = np.abs(np.array([q["yunet"][p] - q["mtcnn"][p] for p in common]))
+    print(f"|ΔQ̂| (dlib-resnet, utility) between the two detectors' crops over {len(common)} photos: "
+          f"median {np.median(delta):.4f}, 95th percentile {np.percentile(delta, 95):.4f}, max {delta.max():.4f}")
+
+
+def occlusion(folder: Path) -> None:
+    variants = sorted(p for p in (folder / "images").rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not variants:
+        raise SystemExit(f"{folder / 'images'}: no variants; run plqa experiment icao ... --save-images --out {folder}")
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for path in variants:
+        kind = path.stem
+        rgb = load_image(path)
+        counts[kind]["variants"] += 1
+        for d in DETECTORS:
+            try:
+                detect_faces(rgb, str(path), detector=d)
+                counts[kind][d] += 1
+            except NoFaceError:
+                pass
+    print(f"occluded variants with a face found ({len(variants)} under {folder / 'images'}):")
+    print("kind\tvariants\t" + "\t".join(DETECTORS))
+    for kind in sorted(counts):
+        print(f"{kind}\t{counts[kind]['variants']}\t" + "\t".join(str(counts[kind][d]) for d in DETECTORS))
+    occluded = [c for kind, c in counts.items() if kind != "reference"]  # reference.png: the photo's clean crop
+    n = sum(c["variants"] for c in occluded)
+    total = {d: sum(c[d] for c in occluded) for d in DETECTORS}
+    print(f"all occluded\t{n}\t" + "\t".join(f"{total[d]} ({total[d] / n:.1%})" for d in DETECTORS))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--faces", type=Path, default=Path(os.environ.get("PLQA_FACES") or REPO.parent / "shared"
+                                                             / "faces"), help="the real-photo folder (PLQA_FACES)")
+    parser.add_argument("--occlusion", type=Path, default=None, help="output folder of plqa experiment icao "
+                                                                     "--only occlusion --save-images")
+    parser.add_argument("--limit", type=int, default=None, help="first N London photos only (a quick look)")
+    args = parser.parse_args()
+    agreement(london_photos(args.faces, args.limit))
+    if args.occlusion is not None:
+        occlusion(args.occlusion)
+
+
+if __name__ == "__main__":
+    main()

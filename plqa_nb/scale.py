@@ -40,6 +40,8 @@ CACHED_STEPS = 2  # steps (models) a worker keeps, most recently used first
 
 
 class Step(Protocol):
+    """What a verb runs on each file (``prepare``) and on each batch of prepared files (``compute``)."""
+
     def prepare(self, file: Path) -> Any: ...
 
     def compute(self, items: list[tuple[Path, Any]]) -> list[dict]: ...
@@ -61,11 +63,11 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
               threads: int | None = None, outputs: str | os.PathLike | None = None) -> BatchSummary:
     """Process every image file under ``inputs`` that ``table`` does not hold as done; see the module docstring.
 
-    ``outputs``: the folder the workers write their files into; after a cluster run the temporaries that a
-    worker killed inside a write left there are removed (the caller holds its ``output_lock``).
-
-    ``workers`` (≥ 1) and ``scheduler`` exclude each other. ``threads``: torch threads per worker (default: with
-    ``workers``, the available cores split between them; with ``scheduler``, the workers' own setting).
+    ``workers`` (≥ 1) and ``scheduler`` exclude each other. ``threads``: torch threads per worker, or of this
+    process in a serial run (default: with ``workers``, the available cores split between them; otherwise torch's
+    own setting, which dask's nanny makes 1 on the workers of an existing cluster). ``outputs``: the folder the
+    workers write their files into; after a cluster run the temporaries that a worker killed inside a write left
+    there are removed (the caller holds its ``output_lock``).
     """
     if workers is not None and scheduler is not None:
         raise ValueError("give either workers (a local cluster) or scheduler (an existing one), not both")
@@ -76,6 +78,10 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
     if batch_size < 1:
         raise ValueError(f"--batch-size must be ≥ 1, not {batch_size}")
     if workers is None and scheduler is None:
+        if threads is not None:
+            import torch
+
+            torch.set_num_threads(threads)
         step = make_step()
         return run_batch(inputs, table, step.prepare, step.compute, batch_size=batch_size, debug=debug, desc=desc)
     if workers is not None and threads is None:

@@ -10,6 +10,7 @@ from plqa_nb.cli import main
 from plqa_nb.commands.evaluate import RUN_COLUMNS
 from plqa_nb.evaluation.erc import CONVENTIONS, ERC_COLUMNS, SUMMARY_COLUMNS
 from plqa_nb.evaluation.pairs import build_probe_dataset
+from tolerances import THREADS_QUALITY_ATOL
 
 IDS = [f"{i:03d}" for i in range(1, 9)]
 
@@ -116,3 +117,21 @@ def test_bad_pairs_list_names_file_and_line(dataset, tmp_path, capsys):
     pairs.write_text("left,right,same\n")
     assert main(["evaluate", "erc", str(dataset), "--pairs", str(pairs), "--out", str(tmp_path / "o")]) == 2
     assert "missing column(s) a, b" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_workers_give_the_serial_image_table(dataset, default_run, tmp_path):
+    serial, code = default_run
+    assert code == 0
+    out = tmp_path / "workers"
+    assert main(["evaluate", "erc", str(dataset), "--out", str(out), "--workers", "2"]) == 0
+    a, b = _csv(serial / "images.csv"), _csv(out / "images.csv")
+    assert [r["file"] for r in b] == [r["file"] for r in a]
+    for ra, rb in zip(a, b):
+        for c in ra:
+            if c.startswith(("q_", "raw_")) and ra[c]:
+                assert abs(float(rb[c]) - float(ra[c])) <= THREADS_QUALITY_ATOL, (ra["file"], c)
+            elif c != "seconds":
+                assert rb[c] == ra[c], (ra["file"], c)
+    assert any(r["status"] == "error" and r["file"].endswith("wall.png") for r in b)  # error rows in place too
+    assert (out / "summary.csv").is_file() and (out / "erc.png").is_file()

@@ -15,7 +15,8 @@ import pytest
 from plqa_nb.batch import is_temporary
 from plqa_nb.cli import main
 
-from tolerances import PATH_PLQ_ATOL, PATH_QUALITY_ATOL, PATH_SALIENCY_REL, RENDERED_MAP_PIXEL_SHARE, max_relative
+from tolerances import (PATH_PLQ_ATOL, PATH_SALIENCY_REL, RENDERED_MAP_PIXEL_SHARE, THREADS_QUALITY_ATOL,
+                        max_relative)
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -53,12 +54,12 @@ def test_workers_write_the_serial_runs_table_and_files(faces_dir, tmp_path):
         same = [c for c in ra if c not in FLOAT_COLUMNS + ("seconds",)]
         assert {c: rb[c] for c in same} == {c: ra[c] for c in same}
         for c in FLOAT_COLUMNS:
-            assert (ra[c] == rb[c] == "") or abs(float(ra[c]) - float(rb[c])) <= PATH_QUALITY_ATOL
+            assert (ra[c] == rb[c] == "") or abs(float(ra[c]) - float(rb[c])) <= THREADS_QUALITY_ATOL
     for r in (r for r in a if r["status"] == "ok"):
         za, zb = np.load(serial / r["output"]), np.load(dist / r["output"])
         assert sorted(za.files) == sorted(zb.files)
         assert np.array_equal(za["crop"], zb["crop"]) and np.array_equal(za["matrix"], zb["matrix"])
-        assert abs(float(za["quality"]) - float(zb["quality"])) <= PATH_QUALITY_ATOL
+        assert abs(float(za["quality"]) - float(zb["quality"])) <= THREADS_QUALITY_ATOL
         assert np.abs(za["plq"] - zb["plq"]).max() <= PATH_PLQ_ATOL
         assert max_relative(zb["saliency"], za["saliency"]) <= PATH_SALIENCY_REL
         png = r["output"].replace(".npz", ".png")

@@ -43,6 +43,11 @@ ONNX_CONVERSION_REL = 1e-5
 # on 12 aligned London crops, per component of the unit embedding: measured max 3.0e-7 (default, AVX2, SSE4.1).
 SFACE_PARITY_ATOL = 1e-5
 
+# The same image and batch at another number of torch threads (a Dask worker gets the cores split between the
+# workers, a serial run all of them; oneDNN splits its reductions by thread): Q̂ and raw Q. Measured max 1.1e-5
+# in Q̂ (6.7e-6 in raw Q) of the utility head, 1 against 2 threads, on the 17 images of the ERC test set.
+THREADS_QUALITY_ATOL = 1e-4
+
 # The side-by-side PNG of a map (crop | colour-mapped PLQ): share of pixels that may differ between two runs whose
 # PLQ maps agree to PATH_PLQ_ATOL (a map value next to a colormap bin edge may land in the neighbouring bin):
 # measured 0 (bit-identical files) between serial and --workers 2 runs on 5 London photos.

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import math
 import warnings
 from pathlib import Path
@@ -20,11 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from ..backbones import DEFAULT_BACKBONE, available_backbones
-from ..batch import ResultTable, atomic_save_csv, atomic_save_figure, atomic_save_npz, run_batch
+from ..batch import ResultTable, atomic_save_csv, atomic_save_figure, atomic_save_npz
 from ..evaluation.erc import CONVENTIONS, ERC_COLUMNS, SUMMARY_COLUMNS
 from ..quality import available_estimators
 from . import VERBS
-from .common import add_detector_option, check_settings, print_summary
+from .common import add_detector_option, add_scale_options, check_settings, print_summary, scale_options, writes_out
 
 RUN_COLUMNS = ["backbone", "impostor_selection", "images", "failed_images", "dropped_pairs"]
 SHOWN_FAILURES = 20  # failed files listed on stdout (all of them are in images.csv)
@@ -64,6 +65,7 @@ def register(sub) -> None:
     e.add_argument("--batch-size", type=int, default=8, help="faces per network pass")
     e.add_argument("--overwrite", action="store_true", help="redo images already done and replace their outputs")
     e.add_argument("--debug", action="store_true", help="print tracebacks")
+    add_scale_options(e)
     e.set_defaults(func=run_erc)
 
 
@@ -71,13 +73,47 @@ def _f(x) -> str:
     return f"{float(x):.9g}"  # round-trips float32
 
 
+class ErcStep:
+    """The backbone and estimators of a run, built once per process (``plqa_nb.scale``): ``prepare`` and
+    ``compute`` for ``batch.process_files``; each face's embedding and qualities go to
+    OUT/embeddings/<path in DATASET>.npz. ``identity``: path in DATASET (posix) → identity."""
+
+    def __init__(self, backbone: str, device: str, seed: int, detector: str, names: list[str], out: Path,
+                 dataset: Path, identity: dict[str, str]):
+        from ..config import resolve_config
+        from ..pipeline import Explainer
+
+        self.explainer = Explainer(backbone=backbone, device=device, seed=seed, detector=detector)
+        self.configs = {n: resolve_config(self.explainer.backbone, n, seed=seed) for n in names}
+        self.seed, self.out, self.dataset, self.identity = seed, out, dataset, identity
+        self.prepare = self.explainer.prepare
+
+    def compute(self, items: list) -> list[dict]:
+        from ..backbones.base import crops_to_tensor
+        from ..evaluation.pairs import face_scores
+
+        x = crops_to_tensor([p.aligned.crop for _, p in items], self.explainer.device)
+        emb, raw, q_hat = face_scores(self.explainer.backbone, self.configs, x, self.seed)
+        values = {**{f"raw_{n}": v for n, v in raw.items()}, **{f"q_{n}": v for n, v in q_hat.items()}}
+        rows = []
+        for i, (file, p) in enumerate(items):
+            r = Path(file).relative_to(self.dataset).as_posix()
+            out = Path("embeddings") / f"{r}.npz"
+            atomic_save_npz(self.out / out, embedding=emb[i].astype(np.float32),
+                            **{k: np.float32(v[i]) for k, v in values.items()})
+            rows.append({"file": str(file), "identity": self.identity[r], "status": "ok", "error": "",
+                         "output": str(out), "faces_found": p.detection.faces_found,
+                         **{k: _f(v[i]) for k, v in values.items()}})
+        return rows
+
+
+@writes_out()
 def run_erc(args: argparse.Namespace) -> int:
-    from ..backbones.base import crops_to_tensor
     from ..config import resolve_config
     from ..evaluation import erc
-    from ..evaluation.pairs import cosine_scores, face_scores, folder_pairs, listed_pairs
+    from ..evaluation.pairs import evaluate_images, folder_pairs, listed_pairs
     from ..evaluation.plots import erc_figure
-    from ..pipeline import Explainer
+    from ..scale import run_files
 
     if not 0 < args.fmr < 1:
         raise ValueError(f"--fmr must lie in (0, 1), not {args.fmr}")
@@ -87,32 +123,15 @@ def run_erc(args: argparse.Namespace) -> int:
              else folder_pairs(args.dataset, args.max_impostors or None, args.seed))
     check_settings(args.out, {"backbone": args.backbone, "seed": args.seed, "detector": args.detector},
                    args.overwrite)
-    explainer = Explainer(backbone=args.backbone, device=args.device, seed=args.seed, detector=args.detector)
-    backbone = explainer.backbone
-    names = list(dict.fromkeys(args.quality or [explainer.config.quality]))
-    configs = {n: resolve_config(backbone, n, seed=args.seed) for n in names}
+    names = list(dict.fromkeys(args.quality or [resolve_config(args.backbone, seed=args.seed).quality]))
     columns = (["file", "identity", "status", "error", "output", "faces_found"] + [f"q_{n}" for n in sorted(names)]
                + [f"raw_{n}" for n in sorted(names)] + ["seconds"])
     table = ResultTable(args.out / "images.csv", columns, overwrite=args.overwrite)
-    rel = {str(f): r for f, r in zip(pairs.files, pairs.rel)}
-    identity = dict(zip(pairs.rel, pairs.identities))
-
-    def compute(items):
-        x = crops_to_tensor([p.aligned.crop for _, p in items], explainer.device)
-        emb, raw, q_hat = face_scores(backbone, configs, x, args.seed)
-        values = {**{f"raw_{n}": v for n, v in raw.items()}, **{f"q_{n}": v for n, v in q_hat.items()}}
-        rows = []
-        for i, (file, p) in enumerate(items):
-            r = rel[str(file)]
-            out = Path("embeddings") / f"{r}.npz"
-            atomic_save_npz(args.out / out, embedding=emb[i].astype(np.float32),
-                            **{k: np.float32(v[i]) for k, v in values.items()})
-            rows.append({"file": str(file), "identity": identity[r], "status": "ok", "error": "", "output": str(out),
-                         "faces_found": p.detection.faces_found, **{k: _f(v[i]) for k, v in values.items()}})
-        return rows
-
-    summary = run_batch(pairs.files, table, explainer.prepare, compute, batch_size=args.batch_size,
-                        debug=args.debug, desc="plqa evaluate erc")
+    make_step = functools.partial(ErcStep, args.backbone, args.device, args.seed, args.detector, names, args.out,
+                                  pairs.dataset,
+                                  dict(zip(pairs.rel, pairs.identities)))
+    summary = run_files(pairs.files, table, make_step, desc="plqa evaluate erc", outputs=args.out,
+                        **scale_options(args))
     print_summary(summary, "evaluate erc")
 
     with open(table.path, newline="", encoding="utf-8") as f:
@@ -135,16 +154,13 @@ def run_erc(args: argparse.Namespace) -> int:
     valid = ok[pairs.a] & ok[pairs.b]
     if emb is None or not valid.any():
         raise ValueError(f"{args.dataset}: no pair left to compare ({len(failed)} of {n} images failed)")
-    a, b, genuine = pairs.a[valid], pairs.b[valid], pairs.genuine[valid]
-    scores = cosine_scores(emb, a, b)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        results = erc.evaluate_erc(scores, genuine, {m: erc.pair_quality(raw[m][a], raw[m][b]) for m in names},
-                                   args.fmr, args.threshold,
-                                   {m: erc.pair_quality(q_hat[m][a], q_hat[m][b]) for m in names}, args.seed)
+        results = evaluate_images(emb, raw, q_hat, pairs.a[valid], pairs.b[valid], pairs.genuine[valid], args.fmr,
+                                  args.threshold, args.seed)
 
-    run_info = {"backbone": backbone.name, "impostor_selection": pairs.selection, "images": n,
-                "failed_images": len(failed), "dropped_pairs": int((~valid).sum())}
+    run_info = {"backbone": resolve_config(args.backbone).backbone, "impostor_selection": pairs.selection,
+                "images": n, "failed_images": len(failed), "dropped_pairs": int((~valid).sum())}
     atomic_save_csv(args.out / "erc.csv", erc.erc_rows(results), ERC_COLUMNS)
     atomic_save_csv(args.out / "summary.csv", [{**r, **run_info} for r in erc.summary_rows(results)],
                     SUMMARY_COLUMNS + RUN_COLUMNS)

@@ -158,6 +158,18 @@ def cosine_scores(embeddings: np.ndarray, a: np.ndarray, b: np.ndarray, chunk: i
                            for k in range(0, len(a), chunk)] or [np.empty(0)])
 
 
+def evaluate_images(embeddings: np.ndarray, raw: Mapping[str, np.ndarray], q_hat: Mapping[str, np.ndarray],
+                    a: np.ndarray, b: np.ndarray, genuine: np.ndarray, fmr: float = 1e-3, convention: str = "fixed",
+                    seed: int = 0) -> list:
+    """The ERCs (``erc.evaluate_erc``) of per-image embeddings [F, D], raw Q and Q̂ per estimator ([F] each) over
+    the pairs (a, b) [P] with their genuine flags [P]: the flow shared by ``plqa evaluate erc`` and notebook 6."""
+    from . import erc
+
+    return erc.evaluate_erc(cosine_scores(embeddings, a, b), genuine,
+                            {m: erc.pair_quality(raw[m][a], raw[m][b]) for m in raw}, fmr, convention,
+                            {m: erc.pair_quality(q_hat[m][a], q_hat[m][b]) for m in q_hat}, seed)
+
+
 # (mild, strong) on a photo whose longer side is 600 px (a London photo: the face is about 250 px wide); lengths
 # (blur σ, motion length, pixelate cell, disc diameter) scale with the photo
 PHOTO_DEGRADATIONS = {"blur": (2.0, 8.0), "motion": (12, 40), "jpeg": (30, 4), "noise": (10.0, 45.0),

@@ -21,7 +21,7 @@ from ..config import resolve_config
 from ..data import faces_dir, london
 from ..errors import InputError
 from ..evaluation import erc
-from ..evaluation.pairs import face_scores, probe_photos
+from ..evaluation.pairs import cosine_scores, evaluate_images, face_scores, probe_photos
 from ..quality import available_estimators
 from ..stages import prepare_face
 from .display import progress_bar, render_into, table_html
@@ -76,14 +76,13 @@ def run_utility_evaluation(identities: int = 20, probes: int = 4, estimators: Se
             progress(k // per_identity, len(names))
     ident = np.array(identity)
     a, b = np.triu_indices(len(ident), 1)
+    genuine = ident[a] == ident[b]
     e = np.stack(embeddings)
-    scores, genuine = np.einsum("ij,ij->i", e[a], e[b]), ident[a] == ident[b]
-    pair = {n: (erc.pair_quality(np.array(raw[n])[a], np.array(raw[n])[b]),
-                erc.pair_quality(np.array(q_hat[n])[a], np.array(q_hat[n])[b])) for n in estimators}
-    results = erc.evaluate_erc(scores, genuine, {n: p[0] for n, p in pair.items()}, fmr, "fixed",
-                               {n: p[1] for n, p in pair.items()}, seed)
-    return UtilityRun(results=results, pair_quality={n: p[1][genuine] for n, p in pair.items()},
-                      matched=scores[genuine] >= results[0].threshold, images=images, failed=failed)
+    q = {n: np.array(v) for n, v in q_hat.items()}
+    results = evaluate_images(e, {n: np.array(v) for n, v in raw.items()}, q, a, b, genuine, fmr, "fixed", seed)
+    scores = cosine_scores(e, a[genuine], b[genuine])
+    return UtilityRun(results=results, pair_quality={n: erc.pair_quality(v[a], v[b])[genuine] for n, v in q.items()},
+                      matched=scores >= results[0].threshold, images=images, failed=failed)
 
 
 def erc_figure(run: UtilityRun) -> go.Figure:

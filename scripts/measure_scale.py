@@ -1,0 +1,155 @@
+"""Throughput and client memory of `plqa explain --workers N` against the serial run.
+
+1. `plqa explain` over the London neutral photos, serially and with ``--workers N``: wall time and files/s
+   (imports, model loads and cluster start included);
+2. the same photos under ``--copies`` × 102 names (hard links in WORK/links where the filesystem allows, else
+   copies; not symlinks, which the file walk counts once since they resolve to one file) through
+   ``--workers N``: the client's resident memory sampled every 0.2 s while rows arrive, its peak over the first
+   and over the last thousand rows (and the workers' peak), and files/s;
+3. every row of the large run against the serial row of its photo (Q̂ and raw Q within THREADS_QUALITY_ATOL, as
+   the workers run fewer torch threads; the other columns but ``seconds`` equal), and the arrays of
+   ``--sample`` files chosen with ``--seed`` (PLQ within PATH_PLQ_ATOL, saliency within PATH_SALIENCY_REL of its
+   maximum).
+
+Usage: python scripts/measure_scale.py --work /tmp/scale [--faces DIR] [--copies 20] [--workers 2] [--large-only]
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import random
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+from tolerances import PATH_PLQ_ATOL, PATH_SALIENCY_REL, THREADS_QUALITY_ATOL, max_relative  # noqa: E402
+
+PLQA = [sys.executable, "-m", "plqa_nb.cli"]
+MB = 2 ** 20
+
+
+def rows(table: Path) -> list[dict]:
+    with open(table) as f:
+        return list(csv.DictReader(f))
+
+
+def count_rows(table: Path) -> int:
+    try:
+        with open(table, "rb") as f:
+            return max(0, f.read().count(b"\n") - 1)
+    except FileNotFoundError:
+        return 0
+
+
+def timed(args: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(PLQA + args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def sampled(args: list[str], table: Path, period: float = 0.2) -> tuple[float, list[tuple[int, float, float]]]:
+    """Run plqa; (wall seconds, [(rows written, client RSS MiB, largest worker RSS MiB)] every ``period``)."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(PLQA + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client, samples, stop = psutil.Process(proc.pid), [], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            try:
+                workers = [c.memory_info().rss for c in client.children()]
+                samples.append((count_rows(table), client.memory_info().rss / MB, max(workers, default=0) / MB))
+            except psutil.Error:
+                pass
+            time.sleep(period)
+
+    thread = threading.Thread(target=sample, daemon=True)
+    thread.start()
+    code = proc.wait()
+    stop.set()
+    thread.join()
+    if code != 0:
+        raise SystemExit(f"plqa {' '.join(args)} exited with {code}")
+    return time.perf_counter() - t0, samples
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--work", type=Path, required=True, help="scratch folder (links and outputs)")
+    ap.add_argument("--faces", type=Path, default=Path(os.environ.get("PLQA_FACES") or REPO.parent / "shared/faces"))
+    ap.add_argument("--copies", type=int, default=20, help="names per photo in the large run (default 20)")
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--sample", type=int, default=50, help="files whose arrays are compared (default 50)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--large-only", action="store_true", help="skip step 1, reuse WORK/serial of an earlier run")
+    args = ap.parse_args()
+    neutral = args.faces / "london" / "neutral"
+    photos = sorted(neutral.glob("*.jpg"))
+    work = args.work
+    work.mkdir(parents=True, exist_ok=True)
+    bs = ["--batch-size", str(args.batch_size), "--overwrite"]
+
+    n = len(photos)
+    if not args.large_only:
+        serial = timed(["explain", str(neutral), "--out", str(work / "serial"), *bs])
+        dist = timed(["explain", str(neutral), "--out", str(work / "workers"), *bs, "--workers", str(args.workers)])
+        print(f"{n} London neutral photos: serial {serial:.1f} s ({n / serial:.2f} files/s), --workers "
+              f"{args.workers} {dist:.1f} s ({n / dist:.2f} files/s), speed-up {serial / dist:.2f}; load average "
+              f"{os.getloadavg()[0]:.1f}")
+
+    links = work / "links"
+    for k in range(args.copies):
+        (links / f"copy{k:03d}").mkdir(parents=True, exist_ok=True)
+        for p in photos:
+            link = links / f"copy{k:03d}" / p.name
+            if not link.exists():
+                try:
+                    os.link(p, link)
+                except OSError:  # another filesystem
+                    shutil.copyfile(p, link)
+    total = args.copies * n
+    big = work / "big"
+    wall, samples = sampled(["explain", str(links), "--out", str(big), *bs, "--workers", str(args.workers)],
+                            big / "results.csv")
+    first = [s for s in samples if s[0] < 1000]
+    last = [s for s in samples if s[0] >= total - 1000]
+    print(f"{total} linked files through --workers {args.workers}: {wall:.1f} s ({total / wall:.2f} files/s); "
+          f"client peak RSS {max(s[1] for s in first):.0f} MiB over the first 1000 rows, "
+          f"{max(s[1] for s in last):.0f} MiB over the last 1000; largest worker peak "
+          f"{max(s[2] for s in samples):.0f} MiB; load average {os.getloadavg()[0]:.1f}")
+
+    ref = {Path(r["file"]).name: r for r in rows(work / "serial" / "results.csv")}
+    got = rows(big / "results.csv")
+    assert len(got) == total and len({r["file"] for r in got}) == total, "one row per file"
+    worst = 0.0
+    for r in got:
+        s = ref[Path(r["file"]).name]
+        for c in r:
+            if c in ("quality", "quality_raw"):
+                worst = max(worst, abs(float(r[c]) - float(s[c])))
+            elif c not in ("file", "output", "seconds"):
+                assert r[c] == s[c], (r["file"], c, r[c], s[c])
+    print(f"all {total} rows: largest |ΔQ̂| or |ΔQ| against serial {worst:.2g} (bound {THREADS_QUALITY_ATOL:g}); "
+          "other columns equal")
+    assert worst <= THREADS_QUALITY_ATOL
+    plq = sal = 0.0
+    for r in random.Random(args.seed).sample(got, min(args.sample, total)):
+        a, b = np.load(big / r["output"]), np.load(work / "serial" / ref[Path(r["file"]).name]["output"])
+        plq = max(plq, float(np.abs(a["plq"] - b["plq"]).max()))
+        sal = max(sal, max_relative(a["saliency"], b["saliency"]))
+    print(f"{min(args.sample, total)} sampled files: PLQ max |Δ| {plq:.2g} (bound {PATH_PLQ_ATOL:g}), saliency "
+          f"max relative Δ {sal:.2g} (bound {PATH_SALIENCY_REL:g})")
+    assert plq <= PATH_PLQ_ATOL and sal <= PATH_SALIENCY_REL
+
+
+if __name__ == "__main__":
+    main()

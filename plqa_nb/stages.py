@@ -13,8 +13,11 @@ functions, so they agree by construction.
 """
 from __future__ import annotations
 
+import os
+import sys
 from dataclasses import dataclass, field
-from typing import NamedTuple, Union
+from pathlib import Path
+from typing import Callable, NamedTuple, Union
 
 import numpy as np
 import torch
@@ -23,8 +26,8 @@ from .alignment import AlignedFace, align_face
 from .backbones.base import Backbone
 from .config import ModelConfig
 from .detection import DEFAULT_DETECTOR, Detection, detect_faces
-from .errors import NumericalError
-from .images import MAX_PIXELS, ImageLike, describe, load_image
+from .errors import InputError, NumericalError
+from .images import MAX_PIXELS, ImageLike, describe, iter_image_files, load_image
 from .plq import merge_channels, overlay_on_photo, plq_from_saliency
 from .quality import QualityEstimator
 from .regression import quality_weights
@@ -106,6 +109,20 @@ def prepare_face(image: ImageLike, backbone: Backbone, device: str | torch.devic
     detection = detect_faces(photo, source, device=str(device), detector=detector)
     aligned = align_face(photo, detection, backbone.crop_size, backbone.template)
     return PreparedFace(source, photo, detection, aligned)
+
+
+def aligned_faces(folder: str | os.PathLike, prepare: Callable[[Path], PreparedFace], limit: int | None = None,
+                  on_skip: Callable[[str], None] | None = None) -> list[FaceCrop]:
+    """The aligned faces of the image files under ``folder`` (recursive, sorted by path; the first ``limit``):
+    ``prepare(file)`` each (e.g. ``Explainer.prepare``), skipping files without a usable face (``InputError``),
+    whose messages go to ``on_skip`` (default: standard error)."""
+    faces = []
+    for f in sorted(iter_image_files([folder]))[:limit]:
+        try:
+            faces.append(as_face_crop(prepare(f)))
+        except InputError as exc:
+            (on_skip or (lambda msg: print(f"skipped {msg}", file=sys.stderr)))(str(exc))
+    return faces
 
 
 # -- stage 3: the network pass --------------------------------------------------------------------------------

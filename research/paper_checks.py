@@ -17,26 +17,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-from plqa_nb.errors import InputError
 from plqa_nb.experiments import icao, inpainting, masking
-from plqa_nb.experiments.common import FaceCrop, as_face_crop, table
-from plqa_nb.images import iter_image_files
+from plqa_nb.experiments.common import FaceCrop, table
 from plqa_nb.pipeline import Explainer
+from plqa_nb.stages import aligned_faces
 
 def prepare(explainer: Explainer, folder: Path, limit: int | None) -> list[FaceCrop]:
-    faces = []
-    for f in sorted(iter_image_files([folder]))[:limit]:
-        try:
-            p = explainer.prepare(f)
-        except InputError as exc:
-            print(f"skipped {exc}", file=sys.stderr)
-            continue
-        faces.append(as_face_crop(p))
-    return faces
+    return aligned_faces(folder, explainer.prepare, limit)
 
 
 def masking_checks(explainer: Explainer, faces: list[FaceCrop], per_size: int) -> list[dict]:

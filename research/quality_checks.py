@@ -26,11 +26,9 @@ import numpy as np
 
 from plqa_nb import degradations as dg
 from plqa_nb.backbones.base import crops_to_tensor
-from plqa_nb.errors import InputError
 from plqa_nb.experiments import icao, masking, table
-from plqa_nb.images import iter_image_files
 from plqa_nb.pipeline import Explainer
-from plqa_nb.stages import FaceCrop, as_face_crop
+from plqa_nb.stages import FaceCrop, aligned_faces
 
 
 # kind → (strengths from mild to severe, fn(crop, strength, rng)); lengths on the 112-px scale. Motion blur,
@@ -62,13 +60,7 @@ HELD_OUT = {
 
 
 def faces_of(explainer: Explainer, folder: Path) -> list[FaceCrop]:
-    out = []
-    for f in sorted(iter_image_files([folder])):
-        try:
-            out.append(as_face_crop(explainer.prepare(f)))
-        except InputError as exc:
-            print(f"skipped {exc}")
-    return out
+    return aligned_faces(folder, explainer.prepare, on_skip=lambda msg: print(f"skipped {msg}"))
 
 
 def qualities(explainer: Explainer, images: list[np.ndarray], batch: int = 32,

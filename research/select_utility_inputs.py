@@ -26,11 +26,10 @@ from scipy.stats import spearmanr
 from plqa_nb import degradations as dg
 from plqa_nb.backbones import load_backbone
 from plqa_nb.backbones.base import crops_to_tensor
-from plqa_nb.images import iter_image_files
 from plqa_nb.pipeline import Explainer
 from plqa_nb.calibration.devset import REFERENCES, DevSet
 from plqa_nb.quality.utility import dev_inputs, exposure_measures, fit_head_on, identity_folds
-from plqa_nb.stages import as_face_crop, network_pass
+from plqa_nb.stages import aligned_faces, network_pass
 
 LIGHT = {"+1/3 stop": lambda c: dg.exposure(c, 1 / 3), "+1/2 stop": lambda c: dg.exposure(c, 0.5),
          "+15 levels": lambda c: dg.darken(c, -15), "+25 levels": lambda c: dg.darken(c, -25),
@@ -44,7 +43,7 @@ def main() -> None:
     t0 = time.perf_counter()
     backbone = load_backbone("dlib-resnet")
     prep = Explainer(backbone, quality="ers")
-    faces = [as_face_crop(prep.prepare(f)) for f in sorted(iter_image_files([args.folder]))]
+    faces = aligned_faces(args.folder, prep.prepare)
     s = DevSet(backbone, faces).scores
     z = dev_inputs(backbone, s.probe_features, s.probe_exposure)
     better, worse = s.ordered_pairs

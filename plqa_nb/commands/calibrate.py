@@ -57,18 +57,9 @@ def parse_estimators(names: list[str]) -> dict[str, int | None]:
 
 
 def _faces(prepare, folder: Path) -> list:
-    from ..errors import InputError
-    from ..images import iter_image_files
-    from ..stages import as_face_crop
+    from ..stages import aligned_faces
 
-    faces, skipped = [], []
-    for f in iter_image_files([folder]):
-        try:
-            faces.append(as_face_crop(prepare(f)))
-        except InputError as exc:
-            skipped.append(str(exc))
-    for msg in skipped:
-        print(f"skipped {msg}", file=sys.stderr)
+    faces = aligned_faces(folder, prepare)
     if len(faces) < 6:
         raise ValueError(f"{folder}: {len(faces)} photo(s) with a face; a calibration needs at least 6")
     return faces

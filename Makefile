@@ -23,6 +23,7 @@ demo: $(STAMP)
 	$(BIN)/plqa explain --sample astronaut --out results/demo
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 # the whole suite on the default kernels, then on AVX2 and on SSE4.1 ones: verdicts must not follow the CPU

@@ -48,6 +48,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .backbones import DEFAULT_BACKBONE, Backbone, backbone_spec
+from .detection import DEFAULT_DETECTOR
+from .images import MAX_PIXELS
 from .quality import QualityEstimator, QualityScaling, estimator_class, get_estimator
 
 SCHEMA = "plqa-calibration"
@@ -191,7 +193,8 @@ class ModelConfig:
     ("signed" Σe or "l1" ‖e‖₁); clip_grad: per-image gradient L2 bound (None: off); seed: of every
     stochastic step; estimator_state: the estimator's fitted state from the bundle (sorted (key, value) pairs, e.g.
     ERS's centre); compliant_norm: the bundle's compliant-face norm for localising defects (JSON text, "" = none);
-    weights_sha1: the fingerprint of the weights the bundle was fitted for ("" = any); bundle: the calibration
+    weights_sha1: the fingerprint of the weights the bundle was fitted for ("" = any); detector: the face detector
+    ("mtcnn" or "yunet"); max_pixels: photos above this many pixels are refused before decoding; bundle: the calibration
     bundle the values came from (not part of equality); source: where α, r, γ came from (not part of equality).
     """
 
@@ -208,6 +211,8 @@ class ModelConfig:
     estimator_state: tuple[tuple[str, Any], ...] = field(default=(), repr=False)
     compliant_norm: str = field(default="", repr=False)
     weights_sha1: str = field(default="", repr=False)
+    detector: str = DEFAULT_DETECTOR
+    max_pixels: int = MAX_PIXELS
     bundle: CalibrationBundle | None = field(default=None, compare=False, repr=False)
     source: str = field(default="", compare=False)
 
@@ -232,7 +237,8 @@ class ModelConfig:
         """The configuration with another estimator: its own (α, r, γ) and state from the same bundle; norm, seed
         and clipping kept."""
         return resolve_config(self.backbone, quality, self.bundle, quality_params=quality_params, norm=self.norm,
-                              clip_grad=self.clip_grad, seed=self.seed)
+                              clip_grad=self.clip_grad, seed=self.seed, detector=self.detector,
+                              max_pixels=self.max_pixels)
 
     def describe(self) -> str:
         """One line for people, e.g. "dlib-resnet · ers · α 148.8, r 0.1017 · γ 12.69 · ‖e‖₁ · seed 0"."""
@@ -273,7 +279,8 @@ def resolve_config(backbone: str | Backbone = DEFAULT_BACKBONE, quality: str | N
                    calibration: str | os.PathLike | Mapping | CalibrationBundle | None = None, *,
                    norm: str | None = None, alpha: float | None = None, r: float | None = None,
                    gamma: float | None = None, quality_params: Mapping[str, Any] | None = None,
-                   clip_grad: float | None = None, seed: int = 0) -> ModelConfig:
+                   clip_grad: float | None = None, seed: int = 0, detector: str = DEFAULT_DETECTOR,
+                   max_pixels: int = MAX_PIXELS) -> ModelConfig:
     """The configuration of ``backbone`` (a registry name or a ``Backbone``): its calibration bundle (the file, JSON
     object or bundle given, else ``default_bundle``) ← the explicit arguments (None: not given).
 
@@ -309,7 +316,8 @@ def resolve_config(backbone: str | Backbone = DEFAULT_BACKBONE, quality: str | N
                        estimator_state=_hashable_state(fitted.state),
                        compliant_norm="" if bundle is None or bundle.compliant_norm is None
                        else json.dumps(bundle.compliant_norm, sort_keys=True),
-                       weights_sha1="" if bundle is None else bundle.weights_sha1, bundle=bundle,
+                       weights_sha1="" if bundle is None else bundle.weights_sha1, detector=detector,
+                       max_pixels=int(max_pixels), bundle=bundle,
                        source=f"{bundle.source}{' (the paper' + chr(39) + 's values)' if paper else ''}"
                        if bundle is not None else "uncalibrated")
 

@@ -50,27 +50,24 @@ class Explainer:
         calibration: a calibration bundle (path, its JSON object or a ``CalibrationBundle``), or None for the
             bundle shipped for the backbone.
         device: "cpu" or "cuda".
-        detector: the face detector of ``prepare`` ("mtcnn" or "yunet", see ``plqa_nb.detection``).
-        seed, norm, clip_grad, quality_params: see ``ModelConfig``; None = the calibration's or the backbone's.
+        seed, norm, clip_grad, quality_params, detector, max_pixels: see ``ModelConfig``; None = the calibration's
+            or the backbone's.
         config: a resolved ``ModelConfig`` instead of the arguments above (backbone must then be its name or
             the matching Backbone).
     """
-
-    max_pixels = MAX_PIXELS  # prepare refuses larger photos before decoding them (see images.load_image)
 
     def __init__(self, backbone: str | Backbone = DEFAULT_BACKBONE, quality: str | None = None,
                  method: str = "saliency", calibration: str | os.PathLike | Mapping | None = None,
                  device: str = "cpu", seed: int = 0, norm: str | None = None, clip_grad: float | None = None,
                  quality_params: Mapping[str, Any] | None = None, config: ModelConfig | None = None,
-                 detector: str = DEFAULT_DETECTOR):
+                 detector: str = DEFAULT_DETECTOR, max_pixels: int = MAX_PIXELS):
         detector_module(detector)  # ValueError for an unknown name, before anything is built
-        self.detector = detector
         self.device = torch.device(device)
         self.backbone = load_backbone(config.backbone if config is not None and isinstance(backbone, str)
                                       else backbone, self.device)
         self.config = config if config is not None else resolve_config(
             self.backbone, quality, calibration, norm=norm, clip_grad=clip_grad, quality_params=quality_params,
-            seed=seed)
+            seed=seed, detector=detector, max_pixels=max_pixels)
         if self.config.backbone != self.backbone.name:
             raise ValueError(f"configuration for backbone '{self.config.backbone}' given with '{self.backbone.name}'")
         check_weights(self.config, self.backbone)
@@ -119,7 +116,7 @@ class Explainer:
     # -- stages -------------------------------------------------------------------------------------
     def prepare(self, image: ImageLike) -> PreparedFace:
         """Load, detect (largest face) and align to the backbone's crop; raises InputError subclasses."""
-        return prepare_face(image, self.backbone, self.device, self.max_pixels, self.detector)
+        return prepare_face(image, self.backbone, self.device, self.config.max_pixels, self.config.detector)
 
     def quality(self, crops: torch.Tensor, seed: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Q̂ [B] and raw Q [B] of crops [B, 3, S, S] (0..255)."""
@@ -171,18 +168,17 @@ class Explainer:
 
 
 @lru_cache(maxsize=8)
-def cached_explainer(config: ModelConfig, method: str = "saliency", device: str = "cpu",
-                     detector: str = DEFAULT_DETECTOR) -> Explainer:
-    """An Explainer per (configuration, method, device, detector), reused: keyed by the configuration's content."""
-    return Explainer(config=config, method=method, device=device, detector=detector)
+def cached_explainer(config: ModelConfig, method: str = "saliency", device: str = "cpu") -> Explainer:
+    """An Explainer per (configuration, method, device), reused: keyed by the configuration's content."""
+    return Explainer(config=config, method=method, device=device)
 
 
 def explain(image: ImageLike, backbone: str = DEFAULT_BACKBONE, quality: str | None = None,
             method: str = "saliency", calibration: str | Path | None = None, device: str = "cpu",
             seed: int = 0, detector: str = DEFAULT_DETECTOR) -> Explanation:
     """Explain one face with a cached Explainer; see ``Explainer`` for the arguments."""
-    config = resolve_config(backbone, quality, calibration, seed=seed)
-    return cached_explainer(config, method, device, detector).explain(image)
+    config = resolve_config(backbone, quality, calibration, seed=seed, detector=detector)
+    return cached_explainer(config, method, device).explain(image)
 
 
 class FaceAnalysis:

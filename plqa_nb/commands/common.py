@@ -69,7 +69,7 @@ def add_batch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--debug", action="store_true", help="print tracebacks")
 
 
-MODEL_OPTIONS = ("backbone", "quality", "calibration", "norm", "device", "seed", "max_pixels")
+MODEL_OPTIONS = ("backbone", "quality", "calibration", "norm", "device", "seed", "max_pixels", "detector")
 
 
 def model_options(args: argparse.Namespace) -> argparse.Namespace:
@@ -115,8 +115,7 @@ def make_explainer(args: argparse.Namespace, method: str = "saliency", quality_p
 
     explainer = Explainer(backbone=args.backbone, quality=args.quality, method=method, calibration=args.calibration,
                           device=args.device, seed=args.seed, norm=args.norm, quality_params=quality_params,
-                          detector=args.detector)
-    explainer.max_pixels = args.max_pixels
+                          detector=args.detector, max_pixels=args.max_pixels)
     return explainer
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..backbones import DEFAULT_BACKBONE, available_backbones
-from ..batch import atomic_write_bytes, output_lock
+from ..batch import ResultTable, atomic_write_bytes, output_lock
 from ..detection import DEFAULT_DETECTOR, DETECTORS
 from ..images import MAX_PIXELS
 from ..quality import available_estimators
@@ -117,6 +117,24 @@ def make_explainer(args: argparse.Namespace, method: str = "saliency", quality_p
                           device=args.device, seed=args.seed, norm=args.norm, quality_params=quality_params,
                           detector=args.detector, max_pixels=args.max_pixels)
     return explainer
+
+
+def open_table(args: argparse.Namespace, path: Path, columns: list[str], **options) -> ResultTable:
+    """The verb's results table (``batch.ResultTable``), after the model options resolve (``resolve_config``: a
+    calibration bundle for another estimator, say, is refused before a new table is written). An existing table's
+    columns are checked first, so that refusing it loads no model code."""
+    def resolve() -> None:
+        from ..config import resolve_config
+
+        resolve_config(args.backbone, args.quality, args.calibration, norm=args.norm, seed=args.seed,
+                       detector=args.detector, max_pixels=args.max_pixels)
+
+    if path.exists() and not args.overwrite:
+        table = ResultTable(path, columns, **options)
+        resolve()
+        return table
+    resolve()
+    return ResultTable(path, columns, overwrite=args.overwrite, **options)
 
 
 def print_summary(summary, what: str) -> None:

@@ -5,11 +5,11 @@ import argparse
 import functools
 from pathlib import Path
 
-from ..batch import ResultTable, atomic_save_npz, atomic_save_png, common_root, output_stem
+from ..batch import atomic_save_npz, atomic_save_png, common_root, output_stem
 from ..images import iter_image_files
 from . import VERBS
 from .common import (add_batch_options, add_model_options, add_scale_options, make_explainer, model_options,
-                     print_summary, scale_options, writes_out)
+                     open_table, print_summary, scale_options, writes_out)
 
 COLUMNS = ["file", "status", "error", "output", "quality", "quality_raw", "backbone", "quality_method",
            "attribution", "faces_found", "flagged_region", "feedback", "seconds"]
@@ -89,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
     if not inputs:
         raise SystemExit("plqa explain: give at least one INPUT (file or folder) or --sample")
     root = common_root(iter_image_files(inputs))
-    table = ResultTable(args.out / "results.csv", COLUMNS, overwrite=args.overwrite)
+    table = open_table(args, args.out / "results.csv", COLUMNS)
     make_step = functools.partial(ExplainStep, model_options(args), args.method, args.out, root)
     summary = run_files(inputs, table, make_step, desc="plqa explain", outputs=args.out, **scale_options(args))
     print_summary(summary, "explain")

@@ -5,10 +5,9 @@ import argparse
 import functools
 from pathlib import Path
 
-from ..batch import ResultTable
 from . import VERBS
 from .common import (add_batch_options, add_model_options, add_scale_options, make_explainer, model_options,
-                     print_summary, scale_options, writes_out)
+                     open_table, print_summary, scale_options, writes_out)
 
 COLUMNS = ["file", "status", "error", "quality", "quality_raw", "backbone", "quality_method", "faces_found",
            "seconds"]
@@ -48,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not args.inputs:
         raise SystemExit("plqa quality: give at least one INPUT (file or folder)")
-    table = ResultTable(args.out, COLUMNS, overwrite=args.overwrite, output_columns=())
+    table = open_table(args, args.out, COLUMNS, output_columns=())
     make_step = functools.partial(QualityStep, model_options(args))
     summary = run_files(args.inputs, table, make_step, desc="plqa quality", **scale_options(args))
     print_summary(summary, "quality")

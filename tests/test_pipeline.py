@@ -186,7 +186,9 @@ def test_explain_keys_its_cache_by_content(tmp_path, faces_dir):
     photo = faces_dir / "london" / "neutral" / "004.jpg"
     path = _calibration(tmp_path, alpha=30.0)
     first = explain(photo, calibration=path).quality
-    path.write_text(json.dumps({**json.loads(path.read_text()), "r": 0.0}))  # same path, new content
+    record = json.loads(path.read_text())
+    record["estimators"]["ers"]["r"] = 0.0
+    path.write_text(json.dumps(record))  # same path, new content
     second = explain(photo, calibration=path).quality
     assert second > first + 0.1  # r fell by 0.3 at α = 30: the cached scaling was not reused
 

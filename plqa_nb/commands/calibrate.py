@@ -108,21 +108,20 @@ def command_line(args: argparse.Namespace, estimators: dict[str, int | None], de
 
 @writes_out(single_file=True)
 def run(args: argparse.Namespace) -> int:
-    import torch
-
-    from ..backbones import load_backbone
-    from ..batch import atomic_write_bytes
-    from ..calibration.fit import calibrate_bundle
-    from ..config import read_bundle
-    from ..config import load_calibration
-    from ..stages import prepare_face
-
     if args.check and not args.out.exists():
         raise ValueError(f"--check: {args.out} does not exist")
     if args.out.exists() and not (args.overwrite or args.check):
         raise ValueError(f"{args.out} exists; use --overwrite to replace it")
     if args.folds < 2:
         raise ValueError("--folds must be at least 2")
+    import torch  # the heavy part, once the run is accepted
+
+    from ..backbones import load_backbone
+    from ..batch import atomic_write_bytes
+    from ..calibration.fit import calibrate_bundle
+    from ..config import load_calibration, read_bundle
+    from ..stages import prepare_face
+
     estimators = parse_estimators(args.estimators or ([args.quality] if args.quality else list(DEFAULT_ESTIMATORS)))
     base = load_calibration(args.calibration) if args.calibration else None
     device = torch.device(args.device)

@@ -24,7 +24,7 @@ from tolerances import PATH_PLQ_ATOL, PATH_QUALITY_ATOL, PATH_SALIENCY_REL, SFAC
 
 pytestmark = pytest.mark.numerics  # verdicts on float values: also run on SSE4.1 kernels (.ci/run)
 
-N_IDENTITIES = 30  # verification subset; scripts/sface_verification.py runs all 102
+N_IDENTITIES = 30  # verification subset; research/sface_verification.py runs all 102
 N_PARITY = 12
 
 

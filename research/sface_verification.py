@@ -4,7 +4,7 @@ London neutral photo of each identity against its smiling photo (one genuine pai
 pairing an impostor): MTCNN (largest face) → similarity to ArcFace's 112-px template → SFace → cosine similarity.
 Prints ROC AUC, EER, the threshold at FMR 1e-3, the genuine and impostor medians, and the time taken.
 
-Usage: python scripts/sface_verification.py [--faces DIR] [--identities N]
+Usage: python research/sface_verification.py [--faces DIR] [--identities N]
 """
 from __future__ import annotations
 

@@ -86,6 +86,9 @@ def test_refused_runs_load_no_heavy_library(tmp_path):
     assert other_columns["code"] == 2 and "other columns" in other_columns["stderr"]
     assert other_columns["heavy"] == []
 
+    missing = _plqa("calibrate", str(tmp_path / "no-such-folder"), "--out", str(tmp_path / "new.json"))
+    assert missing["code"] == 2 and "no-such-folder: no such folder" in missing["stderr"] and missing["heavy"] == []
+
     (tmp_path / "calibration.json").write_text("{}")
     exists = _plqa("calibrate", str(tmp_path), "--out", str(tmp_path / "calibration.json"))
     assert exists["code"] == 2 and "--overwrite" in exists["stderr"] and exists["heavy"] == []

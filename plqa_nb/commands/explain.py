@@ -45,15 +45,15 @@ def run(args: argparse.Namespace) -> int:
     inputs = list(args.inputs) + sample_inputs(args.sample, args.out)
     if not inputs:
         raise SystemExit("plqa explain: give at least one INPUT (file or folder) or --sample")
-    root = common_root(iter_image_files(inputs))
-    table = ResultTable(args.out / "results.csv", COLUMNS, overwrite=args.overwrite)
     from ..experiments.common import deviation_maps, flagged  # the heavy part, once the run is accepted
     from ..experiments.feedback import feedback
     from ..experiments.regions import region_masks, region_means
     from ..figures import side_by_side_png
     from ..stages import as_face_crop
 
-    explainer = make_explainer(args, method=args.method)
+    explainer = make_explainer(args, method=args.method)  # a configuration it refuses leaves the table as it was
+    root = common_root(iter_image_files(inputs))
+    table = ResultTable(args.out / "results.csv", COLUMNS, overwrite=args.overwrite)
 
     def compute(items):
         results = explainer.explain_prepared([p for _, p in items], keep_photo=False)

@@ -24,10 +24,10 @@ def register(sub) -> None:
 def run(args: argparse.Namespace) -> int:
     if not args.inputs:
         raise SystemExit("plqa quality: give at least one INPUT (file or folder)")
-    table = ResultTable(args.out, COLUMNS, overwrite=args.overwrite, output_columns=())
     from ..pipeline import crops_to_tensor  # the heavy part, once the run is accepted
 
-    explainer = make_explainer(args)
+    explainer = make_explainer(args)  # a configuration it refuses leaves the table as it was
+    table = ResultTable(args.out, COLUMNS, overwrite=args.overwrite, output_columns=())
 
     def compute(items):
         q_hat, raw = explainer.quality(crops_to_tensor([p.aligned.crop for _, p in items], explainer.device))

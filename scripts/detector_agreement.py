@@ -7,7 +7,7 @@
    how many of the occluded variants (DIR/images/<photo>/<violation>.png) each detector finds a face in, per
    occluder kind (and in the clean crops, reference.png).
 
-    python scripts/detector_agreement.py [--faces ../shared/faces] [--occlusion DIR] [--limit N]
+    python scripts/detector_agreement.py [--faces ../shared/faces] [--occlusion DIR [--skip-london]] [--limit N]
 """
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def agreement(photos: list[Path]) -> None:
 
 
 def occlusion(folder: Path) -> None:
-    variants = sorted(p for p in (folder / "images").rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    variants = sorted(p for p in (folder / "images").rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not variants:
         raise SystemExit(f"{folder / 'images'}: no variants; run plqa experiment icao ... --save-images --out {folder}")
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
@@ -115,8 +115,10 @@ def main() -> None:
     parser.add_argument("--occlusion", type=Path, default=None, help="output folder of plqa experiment icao "
                                                                      "--only occlusion --save-images")
     parser.add_argument("--limit", type=int, default=None, help="first N London photos only (a quick look)")
+    parser.add_argument("--skip-london", action="store_true", help="only the occluded variants")
     args = parser.parse_args()
-    agreement(london_photos(args.faces, args.limit))
+    if not args.skip_london:
+        agreement(london_photos(args.faces, args.limit))
     if args.occlusion is not None:
         occlusion(args.occlusion)
 

@@ -80,11 +80,8 @@ def test_refused_runs_load_no_heavy_library(tmp_path):
     no_input = _plqa("explain", "--out", str(tmp_path / "b"))
     assert "give at least one INPUT" in str(no_input["code"]) and no_input["heavy"] == []
 
-    (tmp_path / "c").mkdir()
-    (tmp_path / "c" / "results.csv").write_text("file,status\n")
-    other_columns = _plqa("explain", "photo.jpg", "--out", str(tmp_path / "c"))
-    assert other_columns["code"] == 2 and "other columns" in other_columns["stderr"]
-    assert other_columns["heavy"] == []
+    missing = _plqa("calibrate", str(tmp_path / "no-such-folder"), "--out", str(tmp_path / "new.json"))
+    assert missing["code"] == 2 and "no-such-folder: no such folder" in missing["stderr"] and missing["heavy"] == []
 
     (tmp_path / "calibration.json").write_text("{}")
     exists = _plqa("calibrate", str(tmp_path), "--out", str(tmp_path / "calibration.json"))

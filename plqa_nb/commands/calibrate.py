@@ -114,6 +114,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{args.out} exists; use --overwrite to replace it")
     if args.folds < 2:
         raise ValueError("--folds must be at least 2")
+    for folder in (args.folder, args.compliant):
+        if folder is not None and not folder.is_dir():
+            raise ValueError(f"{folder}: no such folder")
     import torch  # the heavy part, once the run is accepted
 
     from ..backbones import load_backbone

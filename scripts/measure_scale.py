@@ -20,65 +20,20 @@ import csv
 import os
 import random
 import shutil
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
-import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
+from plqa_nb.bench import traced_run  # noqa: E402
 from tolerances import PATH_PLQ_ATOL, PATH_SALIENCY_REL, THREADS_QUALITY_ATOL, max_relative  # noqa: E402
-
-PLQA = [sys.executable, "-m", "plqa_nb.cli"]
-MB = 2 ** 20
 
 
 def rows(table: Path) -> list[dict]:
     with open(table) as f:
         return list(csv.DictReader(f))
-
-
-def count_rows(table: Path) -> int:
-    try:
-        with open(table, "rb") as f:
-            return max(0, f.read().count(b"\n") - 1)
-    except FileNotFoundError:
-        return 0
-
-
-def timed(args: list[str]) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(PLQA + args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
-
-
-def sampled(args: list[str], table: Path, period: float = 0.2) -> tuple[float, list[tuple[int, float, float]]]:
-    """Run plqa; (wall seconds, [(rows written, client RSS MiB, largest worker RSS MiB)] every ``period``)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(PLQA + args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client, samples, stop = psutil.Process(proc.pid), [], threading.Event()
-
-    def sample() -> None:
-        while not stop.is_set():
-            try:
-                workers = [c.memory_info().rss for c in client.children()]
-                samples.append((count_rows(table), client.memory_info().rss / MB, max(workers, default=0) / MB))
-            except psutil.Error:
-                pass
-            time.sleep(period)
-
-    thread = threading.Thread(target=sample, daemon=True)
-    thread.start()
-    code = proc.wait()
-    stop.set()
-    thread.join()
-    if code != 0:
-        raise SystemExit(f"plqa {' '.join(args)} exited with {code}")
-    return time.perf_counter() - t0, samples
 
 
 def main() -> None:
@@ -96,12 +51,13 @@ def main() -> None:
     photos = sorted(neutral.glob("*.jpg"))
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
-    bs = ["--batch-size", str(args.batch_size), "--overwrite"]
+    bs = ["--batch-size", args.batch_size, "--overwrite"]
 
     n = len(photos)
     if not args.large_only:
-        serial = timed(["explain", str(neutral), "--out", str(work / "serial"), *bs])
-        dist = timed(["explain", str(neutral), "--out", str(work / "workers"), *bs, "--workers", str(args.workers)])
+        serial = traced_run(["explain", neutral, "--out", work / "serial", *bs], work / "serial/results.csv").wall_s
+        dist = traced_run(["explain", neutral, "--out", work / "workers", *bs, "--workers", args.workers],
+                          work / "workers/results.csv").wall_s
         print(f"{n} London neutral photos: serial {serial:.1f} s ({n / serial:.2f} files/s), --workers "
               f"{args.workers} {dist:.1f} s ({n / dist:.2f} files/s), speed-up {serial / dist:.2f}; load average "
               f"{os.getloadavg()[0]:.1f}")
@@ -118,14 +74,14 @@ def main() -> None:
                     shutil.copyfile(p, link)
     total = args.copies * n
     big = work / "big"
-    wall, samples = sampled(["explain", str(links), "--out", str(big), *bs, "--workers", str(args.workers)],
-                            big / "results.csv")
-    first = [s for s in samples if s[0] < 1000]
-    last = [s for s in samples if s[0] >= total - 1000]
-    print(f"{total} linked files through --workers {args.workers}: {wall:.1f} s ({total / wall:.2f} files/s); "
-          f"client peak RSS {max(s[1] for s in first):.0f} MiB over the first 1000 rows, "
-          f"{max(s[1] for s in last):.0f} MiB over the last 1000; largest worker peak "
-          f"{max(s[2] for s in samples):.0f} MiB; load average {os.getloadavg()[0]:.1f}")
+    trace = traced_run(["explain", links, "--out", big, *bs, "--workers", args.workers], big / "results.csv")
+    first = [s for s in trace.samples if s[1] < 1000]
+    last = [s for s in trace.samples if s[1] >= total - 1000]
+    print(f"{total} linked files through --workers {args.workers}: {trace.wall_s:.1f} s "
+          f"({total / trace.wall_s:.2f} files/s, {trace.steady_files_per_s():.2f} from the first row to the last); "
+          f"client peak RSS {max(s[2] for s in first):.0f} MiB over the first 1000 rows, "
+          f"{max(s[2] for s in last):.0f} MiB over the last 1000; largest worker peak "
+          f"{max(s[3] for s in trace.samples):.0f} MiB; load average {os.getloadavg()[0]:.1f}")
 
     ref = {Path(r["file"]).name: r for r in rows(work / "serial" / "results.csv")}
     got = rows(big / "results.csv")

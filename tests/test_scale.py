@@ -1,6 +1,7 @@
 """Dataset scale on Dask (``plqa_nb.scale``): ``--workers`` gives the serial run's table and files, a worker
 killed mid-run loses and repeats nothing, and without the scale options dask is not even imported."""
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -110,3 +111,22 @@ def test_without_scale_options_dask_is_not_imported(faces_dir, tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
     assert _rows(tmp_path / "q.csv")[0]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_bench_scaling_table(faces_dir, tmp_path, capsys):
+    """`plqa bench --scaling`: a serial and a one-worker run of real photos, each timed and its memory sampled."""
+    src = tmp_path / "in"
+    _linked_photos(faces_dir, src, range(1, 4))
+    report = tmp_path / "scaling.json"
+    assert main(["bench", "--scaling", str(src), "--max-workers", "1", "--scaling-out", str(tmp_path / "runs"),
+                 "--batch-size", "1", "--json", str(report)]) == 0
+    table = capsys.readouterr().out
+    assert "| serial | 3 |" in table and "| 1 | 3 |" in table
+    serial, one = json.loads(report.read_text())["runs"]
+    assert (serial["workers"], one["workers"]) == (0, 1)
+    assert serial["files_per_s"] > 0 and one["files_per_s"] > 0
+    assert serial["client_peak_mb"] > 100 and serial["worker_peak_mb"] is None  # torch and the model: > 100 MiB
+    assert one["worker_peak_mb"] > 100  # the model lives in the worker
+    for name in ("serial", "workers-1"):
+        assert [r["status"] for r in _rows(tmp_path / "runs" / name / "results.csv")] == ["ok"] * 3

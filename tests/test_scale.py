@@ -12,12 +12,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from plqa_nb.batch import is_temporary
 from plqa_nb.cli import main
 
-from tolerances import (PATH_PLQ_ATOL, PATH_SALIENCY_REL, RENDERED_MAP_PIXEL_SHARE, THREADS_QUALITY_ATOL,
-                        max_relative)
+from tolerances import (FEEDBACK_NUMBER_ATOL, PATH_PLQ_ATOL, PATH_QUALITY_ATOL, PATH_SALIENCY_REL,
+                        RENDERED_MAP_PIXEL_SHARE, max_relative, same_text_but_numbers)
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -47,20 +48,24 @@ def test_workers_write_the_serial_runs_table_and_files(faces_dir, tmp_path):
     (src / "003b.jpg").write_text("not a photo\n")  # an error row between ok rows, in the same place
     serial, dist = tmp_path / "serial", tmp_path / "workers"
     assert main(["explain", str(src), "--out", str(serial), "--batch-size", "2"]) == 0
-    assert main(["explain", str(src), "--out", str(dist), "--batch-size", "2", "--workers", "2"]) == 0
+    # the workers run as many torch threads as this process: other thread counts move MTCNN's landmarks in their
+    # last bits, and with them a crop pixel by one grey level now and then (see docs/cluster.md)
+    assert main(["explain", str(src), "--out", str(dist), "--batch-size", "2", "--workers", "2",
+                 "--threads", str(torch.get_num_threads())]) == 0
     a, b = _rows(serial / "results.csv"), _rows(dist / "results.csv")
     assert [r["file"] for r in a] == [r["file"] for r in b] == sorted(str(p) for p in src.iterdir())
     assert [r["status"] for r in b].count("error") == 1 and "not a readable image" in b[3]["error"]
     for ra, rb in zip(a, b):
-        same = [c for c in ra if c not in FLOAT_COLUMNS + ("seconds",)]
+        same = [c for c in ra if c not in FLOAT_COLUMNS + ("seconds", "feedback")]
         assert {c: rb[c] for c in same} == {c: ra[c] for c in same}
+        assert same_text_but_numbers(rb["feedback"], ra["feedback"], FEEDBACK_NUMBER_ATOL), (ra, rb)
         for c in FLOAT_COLUMNS:
-            assert (ra[c] == rb[c] == "") or abs(float(ra[c]) - float(rb[c])) <= THREADS_QUALITY_ATOL
+            assert (ra[c] == rb[c] == "") or abs(float(ra[c]) - float(rb[c])) <= PATH_QUALITY_ATOL
     for r in (r for r in a if r["status"] == "ok"):
         za, zb = np.load(serial / r["output"]), np.load(dist / r["output"])
         assert sorted(za.files) == sorted(zb.files)
         assert np.array_equal(za["crop"], zb["crop"]) and np.array_equal(za["matrix"], zb["matrix"])
-        assert abs(float(za["quality"]) - float(zb["quality"])) <= THREADS_QUALITY_ATOL
+        assert abs(float(za["quality"]) - float(zb["quality"])) <= PATH_QUALITY_ATOL
         assert np.abs(za["plq"] - zb["plq"]).max() <= PATH_PLQ_ATOL
         assert max_relative(zb["saliency"], za["saliency"]) <= PATH_SALIENCY_REL
         png = r["output"].replace(".npz", ".png")

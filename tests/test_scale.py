@@ -81,11 +81,8 @@ def _workers_of(pid: int) -> list:
             if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
 
 
-@pytest.mark.slow
-def test_a_worker_killed_mid_run_loses_and_repeats_nothing(faces_dir, tmp_path):
-    """SIGKILLs one of two workers once the first row is written; its batches run again elsewhere."""
-    src, out = tmp_path / "in", tmp_path / "out"
-    photos = _linked_photos(faces_dir, src, range(1, 11))
+def _start_and_wait_for_a_row(src: Path, out: Path) -> tuple[subprocess.Popen, list]:
+    """Start `plqa explain --workers 2 --batch-size 1` and return it and its workers once it has written a row."""
     proc = subprocess.Popen([sys.executable, "-m", "plqa_nb.cli", "explain", str(src), "--out", str(out),
                              "--batch-size", "1", "--workers", "2"], env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -93,18 +90,55 @@ def test_a_worker_killed_mid_run_loses_and_repeats_nothing(faces_dir, tmp_path):
     while proc.poll() is None and time.time() < deadline and len(_rows(table) if table.exists() else []) < 1:
         time.sleep(0.05)
     workers = _workers_of(proc.pid)
-    written = len(_rows(table))
-    assert proc.poll() is None and len(workers) == 2 and written < len(photos), "kill too late: more photos"
-    workers[0].send_signal(signal.SIGKILL)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    rows = _rows(table)
-    assert sorted(r["file"] for r in rows) == sorted(map(str, photos))  # each file exactly once
+    assert proc.poll() is None and len(workers) == 2 and len(_rows(table)) < len(list(src.iterdir())), \
+        "kill too late: give it more photos"
+    return proc, workers
+
+
+def _check_complete(out: Path, photos: list[Path]) -> None:
+    """Every photo has exactly one row, ok, with its outputs, and no temporary is left."""
+    rows = _rows(out / "results.csv")
+    assert sorted(r["file"] for r in rows) == sorted(map(str, photos))
     assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
     for r in rows:
         assert np.load(out / r["output"])["plq"].shape == (150, 150)
         assert (out / r["output"].replace(".npz", ".png")).is_file()
     assert not [p for p in out.rglob("*") if is_temporary(p.name)]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_loses_and_repeats_nothing(faces_dir, tmp_path):
+    """SIGKILLs one of two workers once the first row is written; its batches run again elsewhere."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    photos = _linked_photos(faces_dir, src, range(1, 11))
+    proc, workers = _start_and_wait_for_a_row(src, out)
+    workers[0].send_signal(signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    _check_complete(out, photos)
+
+
+@pytest.mark.slow
+def test_a_killed_client_takes_its_workers_and_the_rerun_resumes(faces_dir, tmp_path):
+    """SIGKILLs the plqa process of a --workers run once it has written a row: its workers end with it, and a rerun
+    does the rest without rewriting what the first run recorded."""
+    import psutil
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    photos = _linked_photos(faces_dir, src, range(1, 9))
+    proc, workers = _start_and_wait_for_a_row(src, out)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, "workers outlived their client"
+    recorded = {p: p.read_bytes() for r in _rows(out / "results.csv") if r["status"] == "ok"
+                for p in (out / r["output"], (out / r["output"]).with_suffix(".png"))}
+    assert recorded
+    res = subprocess.run([sys.executable, "-m", "plqa_nb.cli", "explain", str(src), "--out", str(out),
+                          "--workers", "2"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    _check_complete(out, photos)
+    assert {p: p.read_bytes() for p in recorded} == recorded
 
 
 def test_without_scale_options_dask_is_not_imported(faces_dir, tmp_path):

@@ -297,3 +297,109 @@ def format_table(result: dict) -> str:
         lines += ["", f"best: {r['best_throughput']['faces_per_s']:.0f} maps/s at batch "
                       f"{r['best_throughput']['batch_size']} (target ≥ {TARGETS['cuda_faces_per_s']:.0f})"]
     return "\n".join(lines)
+
+
+# -- scaling over Dask workers (``plqa bench --scaling FOLDER``) ----------------------------------------------------
+@dataclass
+class TracedRun:
+    """A ``plqa`` command run in a child process: its wall seconds and, every ``period`` seconds, (seconds since
+    start, rows in its table, the command's resident memory MiB, its largest child process's MiB)."""
+    wall_s: float
+    samples: list[tuple[float, int, float, float]]
+
+    def steady_files_per_s(self) -> float | None:
+        """Rows per second between the first and the last sample that saw a new row (None: too few samples)."""
+        first = next((s for s in self.samples if s[1] > 0), None)
+        last = max(self.samples, key=lambda s: (s[1], -s[0]), default=None)
+        if first is None or last is None or last[0] <= first[0]:
+            return None
+        return (last[1] - first[1]) / (last[0] - first[0])
+
+
+def _rows_in(table: os.PathLike) -> int:
+    try:
+        with open(table, "rb") as f:
+            return max(0, f.read().count(b"\n") - 1)
+    except FileNotFoundError:
+        return 0
+
+
+def traced_run(argv: list[str], table: os.PathLike, period: float = 0.2) -> TracedRun:
+    """Run ``python -m plqa_nb.cli *argv`` (this interpreter), sampling its table's rows and its memory and
+    its children's (Dask workers); raises RuntimeError with its stderr's end if it fails."""
+    import subprocess
+    import tempfile
+    import threading
+
+    import psutil
+
+    samples: list[tuple[float, int, float, float]] = []
+    stop = threading.Event()
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([sys.executable, "-m", "plqa_nb.cli", *map(str, argv)], stdout=subprocess.DEVNULL,
+                                stderr=err)
+        me = psutil.Process(proc.pid)
+
+        def sample() -> None:
+            while not stop.is_set():
+                try:
+                    children = [c.memory_info().rss for c in me.children()]
+                    samples.append((time.perf_counter() - t0, _rows_in(table), me.memory_info().rss / 2 ** 20,
+                                    max(children, default=0) / 2 ** 20))
+                except psutil.Error:  # the process ended, or a child did
+                    pass
+                time.sleep(period)
+
+        thread = threading.Thread(target=sample, daemon=True)
+        thread.start()
+        code = proc.wait()
+        wall = time.perf_counter() - t0
+        stop.set()
+        thread.join()
+        if code != 0:
+            err.seek(0)
+            raise RuntimeError(f"plqa {' '.join(map(str, argv))} exited with {code}: "
+                               f"{err.read().decode(errors='replace')[-2000:]}")
+    return TracedRun(wall, samples)
+
+
+def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_size: int = 8,
+                  log: Callable[[str], None] = lambda msg: None) -> dict:
+    """``plqa explain`` over ``inputs`` serially and with ``--workers`` 1 … ``max_workers`` (outputs under
+    ``work``, replaced). Per run: files, wall seconds and files/s (imports, model loads and cluster start
+    included), steady files/s (from the first row to the last), efficiency (steady files/s over workers × that
+    of 1 worker), the client's and the largest worker's peak resident memory (MiB, sampled every 0.2 s)."""
+    from pathlib import Path
+
+    runs = []
+    for workers in [None, *range(1, max_workers + 1)]:
+        out = Path(work) / (f"workers-{workers}" if workers else "serial")
+        argv = ["explain", *inputs, "--out", out, "--batch-size", batch_size, "--overwrite"]
+        log(f"scaling: {'serial' if workers is None else f'--workers {workers}'}")
+        trace = traced_run(argv + (["--workers", workers] if workers else []), out / "results.csv")
+        files = _rows_in(out / "results.csv")
+        runs.append({"workers": workers or 0, "files": files, "wall_s": trace.wall_s,
+                     "files_per_s": files / trace.wall_s, "steady_files_per_s": trace.steady_files_per_s(),
+                     "client_peak_mb": max((s[2] for s in trace.samples), default=None),
+                     "worker_peak_mb": max((s[3] for s in trace.samples), default=None) if workers else None})
+    one = runs[1]["steady_files_per_s"] if len(runs) > 1 else None
+    for r in runs[1:]:
+        r["efficiency"] = r["steady_files_per_s"] / (r["workers"] * one) if one and r["steady_files_per_s"] else None
+    return {"runs": runs, "batch_size": batch_size, "cpu_count": os.cpu_count(), "load_average": _load_average()}
+
+
+def format_scaling(result: dict) -> str:
+    """Markdown table of a ``scaling_table`` result."""
+    def f(v, fmt: str) -> str:
+        return "–" if v is None else format(v, fmt)
+
+    lines = [f"`plqa explain`, batch size {result['batch_size']}, {result['cpu_count']} CPUs, load average "
+             f"{f(result['load_average'], '.1f')} at the end", "",
+             "| workers | files | wall s | files/s (wall) | files/s (steady) | efficiency | client peak MiB | "
+             "worker peak MiB |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in result["runs"]:
+        lines.append(f"| {r['workers'] or 'serial'} | {r['files']} | {r['wall_s']:.1f} | {r['files_per_s']:.2f} | "
+                     f"{f(r['steady_files_per_s'], '.2f')} | {f(r.get('efficiency'), '.2f')} | "
+                     f"{f(r['client_peak_mb'], '.0f')} | {f(r['worker_peak_mb'], '.0f')} |")
+    return "\n".join(lines)

@@ -28,8 +28,9 @@ import secrets
 import sys
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Protocol, Sequence
+from typing import Any, Callable, Iterator, Protocol, Sequence
 
 from .batch import (BatchRows, BatchSummary, ResultTable, RowWriter, chunks, pending_files, process_files,
                     remove_stale_temporaries, run_batch)
@@ -87,7 +88,7 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
     if workers is not None and threads is None:
         threads = max(1, available_cores() // workers)
     files, todo = pending_files(inputs, table)
-    with _client(workers, scheduler, threads) as client, RowWriter(table, len(todo), desc) as writer:
+    with cluster_client(workers, scheduler, threads) as client, RowWriter(table, len(todo), desc) as writer:
         _run_on_cluster(client, todo, writer, make_step, batch_size, debug, threads)
     if outputs is not None:
         removed = remove_stale_temporaries(outputs)
@@ -96,37 +97,32 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
     return writer.summary(files, todo)
 
 
-class _client:
-    """A ``distributed.Client`` of a new LocalCluster (``workers``) or of the cluster at ``scheduler``; prints
-    the dashboard's address when one is up (it needs bokeh)."""
+@contextmanager
+def cluster_client(workers: int | None, scheduler: str | None, threads: int | None) -> Iterator:
+    """A ``distributed.Client`` of a new LocalCluster of ``workers`` processes or of the cluster at ``scheduler``,
+    closed on exit; prints the dashboard's address when one is up (it needs bokeh)."""
+    import logging
 
-    def __init__(self, workers: int | None, scheduler: str | None, threads: int | None):
-        self.workers, self.scheduler, self.threads = workers, scheduler, threads
-        self.cluster = None
+    from distributed import Client, LocalCluster
 
-    def __enter__(self):
-        import logging
-
-        from distributed import Client, LocalCluster
-
-        if self.scheduler is not None:
-            self.client = Client(self.scheduler)
-        else:
-            # one task at a time per worker; torch gets the threads (the nanny would otherwise set
-            # OMP_NUM_THREADS=1 in the workers)
-            self.cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True,
-                                        silence_logs=logging.ERROR, dashboard_address=":0",
-                                        env={"OMP_NUM_THREADS": str(self.threads)})
-            self.client = Client(self.cluster)
+    cluster = None
+    if scheduler is not None:
+        client = Client(scheduler)
+    else:
+        # one task at a time per worker; torch gets the threads (the nanny would otherwise set OMP_NUM_THREADS=1);
+        # a failed task's error reaches the client, which reports it: the workers' own logs stay quiet
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, silence_logs=logging.CRITICAL,
+                               dashboard_address=":0", env={"OMP_NUM_THREADS": str(threads)})
+        client = Client(cluster)
+    try:
         # without bokeh the scheduler still answers on the dashboard's port, with a page asking for bokeh
-        if importlib.util.find_spec("bokeh") and "dashboard" in self.client.scheduler_info().get("services", {}):
-            print(f"plqa: Dask dashboard at {self.client.dashboard_link}", file=sys.stderr)
-        return self.client
-
-    def __exit__(self, *exc) -> None:
-        self.client.close()
-        if self.cluster is not None:
-            self.cluster.close()
+        if importlib.util.find_spec("bokeh") and "dashboard" in client.scheduler_info().get("services", {}):
+            print(f"plqa: Dask dashboard at {client.dashboard_link}", file=sys.stderr)
+        yield client
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
 
 
 def _run_on_cluster(client, todo: list[Path], writer: RowWriter, make_step: StepFactory, batch_size: int,

@@ -124,7 +124,7 @@ def test_workers_give_the_serial_image_table(dataset, default_run, tmp_path):
     serial, code = default_run
     assert code == 0
     out = tmp_path / "workers"
-    assert main(["evaluate", "erc", str(dataset), "--out", str(out), "--workers", "2"]) == 0
+    assert main(["evaluate", "erc", str(dataset), "--out", str(out), "--workers", "2"]) == 0  # 1 torch thread each
     a, b = _csv(serial / "images.csv"), _csv(out / "images.csv")
     assert [r["file"] for r in b] == [r["file"] for r in a]
     for ra, rb in zip(a, b):

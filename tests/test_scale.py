@@ -1,6 +1,7 @@
 """Dataset scale on Dask (``plqa_nb.scale``): ``--workers`` gives the serial run's table and files, a worker
 killed mid-run loses and repeats nothing, and without the scale options dask is not even imported."""
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -11,12 +12,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+import torch
 
 from plqa_nb.batch import is_temporary
 from plqa_nb.cli import main
 
-from tolerances import (PATH_PLQ_ATOL, PATH_SALIENCY_REL, RENDERED_MAP_PIXEL_SHARE, THREADS_QUALITY_ATOL,
-                        max_relative)
+from tolerances import (FEEDBACK_NUMBER_ATOL, PATH_PLQ_ATOL, PATH_QUALITY_ATOL, PATH_SALIENCY_REL,
+                        RENDERED_MAP_PIXEL_SHARE, max_relative, same_text_but_numbers)
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -46,20 +48,24 @@ def test_workers_write_the_serial_runs_table_and_files(faces_dir, tmp_path):
     (src / "003b.jpg").write_text("not a photo\n")  # an error row between ok rows, in the same place
     serial, dist = tmp_path / "serial", tmp_path / "workers"
     assert main(["explain", str(src), "--out", str(serial), "--batch-size", "2"]) == 0
-    assert main(["explain", str(src), "--out", str(dist), "--batch-size", "2", "--workers", "2"]) == 0
+    # the workers run as many torch threads as this process: other thread counts move MTCNN's landmarks in their
+    # last bits, and with them a crop pixel by one grey level now and then (see docs/cluster.md)
+    assert main(["explain", str(src), "--out", str(dist), "--batch-size", "2", "--workers", "2",
+                 "--threads", str(torch.get_num_threads())]) == 0
     a, b = _rows(serial / "results.csv"), _rows(dist / "results.csv")
     assert [r["file"] for r in a] == [r["file"] for r in b] == sorted(str(p) for p in src.iterdir())
     assert [r["status"] for r in b].count("error") == 1 and "not a readable image" in b[3]["error"]
     for ra, rb in zip(a, b):
-        same = [c for c in ra if c not in FLOAT_COLUMNS + ("seconds",)]
+        same = [c for c in ra if c not in FLOAT_COLUMNS + ("seconds", "feedback")]
         assert {c: rb[c] for c in same} == {c: ra[c] for c in same}
+        assert same_text_but_numbers(rb["feedback"], ra["feedback"], FEEDBACK_NUMBER_ATOL), (ra, rb)
         for c in FLOAT_COLUMNS:
-            assert (ra[c] == rb[c] == "") or abs(float(ra[c]) - float(rb[c])) <= THREADS_QUALITY_ATOL
+            assert (ra[c] == rb[c] == "") or abs(float(ra[c]) - float(rb[c])) <= PATH_QUALITY_ATOL
     for r in (r for r in a if r["status"] == "ok"):
         za, zb = np.load(serial / r["output"]), np.load(dist / r["output"])
         assert sorted(za.files) == sorted(zb.files)
         assert np.array_equal(za["crop"], zb["crop"]) and np.array_equal(za["matrix"], zb["matrix"])
-        assert abs(float(za["quality"]) - float(zb["quality"])) <= THREADS_QUALITY_ATOL
+        assert abs(float(za["quality"]) - float(zb["quality"])) <= PATH_QUALITY_ATOL
         assert np.abs(za["plq"] - zb["plq"]).max() <= PATH_PLQ_ATOL
         assert max_relative(zb["saliency"], za["saliency"]) <= PATH_SALIENCY_REL
         png = r["output"].replace(".npz", ".png")
@@ -75,11 +81,8 @@ def _workers_of(pid: int) -> list:
             if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
 
 
-@pytest.mark.slow
-def test_a_worker_killed_mid_run_loses_and_repeats_nothing(faces_dir, tmp_path):
-    """SIGKILLs one of two workers once the first row is written; its batches run again elsewhere."""
-    src, out = tmp_path / "in", tmp_path / "out"
-    photos = _linked_photos(faces_dir, src, range(1, 11))
+def _start_and_wait_for_a_row(src: Path, out: Path) -> tuple[subprocess.Popen, list]:
+    """Start `plqa explain --workers 2 --batch-size 1` and return it and its workers once it has written a row."""
     proc = subprocess.Popen([sys.executable, "-m", "plqa_nb.cli", "explain", str(src), "--out", str(out),
                              "--batch-size", "1", "--workers", "2"], env=ENV, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
@@ -87,18 +90,55 @@ def test_a_worker_killed_mid_run_loses_and_repeats_nothing(faces_dir, tmp_path):
     while proc.poll() is None and time.time() < deadline and len(_rows(table) if table.exists() else []) < 1:
         time.sleep(0.05)
     workers = _workers_of(proc.pid)
-    written = len(_rows(table))
-    assert proc.poll() is None and len(workers) == 2 and written < len(photos), "kill too late: more photos"
-    workers[0].send_signal(signal.SIGKILL)
-    _, err = proc.communicate(timeout=300)
-    assert proc.returncode == 0, err
-    rows = _rows(table)
-    assert sorted(r["file"] for r in rows) == sorted(map(str, photos))  # each file exactly once
+    assert proc.poll() is None and len(workers) == 2 and len(_rows(table)) < len(list(src.iterdir())), \
+        "kill too late: give it more photos"
+    return proc, workers
+
+
+def _check_complete(out: Path, photos: list[Path]) -> None:
+    """Every photo has exactly one row, ok, with its outputs, and no temporary is left."""
+    rows = _rows(out / "results.csv")
+    assert sorted(r["file"] for r in rows) == sorted(map(str, photos))
     assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
     for r in rows:
         assert np.load(out / r["output"])["plq"].shape == (150, 150)
         assert (out / r["output"].replace(".npz", ".png")).is_file()
     assert not [p for p in out.rglob("*") if is_temporary(p.name)]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_run_loses_and_repeats_nothing(faces_dir, tmp_path):
+    """SIGKILLs one of two workers once the first row is written; its batches run again elsewhere."""
+    src, out = tmp_path / "in", tmp_path / "out"
+    photos = _linked_photos(faces_dir, src, range(1, 11))
+    proc, workers = _start_and_wait_for_a_row(src, out)
+    workers[0].send_signal(signal.SIGKILL)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    _check_complete(out, photos)
+
+
+@pytest.mark.slow
+def test_a_killed_client_takes_its_workers_and_the_rerun_resumes(faces_dir, tmp_path):
+    """SIGKILLs the plqa process of a --workers run once it has written a row: its workers end with it, and a rerun
+    does the rest without rewriting what the first run recorded."""
+    import psutil
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    photos = _linked_photos(faces_dir, src, range(1, 9))
+    proc, workers = _start_and_wait_for_a_row(src, out)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    _, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, "workers outlived their client"
+    recorded = {p: p.read_bytes() for r in _rows(out / "results.csv") if r["status"] == "ok"
+                for p in (out / r["output"], (out / r["output"]).with_suffix(".png"))}
+    assert recorded
+    res = subprocess.run([sys.executable, "-m", "plqa_nb.cli", "explain", str(src), "--out", str(out),
+                          "--workers", "2"], env=ENV, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    _check_complete(out, photos)
+    assert {p: p.read_bytes() for p in recorded} == recorded
 
 
 def test_without_scale_options_dask_is_not_imported(faces_dir, tmp_path):
@@ -110,3 +150,22 @@ def test_without_scale_options_dask_is_not_imported(faces_dir, tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
     assert _rows(tmp_path / "q.csv")[0]["status"] == "ok"
+
+
+@pytest.mark.slow
+def test_bench_scaling_table(faces_dir, tmp_path, capsys):
+    """`plqa bench --scaling`: a serial and a one-worker run of real photos, each timed and its memory sampled."""
+    src = tmp_path / "in"
+    _linked_photos(faces_dir, src, range(1, 4))
+    report = tmp_path / "scaling.json"
+    assert main(["bench", "--scaling", str(src), "--max-workers", "1", "--scaling-out", str(tmp_path / "runs"),
+                 "--batch-size", "1", "--json", str(report)]) == 0
+    table = capsys.readouterr().out
+    assert "| serial | 3 |" in table and "| 1 | 3 |" in table
+    serial, one = json.loads(report.read_text())["runs"]
+    assert (serial["workers"], one["workers"]) == (0, 1)
+    assert serial["files_per_s"] > 0 and one["files_per_s"] > 0
+    assert serial["client_peak_mb"] > 100 and serial["worker_peak_mb"] is None  # torch and the model: > 100 MiB
+    assert one["worker_peak_mb"] > 100  # the model lives in the worker
+    for name in ("serial", "workers-1"):
+        assert [r["status"] for r in _rows(tmp_path / "runs" / name / "results.csv")] == ["ok"] * 3

@@ -48,6 +48,21 @@ SFACE_PARITY_ATOL = 1e-5
 # in Q̂ (6.7e-6 in raw Q) of the utility head, 1 against 2 threads, on the 17 images of the ERC test set.
 THREADS_QUALITY_ATOL = 1e-4
 
+# Numbers printed with two decimals in `plqa explain`'s feedback text (mean PLQ of the face and of a region): a
+# value next to a rounding edge moves one step under changes of the size above. Measured: 0.66 against 0.65 for
+# one of 2040 files between a serial and a --workers 2 run.
+FEEDBACK_NUMBER_ATOL = 0.01 + 1e-9
+
+
+def same_text_but_numbers(a: str, b: str, atol: float) -> bool:
+    """Whether two texts agree word for word and their decimal numbers within ``atol``."""
+    import re
+
+    pa, pb = re.split(r"(\d+\.\d+)", a), re.split(r"(\d+\.\d+)", b)
+    return len(pa) == len(pb) and all(x == y if i % 2 == 0 else abs(float(x) - float(y)) <= atol
+                                      for i, (x, y) in enumerate(zip(pa, pb)))
+
+
 # The side-by-side PNG of a map (crop | colour-mapped PLQ): share of pixels that may differ between two runs whose
 # PLQ maps agree to PATH_PLQ_ATOL (a map value next to a colormap bin edge may land in the neighbouring bin):
 # measured 0 (bit-identical files) between serial and --workers 2 runs on 5 London photos.

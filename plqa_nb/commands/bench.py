@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import torch
 
 from ..backbones import DEFAULT_BACKBONE
 from ..batch import atomic_write_bytes
-from ..bench import bench_backbones, format_table, run_benchmark
+from ..bench import bench_backbones, format_scaling, format_table, run_benchmark, scaling_table
 from . import VERBS
 
 
@@ -39,16 +40,31 @@ def register(sub) -> None:
     p.add_argument("--autocast", action="store_true", help="run the measured calls under bfloat16 autocast")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default torch's; 1 gives steadier CPU figures on a busy machine)")
+    p.add_argument("--scaling", type=Path, nargs="+", default=None, metavar="INPUT",
+                   help="instead: `plqa explain` over these photos serially and with --workers 1 … --max-workers: "
+                        "files/s, efficiency, peak memory of the client and per worker")
+    p.add_argument("--max-workers", type=int, default=os.cpu_count() or 1,
+                   help="--scaling: the most workers (default: the CPU count)")
+    p.add_argument("--scaling-out", type=Path, default=Path("results/bench-scaling"),
+                   help="--scaling: where the runs write (replaced; default results/bench-scaling)")
+    p.add_argument("--batch-size", type=int, default=8, help="--scaling: files per batch (default 8)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
-    result = run_benchmark(args.device, args.backbone, quick=args.quick, batch_sizes=args.batch_sizes,
-                           repeats=args.repeats, m=args.m, autocast=args.autocast,
-                           log=lambda msg: print(f"plqa bench: {msg}", file=sys.stderr))
+    def log(msg: str) -> None:
+        print(f"plqa bench: {msg}", file=sys.stderr)
+
+    if args.scaling is not None:
+        result = scaling_table(list(map(str, args.scaling)), args.scaling_out, args.max_workers, args.batch_size, log)
+        table = format_scaling(result)
+    else:
+        if args.threads is not None:
+            torch.set_num_threads(args.threads)
+        result = run_benchmark(args.device, args.backbone, quick=args.quick, batch_sizes=args.batch_sizes,
+                               repeats=args.repeats, m=args.m, autocast=args.autocast, log=log)
+        table = format_table(result)
     if args.json is not None:
         atomic_write_bytes(args.json, (json.dumps(result, indent=2) + "\n").encode())
-    print(format_table(result))
+    print(table)
     return 0

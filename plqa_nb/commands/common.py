@@ -74,7 +74,11 @@ MODEL_OPTIONS = ("backbone", "quality", "calibration", "norm", "device", "seed",
 
 def model_options(args: argparse.Namespace) -> argparse.Namespace:
     """The options of ``add_model_options`` alone: what ``make_explainer`` reads, small and picklable (a worker
-    process builds its own model from them)."""
+    process builds its own model from them). Resolves the configuration once here, without loading a network, so
+    that a bad --calibration stops the run before any worker starts (ValueError/KeyError naming the file)."""
+    from ..config import resolve_config
+
+    resolve_config(args.backbone, args.quality, args.calibration, norm=args.norm, seed=args.seed)
     return argparse.Namespace(**{k: getattr(args, k) for k in MODEL_OPTIONS})
 
 

@@ -7,7 +7,7 @@
    how many of the occluded variants (DIR/images/<photo>/<violation>.png) each detector finds a face in, per
    occluder kind (and in the clean crops, reference.png).
 
-    python scripts/detector_agreement.py [--faces ../shared/faces] [--occlusion DIR [--skip-london]] [--limit N]
+    python research/detector_agreement.py [--faces ../shared/faces] [--occlusion DIR [--skip-london]] [--limit N]
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ LOCK := requirements.lock
 ISA_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 ISA_SSE41 := ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default
 
-.PHONY: demo test test-numerics test-numerics-quick lab app bench docs docs-serve notebooks readme-figure lock clean \
+.PHONY: demo test test-numerics test-numerics-quick lab app bench bench-gpu docs docs-serve notebooks readme-figure lock clean \
 	calibrations check-calibrations
 
 # the exact versions of requirements.lock, then the package itself without resolving anything again
@@ -45,6 +45,12 @@ app: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/plqa bench --json results/bench.json
+
+# the GPU rows of the benchmark, on a machine with CUDA: the FaceNet-size network (random weights: timing only) and
+# the shipped dlib-resnet, batch sizes up to 512
+bench-gpu: $(STAMP)
+	$(BIN)/plqa bench --device cuda --backbone facenet-random --json results/bench_gpu_facenet.json
+	$(BIN)/plqa bench --device cuda --json results/bench_gpu_dlib.json
 
 # the documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or a missing page fails
 docs: $(STAMP)

@@ -169,3 +169,48 @@ def test_bench_scaling_table(faces_dir, tmp_path, capsys):
     assert one["worker_peak_mb"] > 100  # the model lives in the worker
     for name in ("serial", "workers-1"):
         assert [r["status"] for r in _rows(tmp_path / "runs" / name / "results.csv")] == ["ok"] * 3
+
+
+@pytest.mark.slow
+def test_scheduler_of_a_running_cluster(faces_dir, tmp_path):
+    """`plqa quality --scheduler ADDRESS` on a cluster started with dask's own commands (as dask-jobqueue's jobs
+    start theirs) gives the serial table: its worker runs one torch thread, the serial run too (--threads 1)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = subprocess.Popen([sys.executable, "-c", "from distributed.cli.dask_scheduler import main; main()",
+                                  "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], env=ENV,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = subprocess.Popen([sys.executable, "-c", "from distributed.cli.dask_worker import main; main()", address,
+                               "--nthreads", "1", "--nworkers", "1", "--no-dashboard"], env=ENV,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        from distributed import Client
+
+        with Client(address, timeout=120) as client:  # the run would wait for a worker forever: not the test
+            client.wait_for_workers(1, timeout=120)
+        src = tmp_path / "in"
+        _linked_photos(faces_dir, src, range(1, 4))
+        (src / "002b.jpg").write_bytes(b"")
+        threads = torch.get_num_threads()
+        try:
+            assert main(["quality", str(src), "--out", str(tmp_path / "serial.csv"), "--threads", "1"]) == 0
+        finally:
+            torch.set_num_threads(threads)  # --threads set this process's torch threads
+        assert main(["quality", str(src), "--out", str(tmp_path / "cluster.csv"), "--scheduler", address]) == 0
+    finally:
+        worker.terminate()
+        worker.wait(60)
+        scheduler.terminate()
+        scheduler.wait(60)
+    a, b = _rows(tmp_path / "serial.csv"), _rows(tmp_path / "cluster.csv")
+    assert [r["file"] for r in b] == [r["file"] for r in a] and [r["status"] for r in b] == ["ok", "ok", "error", "ok"]
+    for ra, rb in zip(a, b):
+        for c in ra:
+            if c in FLOAT_COLUMNS and ra[c]:
+                assert abs(float(rb[c]) - float(ra[c])) <= PATH_QUALITY_ATOL, (ra["file"], c)
+            elif c != "seconds":
+                assert rb[c] == ra[c], (ra["file"], c)

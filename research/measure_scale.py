@@ -14,7 +14,7 @@
    run has torch's default and each worker the cores split between the workers: other thread counts move
    MTCNN's landmarks in their last bits, which moves some crop pixels by a grey level and the maps with them.
 
-Usage: python scripts/measure_scale.py --work /tmp/scale [--faces DIR] [--copies 20] [--workers 2]
+Usage: python research/measure_scale.py --work /tmp/scale [--faces DIR] [--copies 20] [--workers 2]
        [--large-only | --compare-only]
 """
 from __future__ import annotations

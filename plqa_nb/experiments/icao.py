@@ -9,8 +9,8 @@
 * background: clutter behind the head.
 
 ``run`` explains the compliant crop and all its variants in one batch and returns, per variant,
-Q̂, quality_lost = Q̂_ref − Q̂ (Δ_Q̂ with Eq. 7's sign: positive means worse), the mean PLQ per face region, the
-worst face region (lowest mean PLQ), the most degraded region against the compliant photo
+Q̂, quality_lost = Q̂_ref − Q̂ (Δ_Q̂ with Eq. 7's sign: positive means worse), quality_raw_lost (the same of the
+estimator's raw Q), the mean PLQ per face region, the worst face region (lowest mean PLQ), the most degraded region against the compliant photo
 (``regions.degraded_region``) and a sentence of feedback. ``run_as_is`` gives the same table for real
 (non-synthetic) photos, optionally against a compliant reference.
 """
@@ -33,8 +33,8 @@ from .feedback import feedback
 
 CATEGORIES = ("occlusion", "lighting", "sharpness", "geometry", "background")
 #: the columns of a row besides ``file`` (``plqa experiment icao`` adds status and timing columns around them)
-COLUMNS = (["violation", "category", "affected_region", "quality", "quality_ref", "quality_lost",
-            "worst_region", "degraded_region", "degraded_ratio", "flagged_region", "flag_score"] + [f"plq_{r}" for r in REGIONS + ("face",)] + ["feedback"])
+COLUMNS = (["violation", "category", "affected_region", "quality", "quality_ref", "quality_lost", "quality_raw",
+            "quality_raw_lost", "worst_region", "degraded_region", "degraded_ratio", "flagged_region", "flag_score"] + [f"plq_{r}" for r in REGIONS + ("face",)] + ["feedback"])
 
 
 @dataclass
@@ -210,6 +210,7 @@ def measure(explainer: Explainer, entries: list[dict], reference: FaceCrop | Non
     x = crops_to_tensor(images, explainer.device)
     out = explainer.explain_tensor(x, seed)
     q = out["quality"].cpu().numpy().astype(float)
+    raw = out["quality_raw"].cpu().numpy().astype(float)
     plq, sal = out["plq"].cpu().numpy(), out["saliency"].cpu().numpy()
     defects = deviation_maps(explainer, images)
     s = images[0].shape[0]
@@ -220,7 +221,8 @@ def measure(explainer: Explainer, entries: list[dict], reference: FaceCrop | Non
     rows, panels, loc = [], [], []
     occluded = [i for i, e in enumerate(entries) if e.get("occluder") is not None]
     extra = [m for m in dict.fromkeys([DRIVER, *methods]) if m != DRIVER] if methods else []
-    attributions = {m: explainer.attribution_method(m).attribute(explainer.model, x[occluded], out["weights"][occluded], seed=seed)
+    attributions = {m: explainer.attribution_method(m).attribute(explainer.model, x[occluded],
+                                                                 out["weights"][occluded], seed=seed)
                     for m in extra if occluded}
     for i, e in enumerate(entries):
         masks = region_masks(e["landmarks"], s)
@@ -231,6 +233,8 @@ def measure(explainer: Explainer, entries: list[dict], reference: FaceCrop | Non
                      "affected_region": e["affected"], "quality": float(q[i]),
                      "quality_ref": float(q[0]) if reference is not None else "",
                      "quality_lost": float(q[0] - q[i]) if reference is not None else "",
+                     "quality_raw": float(raw[i]),
+                     "quality_raw_lost": float(raw[0] - raw[i]) if reference is not None else "",
                      **_region_row(plq[i], masks, float(q[i]), degraded, flag)})
         panels.append(Panel(e["image"], plq[i], float(q[i]), e["violation"]))
         if methods and i in occluded:
@@ -294,7 +298,8 @@ def run_as_is(explainer: Explainer, faces: Sequence[FaceLike], reference: FaceLi
 
 
 def summary(rows: Sequence[dict]) -> list[dict]:
-    """Per violation (and all occlusions together): faces, share with quality lost (> 0), its median, the shares
+    """Per violation (and all occlusions together): faces, share with quality lost (> 0; and with the estimator's raw
+    Q lost, which Q̂ near 1 can hide below the CSV's rounding), its median, the shares
     whose worst_region / degraded_region / flagged_region is among affected_region (occlusions; NaN otherwise),
     and the share with nothing flagged; the compliant references first (their flagged_empty share)."""
     refs = [r for r in rows if r["violation"] == "reference"]
@@ -307,11 +312,14 @@ def summary(rows: Sequence[dict]) -> list[dict]:
         if not sel:
             continue
         dq = np.array([float(r["quality_lost"]) if r["quality_lost"] != "" else np.nan for r in sel])
+        draw = np.array([float(r["quality_raw_lost"]) if r.get("quality_raw_lost", "") != "" else np.nan
+                         for r in sel])
         occ = [r for r in sel if r["category"] == "occlusion"]
         hits = {c: float(np.mean([r[c] in str(r["affected_region"]).split("+") for r in occ])) if occ else float("nan")
                 for c in ("worst_region", "degraded_region", "flagged_region")}
         pos = float(np.mean(dq[~np.isnan(dq)] > 0)) if not np.isnan(dq).all() else float("nan")
-        out.append({"violation": name, "n": len(sel), "quality_lost_pos": pos,
+        raw_pos = float(np.mean(draw[~np.isnan(draw)] > 0)) if not np.isnan(draw).all() else float("nan")
+        out.append({"violation": name, "n": len(sel), "quality_lost_pos": pos, "raw_lost_pos": raw_pos,
                     "quality_lost_median": float(np.median(dq)), "worst_is_affected": hits["worst_region"],
                     "degraded_is_affected": hits["degraded_region"], "flagged_is_affected": hits["flagged_region"],
                     "flagged_empty": float(np.mean([r["flagged_region"] == "" for r in sel]))})

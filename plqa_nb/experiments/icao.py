@@ -10,8 +10,8 @@
 
 ``run`` explains the compliant crop and all its variants in one batch and returns, per variant,
 Q̂, quality_lost = Q̂_ref − Q̂ (Δ_Q̂ with Eq. 7's sign: positive means worse), quality_raw_lost (the same of the
-estimator's raw Q), the mean PLQ per face region, the worst face region (lowest mean PLQ), the most degraded region against the compliant photo
-(``regions.degraded_region``) and a sentence of feedback. ``run_as_is`` gives the same table for real
+estimator's raw Q), the mean PLQ per face region, the worst face region (lowest mean PLQ), the most degraded region
+against the compliant photo (``regions.degraded_region``) and a sentence of feedback. ``run_as_is`` gives the same table for real
 (non-synthetic) photos, optionally against a compliant reference.
 """
 from __future__ import annotations

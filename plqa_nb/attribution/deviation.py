@@ -32,11 +32,13 @@ FOLDS = 5  # the threshold is set on compliant faces the norm was not fitted on 
 _MIN_STD = 1e-3  # floor of a feature's spread (a channel that is constant on compliant faces)
 
 
-def _pack(a: np.ndarray) -> dict:
+def pack_array(a: np.ndarray) -> dict:
+    """An array as JSON: its shape and its float16 bytes in base64 (``unpack_array`` reads it back)."""
     return {"shape": list(a.shape), "float16_base64": base64.b64encode(a.astype("<f2").tobytes()).decode()}
 
 
-def _unpack(rec: dict) -> np.ndarray:
+def unpack_array(rec: dict) -> np.ndarray:
+    """The float32 array of a ``pack_array`` record."""
     return np.frombuffer(base64.b64decode(rec["float16_base64"]), "<f2").astype(np.float32).reshape(rec["shape"])
 
 
@@ -58,12 +60,14 @@ class FeatureNorm:
 
     def record(self) -> dict:
         """JSON-ready entries (arrays as float16, base64)."""
-        return {"taps": list(self.taps), "mean": [_pack(m) for m in self.mean], "std": [_pack(s) for s in self.std],
+        return {"taps": list(self.taps), "mean": [pack_array(m) for m in self.mean],
+                "std": [pack_array(s) for s in self.std],
                 "level": list(self.level), "threshold": self.threshold}
 
     @classmethod
     def from_record(cls, rec: dict) -> "FeatureNorm":
-        return cls(tuple(rec["taps"]), tuple(_unpack(m) for m in rec["mean"]), tuple(_unpack(s) for s in rec["std"]),
+        return cls(tuple(rec["taps"]), tuple(unpack_array(m) for m in rec["mean"]),
+                   tuple(unpack_array(s) for s in rec["std"]),
                    tuple(float(v) for v in rec["level"]), float(rec["threshold"]))
 
 

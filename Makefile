@@ -92,7 +92,7 @@ DEV_PHOTOS := $(FACES)/london/smiling
 LONDON := photos: Face Research Lab London Set, smiling, CC BY 4.0, DeBruine & Jones 2017
 CALIBRATE = $(BIN)/plqa calibrate $(DEV_PHOTOS) --note "$(LONDON)" --overwrite
 calibrations check-calibrations: $(STAMP)
-	$(CALIBRATE) --backbone dlib-resnet --estimators utility ers serfiq \
+	$(CALIBRATE) --backbone dlib-resnet --estimators utility ers serfiq faceqan:26 \
 		--out plqa_nb/shipped/dlib-resnet.json $(if $(findstring check,$@),--check)
 	$(CALIBRATE) --backbone sface --estimators utility ers serfiq \
 		--out plqa_nb/shipped/sface.json $(if $(findstring check,$@),--check)

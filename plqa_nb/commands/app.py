@@ -36,6 +36,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+LAB_ONLY_EXTENSIONS = ("jupyterlab-jupytext",)
+
+
 def write_page(folder: Path) -> Path:
     """Write the page's one-cell notebook into ``folder``, and Voilà's settings (``voila.json``, read from the
     folder it starts in: its websocket carries uploads up to ``WEBSOCKET_BYTES``); the notebook's path."""
@@ -46,7 +49,10 @@ def write_page(folder: Path) -> Path:
         "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}})
     path = folder / "plqa_app.ipynb"
     nbformat.write(nb, path)
-    settings = {"Voila": {"tornado_settings": {"websocket_max_message_size": WEBSOCKET_BYTES}}}
+    settings = {"Voila": {"tornado_settings": {"websocket_max_message_size": WEBSOCKET_BYTES}},
+                # the page needs the widgets and plotly; JupyterLab-only front-end extensions in the environment
+                # (jupytext's, which the documentation's mkdocs-jupyter brings) fail in Voilà's page
+                "VoilaConfiguration": {"extension_denylist": list(LAB_ONLY_EXTENSIONS)}}
     (folder / "voila.json").write_text(json.dumps(settings))
     return path
 

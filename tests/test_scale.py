@@ -30,6 +30,11 @@ def _rows(path):
         return list(csv.DictReader(f))
 
 
+def _first_photos(faces_dir, n: int) -> list[int]:
+    """The numbers of the first ``n`` London neutral photos (the set skips some numbers)."""
+    return sorted(int(p.stem) for p in (faces_dir / "london" / "neutral").glob("[0-9][0-9][0-9].jpg"))[:n]
+
+
 def _linked_photos(faces_dir, dest: Path, numbers) -> list[Path]:
     """Symlinks to London neutral photos (never copies of them) in ``dest``."""
     dest.mkdir()
@@ -110,7 +115,7 @@ def _check_complete(out: Path, photos: list[Path]) -> None:
 def test_a_worker_killed_mid_run_loses_and_repeats_nothing(faces_dir, tmp_path):
     """SIGKILLs one of two workers once the first row is written; its batches run again elsewhere."""
     src, out = tmp_path / "in", tmp_path / "out"
-    photos = _linked_photos(faces_dir, src, range(1, 11))
+    photos = _linked_photos(faces_dir, src, _first_photos(faces_dir, 24))  # enough that it cannot end before the kill
     proc, workers = _start_and_wait_for_a_row(src, out)
     workers[0].send_signal(signal.SIGKILL)
     _, err = proc.communicate(timeout=300)
@@ -125,7 +130,8 @@ def test_a_killed_client_takes_its_workers_and_the_rerun_resumes(faces_dir, tmp_
     import psutil
 
     src, out = tmp_path / "in", tmp_path / "out"
-    photos = _linked_photos(faces_dir, src, range(1, 9))
+    # enough photos that the run cannot finish between two looks at its table, however fast the machine
+    photos = _linked_photos(faces_dir, src, _first_photos(faces_dir, 24))
     proc, workers = _start_and_wait_for_a_row(src, out)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

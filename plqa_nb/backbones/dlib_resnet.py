@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
+from typing import Callable
 
 import numpy as np
 import torch
@@ -34,7 +35,7 @@ from ..errors import ModelUnavailableError
 from .base import Backbone, BackboneDefaults
 from .dlib_format import DlibLayer, read_dlib_resnet_weights
 
-__all__ = ["DlibResNet", "dlib_add", "dlib_model_path", "load_dlib_resnet", "cache_dir"]
+__all__ = ["DlibResNet", "dlib_add", "dlib_model_path", "load_dlib_resnet", "cache_dir", "write_cache"]
 
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 #: bump when the module layout or the conversion changes: old cache files are then ignored.
@@ -266,15 +267,21 @@ def load_dlib_resnet(device: str | torch.device = "cpu") -> DlibResNet:
     if not loaded:
         src = dlib_model_path()
         model.load_dlib_layers(read_dlib_resnet_weights(src), source=src)
-        tmp = f"{cache}.{os.getpid()}.tmp"
-        try:
-            os.makedirs(os.path.dirname(cache), exist_ok=True)
-            torch.save(model.state_dict(), tmp)
-            os.replace(tmp, cache)
-        except OSError as exc:
-            warnings.warn(f"could not cache the converted dlib weights at {cache}: {exc}")
-            try:
-                os.remove(tmp)
-            except OSError:
-                pass
+        write_cache(cache, lambda tmp: torch.save(model.state_dict(), tmp), "the converted dlib weights")
     return model.eval().to(device)
+
+
+def write_cache(cache: str, save: Callable[[str], None], what: str) -> None:
+    """``save(tmp)`` into a temporary file beside ``cache``, then renamed over it (a reader never sees half a file);
+    an unwritable folder only warns, naming ``what``."""
+    tmp = f"{cache}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        save(tmp)
+        os.replace(tmp, cache)
+    except OSError as exc:
+        warnings.warn(f"could not cache {what} at {cache}: {exc}")
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass

@@ -23,6 +23,7 @@ import hashlib
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 from torch import fx
 
@@ -252,6 +253,8 @@ def load_prepared_onnx(path: str | os.PathLike):
     is prepared again; an unwritable folder only warns."""
     import onnx
 
+    from .dlib_resnet import write_cache
+
     source = os.fspath(path)
     if not os.path.isfile(source):
         raise FileNotFoundError(f"ONNX model {source} does not exist")
@@ -266,18 +269,7 @@ def load_prepared_onnx(path: str | os.PathLike):
         except Exception as exc:  # stale or damaged cache: prepare again
             warnings.warn(f"ignoring unreadable cache {cache} ({type(exc).__name__}: {exc}); converting again")
     model = prepare_onnx(source)
-    tmp = f"{cache}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(model.SerializeToString())
-        os.replace(tmp, cache)
-    except OSError as exc:
-        warnings.warn(f"could not cache the converted ONNX model at {cache}: {exc}")
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
+    write_cache(cache, lambda tmp: Path(tmp).write_bytes(model.SerializeToString()), "the converted ONNX model")
     return model
 
 

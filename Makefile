@@ -8,7 +8,7 @@ LOCK := requirements.lock
 ISA_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 ISA_SSE41 := ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default
 
-.PHONY: demo test test-numerics test-numerics-quick lab app bench bench-gpu docs docs-serve notebooks readme-figure lock clean \
+.PHONY: demo test test-under-load test-numerics test-numerics-quick lab app bench bench-gpu docs docs-serve notebooks readme-figure lock clean \
 	calibrations check-calibrations
 
 # the exact versions of requirements.lock, then the package itself without resolving anything again
@@ -25,6 +25,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
+
+# the whole suite with one CPU-bound process per core beside it: no verdict may follow the machine's load
+test-under-load: $(STAMP)
+	$(BIN)/lint-imports
+	$(BIN)/python scripts/under_load.py -- $(BIN)/python -m pytest -q
 
 # the whole suite on the default kernels, then on AVX2 and on SSE4.1 ones: verdicts must not follow the CPU
 test-numerics: $(STAMP)

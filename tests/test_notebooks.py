@@ -17,6 +17,9 @@ NOTEBOOKS = REPO / "notebooks"
 KERNEL = "plqa-nb-test"
 PLOTLY = "application/vnd.plotly.v1+json"
 WIDGET = "application/vnd.jupyter.widget-view+json"
+# a hang guard, not a speed goal: a quick-mode cell takes seconds on a quiet machine, and the bound must hold at four
+# times the load (`make test-under-load`); the notebooks' speed is in the browser benchmark (`make bench-ui`)
+CELL_TIMEOUT_S = 900
 
 
 def _generator():
@@ -60,7 +63,7 @@ def test_notebook_runs_headless(name, kernel_dir, faces_dir, monkeypatch):
     monkeypatch.setenv("PLQA_FACES", str(faces_dir))
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     t0 = time.perf_counter()
-    NotebookClient(nb, kernel_name=KERNEL, timeout=240, resources={"metadata": {"path": str(REPO)}}).execute()
+    NotebookClient(nb, kernel_name=KERNEL, timeout=CELL_TIMEOUT_S, resources={"metadata": {"path": str(REPO)}}).execute()
     seconds = time.perf_counter() - t0
     code = [c for c in nb.cells if c.cell_type == "code"]
     outputs = [o for c in code for o in c.outputs]

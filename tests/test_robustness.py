@@ -168,7 +168,7 @@ def test_stale_temporaries_only_of_the_pattern_are_removed(tmp_path):
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted(["kept.npz"] + [p.name for p in theirs])
 
 
-def test_second_writer_into_a_folder_stops_at_once(faces_dir, tmp_path, capsys):
+def test_second_writer_into_a_folder_stops_at_once(faces_dir, tmp_path, capsys, monkeypatch):
     src, out = tmp_path / "in", tmp_path / "out"
     _copy_photos(faces_dir, src, 2)
     build_parser()  # imports every verb here first, so that the second run below is timed alone
@@ -179,9 +179,22 @@ def test_second_writer_into_a_folder_stops_at_once(faces_dir, tmp_path, capsys):
     while f"pid {first.pid}:" not in ((out / ".plqa.lock").read_text() if (out / ".plqa.lock").exists() else ""):
         assert time.time() < deadline and first.poll() is None, "the first run never took the lock"
         time.sleep(0.01)
-    t0 = time.perf_counter()
-    assert main(["explain", str(src), "--out", str(out)]) == 1
-    assert time.perf_counter() - t0 < 1.0  # refused before any model is loaded or photo read
+    reached = []
+
+    def must_not_run(what: str):
+        def refuse(*_args, **_kwargs):
+            reached.append(what)
+            raise AssertionError(f"the refused run got as far as {what}")
+        return refuse
+
+    # refused before any model is built, table opened or photo read: checked by what ran, not by a time bound
+    # that would follow the machine's load
+    with monkeypatch.context() as m:
+        m.setattr("plqa_nb.pipeline.Explainer", must_not_run("building the model"))
+        m.setattr("plqa_nb.commands.common.ResultTable", must_not_run("opening the table"))
+        m.setattr("plqa_nb.images.load_image", must_not_run("reading a photo"))
+        assert main(["explain", str(src), "--out", str(out)]) == 1
+    assert reached == []
     err = capsys.readouterr().err
     assert f"plqa explain: {out} is in use by another plqa run (pid {first.pid}: " in err
     assert first.wait(timeout=300) == 0, (tmp_path / "first.err").read_text()

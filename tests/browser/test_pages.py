@@ -5,11 +5,12 @@ in quick mode.
 Per notebook: Run All; no widget error, raw widget repr, error output or console error; every plotly figure
 inside its boxes and no label cut off; one slider drag and one dropdown change per explorer update the page (timed
 from the mouse release or the selection to the new output: measured, not bounded, as they follow the machine's
-load; a hang still fails on the waits' timeouts); the tutorial takes a real photo through its file chooser. The
-app: the page loads asking nothing of other machines, a photo uploads and its map appears, uploads above the limit
-(and above the websocket's) and a non-image get the message and the page goes on working. Screenshots go to
-``$PLQA_SCREENSHOTS`` (README: ``docs/screenshots``), the timings to ``$PLQA_UI_TIMINGS`` or ``timings.json``
-beside the screenshots.
+load; a hang still fails on the waits' timeouts); the tutorial takes a real photo through its file chooser; 05's
+feedback opens with one face region (or says that nothing stands out) and its photo outlines the flagged region.
+The app: the page loads asking nothing of other machines, a photo uploads and its map appears, uploads above the
+limit (and above the websocket's) and a non-image get the message and the page goes on working, the ICAO tab
+outlines the flagged region. Screenshots go to ``$PLQA_SCREENSHOTS`` (README: ``docs/screenshots``), the timings
+to ``$PLQA_UI_TIMINGS`` or ``timings.json`` beside the screenshots.
 """
 from __future__ import annotations
 
@@ -41,6 +42,10 @@ CHROMIUM = os.environ.get("PLQA_CHROMIUM") or shutil.which("chromium") or shutil
 RUN_ALL_S = 150  # generous bound for one notebook's Run All in quick mode
 SHOT_WIDTH = 900  # px: screenshots are scaled down to this width and to 128 colours (small PNGs)
 TIMINGS: dict[str, dict[str, float]] = {}  # per page, seconds; "machine": CPU count and load averages
+# the violation whose feedback and outline are checked: sunglasses cover the eyes, one region
+OUTLINED_VIOLATION = "sunglasses"
+REGIONS = ("eyes", "nose", "mouth", "forehead", "cheeks")
+NOTHING_STANDS_OUT = "Nothing stands out against compliant faces"
 
 # JavaScript run in the page. PROBLEMS lists what a person would trip over in ``root``; SIGNATURE is the text of
 # the explorers' output areas (not of their controls, whose readouts change before the kernel answers).
@@ -71,6 +76,12 @@ PROBLEMS = """root => {
   return bad;
 }"""
 SIGNATURE = """root => [...root.querySelectorAll('.widget-output')].map(o => o.textContent).join('|')"""
+# the feedback paragraphs' text after their "Feedback:" label
+FEEDBACK = """root => [...root.querySelectorAll('p')]
+  .filter(p => p.innerHTML.trim().startsWith('<b>Feedback:</b>'))
+  .map(p => p.textContent.trim().slice('Feedback:'.length).trim())"""
+# the names of the traces of every plotly figure in root
+TRACES = """root => [...root.querySelectorAll('.js-plotly-plot')].flatMap(p => (p.data || []).map(t => t.name))"""
 SETTLED = """([root, before]) => {
   const now = [...root.querySelectorAll('.widget-output')].map(o => o.textContent).join('|');
   const plots = [...root.querySelectorAll('.widget-output .js-plotly-plot')];
@@ -338,7 +349,35 @@ def test_notebook_explorer_in_the_browser(page, lab, shots, faces_dir, name, con
         _tutorial_tabs_and_upload(page, root, faces_dir, timing)
     if name.startswith("03"):
         _inpainting_modes(page, root, timing)
+    if name.startswith("05"):
+        _flagged_region(page, root)
     _check_page(page)
+
+
+def _outlined(page, root) -> None:
+    """Choose ``OUTLINED_VIOLATION`` in ``root``'s ICAO explorer (unless chosen already); its photo then carries
+    the outline of the flagged region (a plotly trace named "flagged region")."""
+    if _dropdown(root, "violation").evaluate("s => s.options[s.selectedIndex].text") != OUTLINED_VIOLATION:
+        _timed(page, root, _choose(root, "violation", option=OUTLINED_VIOLATION))
+    assert "flagged region" in root.evaluate(TRACES), root.evaluate(TRACES)
+
+
+def _feedback_regions(root) -> tuple[str, list[str]]:
+    """The first clause of the explorer's feedback (before its first ':' or '.') and the face regions it names."""
+    feedback = root.evaluate(FEEDBACK)
+    assert len(feedback) == 1, feedback
+    clause = re.split(r"[:.]", feedback[0], maxsplit=1)[0].strip()
+    return clause, [r for r in REGIONS if re.search(rf"\b{r}\b", clause)]
+
+
+def _flagged_region(page, root) -> None:
+    """05's feedback opens with one face region, or says that nothing stands out; ``OUTLINED_VIOLATION`` flags
+    one, outlined on the photo."""
+    clause, named = _feedback_regions(root)  # the violation the dropdown's timing chose
+    assert clause == NOTHING_STANDS_OUT or len(named) == 1, clause
+    _outlined(page, root)
+    clause, named = _feedback_regions(root)
+    assert len(named) == 1, clause
 
 
 def _tutorial_tabs_and_upload(page, root, faces_dir: Path, timing: dict) -> None:
@@ -411,6 +450,8 @@ def test_app_in_the_browser(page, app_server, shots, faces_dir, tmp_path):
     assert "upload: 013.jpg" in root.locator(".widget-output .gtitle").first.text_content()
     page.locator(".lm-TabBar-tab", has_text="ICAO check").click()
     page.wait_for_timeout(1000)
+    _outlined(page, page.locator(".widget-vbox").filter(has=page.locator(".widget-label", has_text=re.compile(
+        "^violation$"))).last)  # the innermost box with the ICAO explorer's controls: the explorer
     assert _problems(body) == [] and page.errors == []
     elsewhere = [u for u in requests if urllib.parse.urlsplit(u).scheme not in ("data", "blob")
                  and urllib.parse.urlsplit(u).hostname != "127.0.0.1"]

@@ -389,11 +389,13 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
     return {"runs": runs, "batch_size": batch_size, "cpu_count": os.cpu_count(), "load_average": _load_average()}
 
 
+def _or_dash(v, fmt: str) -> str:
+    return "–" if v is None else format(v, fmt)
+
+
 def format_scaling(result: dict) -> str:
     """Markdown table of a ``scaling_table`` result."""
-    def f(v, fmt: str) -> str:
-        return "–" if v is None else format(v, fmt)
-
+    f = _or_dash
     lines = [f"`plqa explain`, batch size {result['batch_size']}, {result['cpu_count']} CPUs, load average "
              f"{f(result['load_average'], '.1f')} at the end", "",
              "| workers | files | wall s | files/s (wall) | files/s (steady) | efficiency | client peak MiB | "
@@ -402,4 +404,47 @@ def format_scaling(result: dict) -> str:
         lines.append(f"| {r['workers'] or 'serial'} | {r['files']} | {r['wall_s']:.1f} | {r['files_per_s']:.2f} | "
                      f"{f(r['steady_files_per_s'], '.2f')} | {f(r.get('efficiency'), '.2f')} | "
                      f"{f(r['client_peak_mb'], '.0f')} | {f(r['worker_peak_mb'], '.0f')} |")
+    return "\n".join(lines)
+
+
+# -- page latency (``plqa bench --ui TIMINGS``: the browser test's timings, ``make bench-ui``) ----------------------
+UI_STEPS = {  # the browser test's timing key: (what a person does, the goal in seconds; None: reported)
+    "page_load_s": ("page load", None),
+    "run_all_s": ("Run All", None),
+    "slider_s": ("slider drag", 2.0),
+    "dropdown_s": ("dropdown change", 2.0),
+    "new_face_s": ("a face never analysed before", 10.0),
+    "upload_s": ("photo upload", 10.0),
+    "score_s": ("inpaint and score", None),
+    "button_s": ("button's computation", None),
+}
+UI_SUMMARY = ("slider_s", "dropdown_s", "new_face_s", "upload_s", "page_load_s")
+
+
+def _goal(key: str, seconds: float) -> tuple[str, str]:
+    """The goal of step ``key`` and whether ``seconds`` met it, as table cells."""
+    goal = UI_STEPS[key][1]
+    return ("(reported)", "–") if goal is None else (f"< {goal:g} s", "yes" if seconds < goal else "no")
+
+
+def format_ui_timings(timings: dict) -> str:
+    """Markdown tables of the browser test's timings (``tests/browser``: seconds per page and step, and
+    ``machine``: CPU count and 1-minute load averages before and after): the slowest of each step against
+    its goal, then every page's steps."""
+    machine = timings.get("machine", {})
+    pages = {page: steps for page, steps in timings.items() if page != "machine"}
+    lines = [f"{_or_dash(machine.get('cpu_count'), 'd')} CPUs, load average (1 min) "
+             f"{_or_dash(machine.get('load_before'), '.1f')} before and {_or_dash(machine.get('load_after'), '.1f')} "
+             "after the run", "", "| step | goal | slowest (page) | met |", "|---|---|---:|---|"]
+    for key in UI_SUMMARY:
+        measured = [(steps[key], page) for page, steps in pages.items() if key in steps]
+        if measured:
+            seconds, page = max(measured)
+            goal, met = _goal(key, seconds)
+            lines.append(f"| {UI_STEPS[key][0]} | {goal} | {seconds:.1f} s ({page}) | {met} |")
+    lines += ["", "| page | step | seconds | goal | met |", "|---|---|---:|---|---|"]
+    for page, steps in pages.items():
+        for key, seconds in steps.items():
+            goal, met = _goal(key, seconds)
+            lines.append(f"| {page} | {UI_STEPS[key][0]} | {seconds:.1f} | {goal} | {met} |")
     return "\n".join(lines)

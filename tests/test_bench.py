@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from plqa_nb.backbones import load_backbone
-from plqa_nb.bench import ESTIMATORS, OTHER_METHODS, format_table
+from plqa_nb.bench import ESTIMATORS, OTHER_METHODS, format_table, format_ui_timings
 from plqa_nb.cli import main
 from plqa_nb.data import astronaut
 from plqa_nb.pipeline import Explainer, crops_to_tensor
@@ -60,6 +60,24 @@ def test_table_lists_every_measurement(quick):
         assert f"| {key} |" in table
     assert f"| plq_over_fwd_bwd ({quick['default_quality']}) |" in table
     assert sum(line.startswith("| 1 |") or line.startswith("| 2 |") for line in table.splitlines()) == 2
+
+
+def test_ui_table_holds_each_step_to_its_goal(tmp_path, capsys):
+    """`plqa bench --ui` on a timings file of the browser test, one cut short (no load after the run)."""
+    timings = {"machine": {"cpu_count": 2, "load_before": 1.24},
+               "01_tutorial.ipynb": {"run_all_s": 30.0, "slider_s": 0.5, "dropdown_s": 2.5, "upload_s": 3.0},
+               "04_random_masking.ipynb": {"slider_s": 1.5, "new_face_s": 6.0},
+               "plqa app": {"page_load_s": 20.0}}
+    path = tmp_path / "timings.json"
+    path.write_text(json.dumps(timings))
+    assert main(["bench", "--ui", str(path)]) == 0
+    table = capsys.readouterr().out
+    assert table.startswith("2 CPUs, load average (1 min) 1.2 before and – after")
+    assert "| slider drag | < 2 s | 1.5 s (04_random_masking.ipynb) | yes |" in table
+    assert "| dropdown change | < 2 s | 2.5 s (01_tutorial.ipynb) | no |" in table
+    assert "| page load | (reported) | 20.0 s (plqa app) | – |" in table
+    assert "| 04_random_masking.ipynb | a face never analysed before | 6.0 | < 10 s | yes |" in table
+    assert table == format_ui_timings(timings) + "\n"
 
 
 def test_quick_bench_of_a_network_without_a_bundle(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import unicodedata
 from datetime import datetime, timezone
 
@@ -64,8 +65,10 @@ def _fits(fig: go.Figure) -> None:
     assert not [t for t in titles if any(unicodedata.combining(c) for c in t)], titles
 
 
-def _upload_value(name: str, content: bytes) -> tuple[dict]:
-    return ({"name": name, "type": "", "size": len(content), "last_modified": datetime.now(timezone.utc),
+def _upload_value(name: str, content: bytes, size: int | None = None) -> tuple[dict]:
+    """FileUpload's value for one file; ``size``: the declared size, when the page sent the file without it."""
+    return ({"name": name, "type": "", "size": len(content) if size is None else size,
+             "last_modified": datetime.now(timezone.utc),
              "content": memoryview(content)},)
 
 
@@ -107,12 +110,16 @@ def test_read_upload_refuses_large_and_non_images_before_decoding(monkeypatch, d
     monkeypatch.setattr(wupload, "load_image", lambda *a: pytest.fail("decoded past the byte limit"))
     with pytest.raises(wupload.UploadRefused, match=r"1\.0 MB; photos up to 0\.5 MB"):
         wupload.read_upload("big.jpg", b"\xff" * 2**20, max_bytes=2**19)
+    with pytest.raises(wupload.UploadRefused, match=r"“huge\.jpg” is 100\.0 MB; photos up to 20 MB"):  # sent empty
+        wupload.read_upload("huge.jpg", b"", size=100 * 2**20)
 
 
 def test_face_ui_upload_says_why_it_refuses(face_path):
     ui = wicao.build_icao_ui({"face": face_path}, FAST)
     ui.upload.value = _upload_value("notes.txt", b"not a photo")
     assert "is not a photo" in ui.notice.value and ui.face.value == "face"
+    ui.upload.value = _upload_value("huge.jpg", b"", size=100 * 2**20)  # as plqa app's page sends a large file
+    assert "100.0 MB; photos up to 20 MB" in ui.notice.value and ui.face.value == "face"
     ui.upload.value = _upload_value("me.png", _png(np.asarray(Image.open(face_path).convert("RGB"))))
     assert ui.face.value == "upload: me.png" and ui.notice.value == "" and ui.upload.value == ()
     assert isinstance(ui.samples["upload: me.png"], np.ndarray)  # decoded in memory, nothing written
@@ -472,8 +479,11 @@ def test_compare_ui(face_path):
 def test_app_listens_on_this_machine_unless_asked_and_then_only_with_a_token(tmp_path):
     page = app_command.write_page(tmp_path)
     assert "build_app()" in page.read_text()
-    settings = json.loads((tmp_path / "voila.json").read_text())["Voila"]["tornado_settings"]
-    assert settings["websocket_max_message_size"] > wupload.MAX_UPLOAD_BYTES  # an oversized upload still arrives
+    settings = json.loads((tmp_path / "voila.json").read_text())
+    assert settings["Voila"]["tornado_settings"]["websocket_max_message_size"] > wupload.MAX_UPLOAD_BYTES
+    template = tmp_path / "voila" / "templates" / settings["VoilaConfiguration"]["template"]
+    assert f"blob.size > {wupload.MAX_UPLOAD_BYTES} ?" in (template / "index.html.j2").read_text()  # the guard
+    assert app_command.voila_env(tmp_path)["JUPYTER_PATH"].split(os.pathsep)[0] == str(tmp_path)
     command = app_command.voila_command(page, token="t0k")
     assert "--Voila.ip=127.0.0.1" in command and "--token=t0k" in command and "--strip_sources=True" in command
     args = build_parser().parse_args(["app"])

@@ -11,7 +11,8 @@ import torch
 
 from ..backbones import DEFAULT_BACKBONE
 from ..batch import atomic_write_bytes
-from ..bench import bench_backbones, format_scaling, format_table, run_benchmark, scaling_table
+from ..bench import (bench_backbones, format_scaling, format_table, format_ui_timings, run_benchmark,
+                     scaling_table)
 from . import VERBS
 
 
@@ -48,6 +49,9 @@ def register(sub) -> None:
     p.add_argument("--scaling-out", type=Path, default=Path("results/bench-scaling"),
                    help="--scaling: where the runs write (replaced; default results/bench-scaling)")
     p.add_argument("--batch-size", type=int, default=8, help="--scaling: files per batch (default 8)")
+    p.add_argument("--ui", type=Path, default=None, metavar="TIMINGS",
+                   help="instead: the page-latency table of the browser test's timings file (make bench-ui): "
+                        "each step's seconds against its goal, with the machine's CPU count and load")
     p.set_defaults(func=run)
 
 
@@ -55,6 +59,9 @@ def run(args: argparse.Namespace) -> int:
     def log(msg: str) -> None:
         print(f"plqa bench: {msg}", file=sys.stderr)
 
+    if args.ui is not None:
+        print(format_ui_timings(json.loads(args.ui.read_text())))
+        return 0
     if args.scaling is not None:
         result = scaling_table(list(map(str, args.scaling)), args.scaling_out, args.max_workers, args.batch_size, log)
         table = format_scaling(result)

@@ -112,7 +112,7 @@ class FaceUI(Explorer):
         """Add the uploaded photo (decoded in memory) to the faces and show it, or say why it is refused."""
         for f in self.upload.value:
             try:
-                photo = read_upload(f["name"], f["content"])
+                photo = read_upload(f["name"], f["content"], f["size"])
             except UploadRefused as exc:
                 self.notice.value = f"<p style='color:#b00020'>{html.escape(str(exc))}</p>"
                 continue

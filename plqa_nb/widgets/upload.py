@@ -12,14 +12,16 @@ class UploadRefused(ValueError):
     """An upload the page does not take; the message is written for the person who sent it."""
 
 
-def read_upload(name: str, content: bytes, max_bytes: int = MAX_UPLOAD_BYTES,
+def read_upload(name: str, content: bytes, size: int = 0, max_bytes: int = MAX_UPLOAD_BYTES,
                 max_pixels: int = MAX_PIXELS) -> np.ndarray:
-    """The uploaded photo as uint8 RGB [H, W, 3], decoded in memory.
+    """The uploaded photo as uint8 RGB [H, W, 3], decoded in memory. ``size``: the file's size as the page
+    declared it (``plqa app``'s page sends a file above the limit without its content).
 
-    Raises ``UploadRefused``: more than ``max_bytes`` (checked before anything is read), a header declaring
-    more than ``max_pixels`` pixels (checked before decoding), or not a readable image."""
-    if len(content) > max_bytes:
-        raise UploadRefused(f"“{name}” is {len(content) / 2**20:.1f} MB; photos up to {max_bytes / 2**20:g} MB are "
+    Raises ``UploadRefused``: more than ``max_bytes``, sent or declared (checked before anything is read), a
+    header declaring more than ``max_pixels`` pixels (checked before decoding), or not a readable image."""
+    nbytes = max(len(content), size)
+    if nbytes > max_bytes:
+        raise UploadRefused(f"“{name}” is {nbytes / 2**20:.1f} MB; photos up to {max_bytes / 2**20:g} MB are "
                             f"accepted. Please send a smaller file.")
     try:
         return load_image(bytes(content), max_pixels)

@@ -23,20 +23,27 @@ def explanation_figure(result):
     return fig
 
 
-def side_by_side_png(crop: np.ndarray, plq: np.ndarray, quality: float) -> np.ndarray:
-    """Crop and coloured PLQ map side by side with Q̂ written on it, uint8 RGB [S, 2S, 3] (2S, 4S below 256 px)."""
+OUTLINE_RGB = (0, 64, 255)  # the flagged part's outline: blue, apart from the PLQ map's red-yellow-green
+
+
+def side_by_side_png(crop: np.ndarray, plq: np.ndarray, quality: float, outline: np.ndarray | None = None) -> np.ndarray:
+    """Crop and coloured PLQ map side by side with Q̂ written on it, uint8 RGB [S, 2S, 3] (2S, 4S below 256 px).
+    ``outline`` (bool [S, S], e.g. ``regions.flagged_part``): drawn in ``OUTLINE_RGB`` on both panels."""
     import cv2
 
     from .plq import colorize
 
-    img = np.concatenate([crop, colorize(plq)], axis=1)
-    if crop.shape[0] < 256:  # small crops are hard to read: upscale 2x, pixels kept sharp
-        img = cv2.resize(img, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
-    img = img.copy()
-    s = img.shape[0]
-    scale = max(s / 300.0, 0.35)
-    cv2.putText(img, f"Q={quality:.3f}", (4, int(18 * scale / 0.5)), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3,
-                cv2.LINE_AA)
-    cv2.putText(img, f"Q={quality:.3f}", (4, int(18 * scale / 0.5)), cv2.FONT_HERSHEY_SIMPLEX, scale,
-                (255, 255, 255), 1, cv2.LINE_AA)
+    scale = 2 if crop.shape[0] < 256 else 1  # small crops are hard to read: upscale 2x, pixels kept sharp
+    panels = [crop, colorize(plq)]
+    if scale > 1:
+        panels = [cv2.resize(p, None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST) for p in panels]
+    if outline is not None and outline.any():
+        mask = cv2.resize(outline.astype(np.uint8), None, fx=scale, fy=scale, interpolation=cv2.INTER_NEAREST)
+        contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+        panels = [cv2.drawContours(np.ascontiguousarray(p), contours, -1, OUTLINE_RGB, 2) for p in panels]
+    img = np.ascontiguousarray(np.concatenate(panels, axis=1))
+    font = max(img.shape[0] / 300.0, 0.35)
+    for colour, width in (((0, 0, 0), 3), ((255, 255, 255), 1)):
+        cv2.putText(img, f"Q={quality:.3f}", (4, int(18 * font / 0.5)), cv2.FONT_HERSHEY_SIMPLEX, font, colour, width,
+                    cv2.LINE_AA)
     return img

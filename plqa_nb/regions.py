@@ -155,10 +155,15 @@ def region_parts(masks: dict[str, np.ndarray]) -> list[tuple[str, np.ndarray]]:
     return [(k, m) for k, m in parts if m.any()]
 
 
+def _scored_parts(deviation: np.ndarray, masks: dict[str, np.ndarray]) -> list[tuple[str, float, np.ndarray]]:
+    """(region, mean deviation, bool [S, S] part) per ``region_parts`` part of a deviation map [S, S]."""
+    return [(k, float(deviation[m].mean()), m) for k, m in region_parts(masks)]
+
+
 def flag_scores(deviation: np.ndarray, masks: dict[str, np.ndarray]) -> list[tuple[str, float]]:
     """(region, score) per ``region_parts`` part of a deviation map [S, S] (``attribution.deviation``): the part's
     mean deviation (already relative to compliant faces: 1 ≈ typical)."""
-    return [(k, float(deviation[m].mean())) for k, m in region_parts(masks)]
+    return [(k, score) for k, score, _ in _scored_parts(deviation, masks)]
 
 
 def flag_region(deviation: np.ndarray, masks: dict[str, np.ndarray], norm) -> tuple[str, float]:
@@ -166,5 +171,12 @@ def flag_region(deviation: np.ndarray, masks: dict[str, np.ndarray], norm) -> tu
     highest ``flag_scores`` score, if that score exceeds ``norm.threshold`` (a ``deviation.FeatureNorm``: what
     compliant faces' highest score stays below, but for a chosen share), else "" (nothing stands out). Returns
     (region or "", the highest score)."""
-    region, score = max(flag_scores(deviation, masks), key=lambda p: p[1])
+    region, score, _ = max(_scored_parts(deviation, masks), key=lambda p: p[1])
     return (region if score > norm.threshold else ""), score
+
+
+def flagged_part(deviation: np.ndarray, masks: dict[str, np.ndarray], norm) -> np.ndarray:
+    """bool [S, S]: the part of the face that ``flag_region`` flags (one eye or one cheek of a paired region), to
+    outline on the photo; all False when nothing stands out."""
+    _, score, part = max(_scored_parts(deviation, masks), key=lambda p: p[1])
+    return part if score > norm.threshold else np.zeros_like(part)

@@ -313,10 +313,15 @@ print(f"compliant face: {session.name} (Q̂ = {q_hat:.3f}, the highest of the Lo
 print("violations:", ", ".join(VIOLATIONS))"""),
     (M, """## One violation
 
-Sunglasses at 70 % opacity: the maps, the numbers and the feedback sentence."""),
-    (C, """summary = violation_summary(session, config, "sunglasses", 0.7)
+Sunglasses at 70 % opacity. The feedback comes first: the one region to change, then the detail behind it. The
+figure outlines the flagged part in blue, and shows the deviation map ("what stands out") beside the PLQ map
+("what each pixel is worth")."""),
+    (C, """from plqa_nb.widgets.plotting import LEGEND
+
+summary = violation_summary(session, config, "sunglasses", 0.7)
 display(HTML(f"<b>Feedback:</b> {summary['feedback']}"))
 show_table([summary])
+display(HTML(LEGEND))
 icao_figure(session, config, "sunglasses", 0.7)"""),
     (M, """Mean PLQ per region, compliant and with the violation (*covered*: the occluder hides at least 40 % of
 the region):"""),

@@ -11,6 +11,7 @@ from plqa_nb.batch import ResultTable
 from plqa_nb.cli import main
 from plqa_nb.commands.experiment import ICAO_COLUMNS, INPAINTING_COLUMNS, MASKING_COLUMNS
 from plqa_nb.experiments import FaceCrop, feedback, icao, inpainting, masking, plots, table
+from plqa_nb.experiments.feedback import NOTHING_STANDS_OUT, first_clause, opening
 from plqa_nb.regions import (FACE_REGIONS, REGIONS, covered_regions, degraded_region, region_masks,
                                          region_means, saliency_shares, worst_region)
 from plqa_nb.pipeline import Explainer
@@ -75,6 +76,22 @@ def test_region_means_worst_region_and_feedback(faces):
     assert "then" not in text  # no other region is below the face's mean
     assert "the cheeks lost most" in feedback(means, 0.42, ("cheeks", 0.41)) and "×0.41" in feedback(
         means, None, ("cheeks", 0.41))
+
+
+@pytest.mark.parametrize("flag, names", [(("eyes", 4.2), ["eyes"]), (("nose", 3.9), ["nose"]), (("", 1.1), []),
+                                         (None, [])])
+def test_feedback_opens_with_the_one_region_to_change(faces, flag, names):
+    masks = region_masks(faces[0].landmarks, 150)
+    plq = np.full((150, 150), 0.8)
+    plq[masks["mouth"]] = 0.1  # the paper's lowest region is another one: it comes later, as detail
+    text = feedback(region_means(plq, masks), 0.97, ("cheeks", 0.5), flagged=flag)
+    clause = first_clause(text)
+    assert [k for k in ("eyes", "nose", "mouth", "forehead", "cheeks") if k in clause] == names, text
+    assert text.startswith(opening(flag)) and opening(flag).count(".") == 1  # one sentence
+    if flag is not None and not flag[0]:
+        assert clause == NOTHING_STANDS_OUT
+    detail = text.split("Detail: ", 1)[1]
+    assert "the mouth" in detail and "same-person comparison" in detail and "the cheeks lost most" in detail
 
 
 def test_degraded_region_ignores_global_scale_and_the_backbones_layout(faces):

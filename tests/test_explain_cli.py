@@ -21,6 +21,26 @@ def london_run(faces_dir, tmp_path_factory):
     return out, rows
 
 
+def test_the_png_outlines_the_flagged_part(london_run):
+    """Each face's PNG (crop | PLQ map) outlines the flagged part in ``OUTLINE_RGB`` on both panels, and carries no
+    outline when nothing stands out."""
+    import cv2
+
+    from plqa_nb.figures import OUTLINE_RGB
+
+    out, rows = london_run
+    flagged = [r for r in rows if r["flagged_region"]]
+    assert 0 < len(flagged) < len(rows)  # compliant studio photos: most have nothing to change, some do
+    for r in flagged[:5] + [r for r in rows if not r["flagged_region"]][:5]:
+        png = cv2.imread(str(out / r["output"].replace(".npz", ".png")))[..., ::-1]
+        blue = np.all(png == OUTLINE_RGB, axis=-1)
+        half = png.shape[1] // 2
+        if r["flagged_region"]:
+            assert blue[:, :half].sum() > 50 and blue[:, half:].sum() > 50, r["file"]
+        else:
+            assert not blue.any(), r["file"]
+
+
 def test_one_row_per_photo_with_the_documented_columns(london_run):
     out, rows = london_run
     assert len(rows) == 204
@@ -32,9 +52,9 @@ def test_one_row_per_photo_with_the_documented_columns(london_run):
     assert {r["backbone"] for r in rows} == {default.backbone}
     assert {r["quality_method"] for r in rows} == {default.quality}
     for r in rows:  # the feedback names the flagged region, or says that nothing stands out
-        assert r["feedback"].startswith("Q̂ ") and r["flagged_region"] in ("", "eyes", "nose", "mouth", "forehead",
-                                                                        "cheeks")
-        assert ("nothing stands out" in r["feedback"]) == (r["flagged_region"] == "")
+        assert r["flagged_region"] in ("", "eyes", "nose", "mouth", "forehead", "cheeks")
+        opening = "Nothing stands out" if r["flagged_region"] == "" else f"Change the {r['flagged_region']} first"
+        assert r["feedback"].startswith(opening) and f"Detail: Q̂ {float(r['quality']):.2f}" in r["feedback"]
     # compliant studio photos: mostly nothing to change (the norm lets 25 % of unseen compliant faces flag a
     # region; measured on the held-out neutral half: 76 %)
     neutral = [r["flagged_region"] == "" for r in rows if "/neutral/" in r["file"]]

@@ -16,7 +16,9 @@ from PIL import Image
 from plqa_nb.cli import build_parser
 from plqa_nb.commands import app as app_command
 from plqa_nb.config import resolve_config
+from plqa_nb.regions import region_masks
 from plqa_nb.errors import ModelUnavailableError
+from plqa_nb.experiments.feedback import first_clause
 from plqa_nb.experiments.icao import VIOLATIONS, make_variants
 from plqa_nb.pipeline import FaceAnalysis
 from plqa_nb.plq import PLQ_COLORSCALE
@@ -30,6 +32,7 @@ from plqa_nb.widgets import masking as wmask
 from plqa_nb.widgets import plotting as wplot
 from plqa_nb.widgets import settings as wsettings
 from plqa_nb.widgets import tutorial as wtut
+from plqa_nb.widgets.plotting import FLAGGED
 from plqa_nb.widgets import upload as wupload
 from tolerances import PATH_QUALITY_ATOL
 
@@ -155,8 +158,14 @@ def test_render_into_shows_errors_and_raises_them_in_strict_mode(monkeypatch):
 def test_tutorial_figures(session):
     res = session.explain(FAST)
     fig = wtut.maps_figure(session, FAST)
-    assert _types(fig) == ["image", "heatmap", "heatmap", "image"]
-    plq = fig.data[2]
+    # crop, PLQ map, deviation map; below: saliency and the PLQ on the photo (this compliant face: nothing flagged)
+    assert _types(fig) == ["image", "heatmap", "heatmap", "heatmap", "image"]
+    assert [t.name for t in fig.data][1:3] == ["PLQ", "deviation"] and FLAGGED not in [t.name for t in fig.data]
+    look = wtut.stands_out_here(session, FAST)
+    np.testing.assert_allclose(np.asarray(fig.data[2].z), look.deviation, rtol=1e-6)
+    assert look.flag[0] == ""
+    assert first_clause(wtut.tutorial_feedback(session, FAST)) == "Nothing stands out against compliant faces"
+    plq = fig.data[1]
     assert (plq.zmin, plq.zmax) == (0.0, 1.0)
     assert [list(c) for c in plq.colorscale] == [list(c) for c in PLQ_COLORSCALE]
     np.testing.assert_allclose(np.asarray(plq.z), res.plq)
@@ -387,16 +396,21 @@ def test_variant_strength_blends(session):
 def test_icao_summary_table_and_figure(session):
     summary = wicao.violation_summary(session, FAST, "sunglasses", 1.0)
     assert summary["quality_lost"] == pytest.approx(summary["quality_ref"] - summary["quality"])
-    assert summary["feedback"].startswith(f"Q̂ {summary['quality']:.2f}")
+    assert f"Detail: Q̂ {summary['quality']:.2f}" in summary["feedback"]
     assert f"the {summary['degraded_region']} lost most" in summary["feedback"]  # the column that works is shown
-    flagged = summary["flagged_region"]  # against compliant faces, shown in words too
-    assert ("nothing stands out" if flagged == "" else f"the {flagged} stand") in summary["feedback"]
+    # the answer first: sunglasses on this face make the eyes stand out against compliant faces, and only them
+    assert summary["flagged_region"] == "eyes" and first_clause(summary["feedback"]) == "Change the eyes first"
     table = {r["region"]: r for r in wicao.region_table(session, FAST, "sunglasses", 1.0)}
     assert set(table) == {"eyes", "nose", "mouth", "forehead", "cheeks", "background", "face"}
     assert table["eyes"]["covered"] == "yes" and table["mouth"]["covered"] == ""
     assert table["eyes"]["plq_lost"] == pytest.approx(table["eyes"]["plq_reference"] - table["eyes"]["plq_violation"])
     fig = wicao.icao_figure(session, FAST, "sunglasses", 1.0)
-    assert _types(fig) == ["image", "image", "heatmap", "heatmap", "contour"]
+    # compliant and violated rows: photo, PLQ map, deviation map; the occluder and the flagged part outlined
+    assert _types(fig) == ["image", "heatmap", "heatmap"] * 2 + ["contour"] * 3
+    assert [t.name for t in fig.data][-3:] == ["occluder", FLAGGED, FLAGGED]
+    part = np.asarray(fig.data[-1].z) > 0.5  # the violated row's outline: one eye, under the glasses
+    eyes = region_masks(wicao.icao_variant(session, FAST, "sunglasses", 1.0).landmarks, part.shape[0])["eyes"]
+    assert part.any() and (part & ~eyes).sum() == 0
     _fits(fig)
 
 
@@ -414,7 +428,7 @@ def test_icao_ui(face_path):
     ui.strength.value = 0.5
     assert ui.session().computed["icao"] == 3 and ui.session().computed["detection"] == 1
     assert "blur ×0.5" in json.dumps(_plotly(ui.output)[0]["layout"]["annotations"], ensure_ascii=False)
-    assert "Feedback:" in ui.output.outputs[1]["data"]["text/html"]
+    assert "Feedback:" in ui.output.outputs[0]["data"]["text/html"]  # the answer first, above the figure
 
 
 # -- attribution comparison -----------------------------------------------------------------------------------
@@ -455,7 +469,6 @@ def test_localization_table_on_this_faces_occluders(session):
 
 
 def test_explanation_mask_lies_on_the_face(session):
-    from plqa_nb.regions import region_masks
 
     mask = winp.explanation_mask(session, FAST)
     face = session.face_crop(FAST.backbone)

@@ -56,7 +56,7 @@ class ExplainStep:
         from ..experiments.common import deviation_maps, flagged  # the heavy part, once the run is accepted
         from ..experiments.feedback import feedback
         from ..figures import side_by_side_png
-        from ..regions import region_masks, region_means
+        from ..regions import flagged_part, region_masks, region_means
         from ..stages import as_face_crop
 
         explainer = self.explainer
@@ -69,10 +69,12 @@ class ExplainStep:
             npz, png = self.out / f"{rel}.npz", self.out / f"{rel}.png"
             masks = region_masks(faces[i].landmarks, r.crop.shape[0])
             flag = flagged(explainer, None if deviations is None else deviations[i], masks)
+            outline = None if deviations is None else flagged_part(deviations[i], masks,
+                                                                   explainer.compliant_norm().features)
             extra = {} if deviations is None else {"deviation": deviations[i].astype("float32")}
             atomic_save_npz(npz, crop=r.crop, plq=r.plq, saliency=r.saliency, embedding=r.embedding,
                             quality=r.quality, quality_raw=r.quality_raw, matrix=r.matrix, **extra)
-            atomic_save_png(png, side_by_side_png(r.crop, r.plq, r.quality))
+            atomic_save_png(png, side_by_side_png(r.crop, r.plq, r.quality, outline))
             rows.append({"file": str(file), "status": "ok", "error": "", "output": f"{rel}.npz",
                          "quality": f"{r.quality:.6f}", "quality_raw": f"{r.quality_raw:.6f}",
                          "backbone": r.backbone, "quality_method": r.quality_method, "attribution": r.attribution,

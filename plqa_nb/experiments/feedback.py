@@ -1,4 +1,4 @@
-"""Enrolment feedback in words: which face regions lower the pixel quality most, with numbers."""
+"""Enrolment feedback in words: the one region to change first, then the detail behind it, with numbers."""
 from __future__ import annotations
 
 import math
@@ -7,36 +7,51 @@ from ..regions import FACE_REGIONS
 
 _NAMES = {"eyes": "the eyes", "nose": "the nose", "mouth": "the mouth", "forehead": "the forehead",
           "cheeks": "the cheeks"}
+NOTHING_STANDS_OUT = "Nothing stands out against compliant faces"
+NO_NORM = "No region to change can be named: this network has no compliant-face norm (plqa calibrate fits one)"
+
+
+def opening(flagged: tuple[str, float] | None) -> str:
+    """The answer that comes first, one sentence: the region to change (``flagged``: ``regions.flag_region``'s
+    (region, score)), that nothing stands out (region ""), or that no region can be named (None: no norm)."""
+    if flagged is None:
+        return f"{NO_NORM}."
+    region = flagged[0]
+    if not region:
+        return f"{NOTHING_STANDS_OUT}."
+    plural = region.endswith("s")
+    return f"Change {_NAMES[region]} first: {'they stand' if plural else 'it stands'} out against compliant faces."
+
+
+def first_clause(text: str) -> str:
+    """The feedback's first clause: its text before the first ':' or '.' (names one region, or none)."""
+    cut = min((i for i in (text.find(":"), text.find(".")) if i >= 0), default=len(text))
+    return text[:cut]
 
 
 def feedback(means: dict[str, float], quality: float | None = None,
              degraded: tuple[str, float] | None = None, flagged: tuple[str, float] | None = None,
              regions: int = 2) -> str:
-    """One sentence from region means (``region_means``: face regions and ``face``) and optionally Q̂, e.g.
-    "Q̂ 0.41; the cheeks stand out against compliant faces: change them first; lowest pixel quality at
-    the eyes: mean PLQ 0.21 against 0.74 for the face; then the cheeks 0.50".
+    """The feedback from region means (``region_means``: face regions and ``face``), optionally Q̂, e.g.
+    "Change the cheeks first: they stand out against compliant faces. Detail: Q̂ 0.41; lowest pixel quality
+    (the paper's PLQ map) at the eyes: mean PLQ 0.21 against 0.74 for the face; then the cheeks 0.50".
 
-    With ``flagged`` (``regions.flag_region``: the region that the network sees most unlike compliant faces,
-    by the deviation map, or "" when none stands out) it says first which part must change, or that nothing stands out.
-    Then the paper's view: the ``regions`` face regions with the lowest mean PLQ (at least one; the next ones
-    only while they are below the face's mean). With ``degraded`` (``regions.degraded_region`` against a
-    compliant photo of the face) it adds where the map lost most, e.g. "; against the compliant photo the
-    cheeks lost most (saliency share ×0.41)".
+    It opens with ``opening(flagged)``: the one region the network sees most unlike compliant faces (the
+    deviation map; ``flagged`` = None when the backbone has no compliant-face norm). The detail follows,
+    labelled: the paper's view, the ``regions`` face regions with the lowest mean PLQ (at least one; the next
+    ones only while they are below the face's mean), and with ``degraded`` (``regions.degraded_region`` against a
+    compliant photo of the same face) where the map lost most.
     """
     ranked = sorted((means[k], k) for k in FACE_REGIONS if not math.isnan(means.get(k, math.nan)))
-    face = means.get("face", math.nan)
     if not ranked:
-        return "no face region inside the crop"
-    text = f"Q̂ {quality:.2f}; " if quality is not None else ""
-    if flagged is not None:
-        region, _ = flagged
-        text += (f"{_NAMES[region]} stand{'' if region.endswith('s') else 's'} out against compliant faces: "
-                 f"change {'them' if region.endswith('s') else 'it'} first; " if region
-                 else "nothing stands out against compliant faces; ")
+        return "No face region inside the crop."
+    face = means.get("face", math.nan)
+    detail = [f"Q̂ {quality:.2f}"] if quality is not None else []
     worst_val, worst = ranked[0]
-    text += f"lowest pixel quality at {_NAMES[worst]}: mean PLQ {worst_val:.2f} against {face:.2f} for the face"
     more = [f"{_NAMES[k]} {v:.2f}" for v, k in ranked[1:regions] if v < face]
-    text += f"; then {', '.join(more)}" if more else ""
+    detail.append(f"lowest pixel quality (the paper's PLQ map) at {_NAMES[worst]}: mean PLQ {worst_val:.2f} "
+                  f"against {face:.2f} for the face" + (f", then {', '.join(more)}" if more else ""))
     if degraded is not None:
-        text += f"; against the compliant photo {_NAMES[degraded[0]]} lost most (saliency share ×{degraded[1]:.2f})"
-    return text
+        detail.append(f"same-person comparison: against the compliant photo {_NAMES[degraded[0]]} lost most "
+                      f"(saliency share ×{degraded[1]:.2f})")
+    return f"{opening(flagged)} Detail: {'; '.join(detail)}."

@@ -14,13 +14,13 @@ from IPython.display import HTML
 
 from ..config import ModelConfig
 from ..experiments import icao
-from ..experiments.common import Panel
+from ..experiments.common import Panel, stands_out
 from ..regions import REGIONS
 from ..images import ImageLike
 from ..pipeline import FaceAnalysis, cached_explainer
 from .display import table_html
 from .explorer import FaceUI
-from .plotting import image_grid, outline_trace, plq_trace, rgb_trace
+from .plotting import FLAGGED, LEGEND, deviation_trace, image_grid, outline_trace, plq_trace, rgb_trace
 
 
 def icao_variant(session: FaceAnalysis, config: ModelConfig, violation: str, strength: float = 1.0) -> icao.Variant:
@@ -68,15 +68,30 @@ def violation_summary(session: FaceAnalysis, config: ModelConfig, violation: str
 
 
 def icao_figure(session: FaceAnalysis, config: ModelConfig, violation: str, strength: float = 1.0) -> go.Figure:
-    """Compliant and violated crop over their PLQ maps (the occluder outlined), Δ_Q̂ in the title."""
+    """Compliant (top) and violated crop (bottom), each with its PLQ map ("what each pixel is worth") and, where the
+    backbone has a compliant-face norm, its deviation map ("what stands out"); the occluder outlined on the
+    violated PLQ map, the flagged part (``plotting.FLAGGED``) on the photo and on the deviation map; Δ_Q̂ in the
+    title."""
     variant, _, (ref, panel) = _measured(session, config, violation, strength)
-    fig = image_grid([[(f"compliant, Q̂ = {ref.quality:.3f}", rgb_trace(ref.image)),
-                       (f"{violation} ×{strength:g}, Q̂ = {panel.quality:.3f}", rgb_trace(panel.image))],
-                      [("PLQ compliant", plq_trace(ref.plq)),
-                       (f"PLQ {violation}", plq_trace(panel.plq, colorbar=False))]],
-                     title=f"{session.name}: quality lost Δ_Q̂ = {ref.quality - panel.quality:+.3f}", panel_px=240)
+    explainer = cached_explainer(config, device=str(session.device))
+    face = session.face_crop(config.backbone)
+    looks = [stands_out(explainer, ref.image, face.landmarks), stands_out(explainer, panel.image, variant.landmarks)]
+    rows = []
+    for label, p, look in (("compliant", ref, looks[0]), (f"{violation} ×{strength:g}", panel, looks[1])):
+        row = [(f"{label}, Q̂ = {p.quality:.3f}", rgb_trace(p.image)),
+               (f"PLQ {label}", plq_trace(p.plq, colorbar=p is ref))]
+        if look.deviation is not None:
+            row.append((f"stands out: {look.flag[0] or 'nothing'}",
+                        deviation_trace(look.deviation, explainer.compliant_norm().features.threshold)))
+        rows.append(row)
+    fig = image_grid(rows, title=f"{session.name}: quality lost Δ_Q̂ = {ref.quality - panel.quality:+.3f}",
+                     panel_px=240)
     if variant.occluder is not None:
-        fig.add_trace(outline_trace(variant.occluder, "blue", "occluder"), row=2, col=2)
+        fig.add_trace(outline_trace(variant.occluder, "black", "occluder"), row=2, col=2)
+    for r, look in enumerate(looks, start=1):
+        if look.part.any():
+            for c in (1, 3):
+                fig.add_trace(outline_trace(look.part, "blue", FLAGGED), row=r, col=c)
     return fig
 
 
@@ -132,7 +147,7 @@ class IcaoUI(FaceUI):
     def render(self) -> list:
         args = (self.session(), self.config(), self.violation.value, self.strength.value)
         summary = violation_summary(*args)
-        return [icao_figure(*args), HTML(f"<p><b>Feedback:</b> {summary['feedback']}</p>"),
+        return [HTML(f"<p><b>Feedback:</b> {summary['feedback']}</p>"), icao_figure(*args), HTML(LEGEND),
                 HTML(table_html([summary], [k for k in summary if k != "feedback"])),
                 HTML(table_html(region_table(*args)))]
 

@@ -31,6 +31,21 @@ def plq_trace(plq: np.ndarray, name: str = "PLQ", colorbar: bool = True) -> go.H
                       hovertemplate="x %{x}, y %{y}<br>PLQ %{z:.2f}<extra></extra>")
 
 
+def deviation_trace(deviation: np.ndarray, threshold: float) -> go.Heatmap:
+    """A deviation map [S, S] (``attribution.deviation``: 1 ≈ as in compliant faces) from white to red, fixed to
+    [0, 2 × the flag ``threshold``], so that a flagged part is red whatever the network (no colour bar: the
+    figure's one bar is the PLQ map's; ``LEGEND`` says what the colours mean)."""
+    return go.Heatmap(z=np.asarray(deviation, np.float32), colorscale="Reds", zmin=0.0, zmax=2.0 * threshold,
+                      name="deviation", showscale=False,
+                      hovertemplate="x %{x}, y %{y}<br>deviation %{z:.2f}<extra></extra>")
+
+
+FLAGGED = "flagged region"  # the name of the flagged part's outline in every figure
+LEGEND = ("<small><b>PLQ map</b>: what each pixel is worth for recognition (red 0, useless … green 1, useful).<br>"
+          "<b>Deviation map</b>: what stands out, how unlike compliant faces the network sees each part (white: as "
+          "in compliant faces … red: far from them); the flagged part is outlined in blue.</small>")
+
+
 def outline_trace(mask: np.ndarray, color: str = "blue", name: str = "mask") -> go.Contour:
     """The outline of a bool mask [S, S], to lay over an image or map panel."""
     return go.Contour(z=np.asarray(mask, np.float32), contours={"start": 0.5, "end": 0.5, "coloring": "none"},

@@ -17,12 +17,15 @@ from ..backbones import available_backbones
 from ..config import ModelConfig, resolve_config
 from ..errors import ModelUnavailableError
 from ..images import ImageLike
-from ..pipeline import FaceAnalysis
+from ..experiments.common import StandsOut, stands_out
+from ..experiments.feedback import feedback
+from ..pipeline import FaceAnalysis, cached_explainer
+from ..regions import region_masks, region_means
 from ..plq import plq_from_saliency
 from ..quality import QualityScaling, available_estimators, get_estimator
 from .display import render_into, table_html
 from .explorer import FaceUI
-from .plotting import image_grid, plq_trace, rgb_trace
+from .plotting import FLAGGED, LEGEND, deviation_trace, image_grid, outline_trace, plq_trace, rgb_trace
 from .settings import quick_params
 
 TABS = ("PLQ map", "steps", "numbers")  # the explorer's tabs (short: long titles are cut)
@@ -127,16 +130,39 @@ def plq_curve_figure(session: FaceAnalysis, config: ModelConfig) -> go.Figure:
     return fig
 
 
-def maps_figure(session: FaceAnalysis, config: ModelConfig) -> go.Figure:
-    """The tutorial's main figure: crop | saliency (log10 Ŝ) | PLQ map | PLQ on the photo."""
+def stands_out_here(session: FaceAnalysis, config: ModelConfig) -> StandsOut:
+    """What stands out in the face's aligned crop (its deviation map, flag and flagged part; ``stands_out``)."""
+    face = session.face_crop(config.backbone)
+    return stands_out(cached_explainer(config, device=str(session.device)), face.crop, face.landmarks)
+
+
+def tutorial_feedback(session: FaceAnalysis, config: ModelConfig) -> str:
+    """The feedback in words for the face: the region to change first, then the detail (``feedback``)."""
     res = session.explain(config)
+    masks = region_masks(session.face_crop(config.backbone).landmarks, res.crop.shape[0])
+    return feedback(region_means(res.plq, masks), res.quality, flagged=stands_out_here(session, config).flag)
+
+
+def maps_figure(session: FaceAnalysis, config: ModelConfig) -> go.Figure:
+    """The tutorial's main figure: the crop (the flagged part outlined, ``plotting.FLAGGED``), its PLQ map ("what
+    each pixel is worth") and its deviation map ("what stands out", where the backbone has a compliant-face norm);
+    below, the saliency (log10 Ŝ) and the PLQ on the photo."""
+    res = session.explain(config)
+    look = stands_out_here(session, config)
     mid = -config.gamma / 2  # v = 1/2 here
     sal = go.Heatmap(z=np.log10(np.maximum(res.saliency, 1e-12)), colorscale="gray", zmin=mid - 2, zmax=mid + 2,
                      showscale=False, hovertemplate="log10 Ŝ %{z:.2f}<extra></extra>")
-    return image_grid([[("aligned crop", rgb_trace(res.crop)), ("saliency log10 Ŝ", sal),
-                        ("PLQ map P = v(Ŝ)", plq_trace(res.plq)), ("PLQ on the photo", rgb_trace(res.overlay()))]],
-                      title=f"{session.name}: Q̂ = {res.quality:.3f} (Q = {res.quality_raw:.3f}; "
-                            f"{res.backbone}, {res.quality_method})")
+    top = [("aligned crop", rgb_trace(res.crop)), ("PLQ map P = v(Ŝ)", plq_trace(res.plq))]
+    if look.deviation is not None:
+        threshold = cached_explainer(config, device=str(session.device)).compliant_norm().features.threshold
+        top.append((f"stands out: {look.flag[0] or 'nothing'}", deviation_trace(look.deviation, threshold)))
+    fig = image_grid([top, [("saliency log10 Ŝ", sal), ("PLQ on the photo", rgb_trace(res.overlay()))]],
+                     title=f"{session.name}: Q̂ = {res.quality:.3f} (Q = {res.quality_raw:.3f}; "
+                           f"{res.backbone}, {res.quality_method})", panel_px=230)
+    if look.part.any():
+        for c in (1, 3):
+            fig.add_trace(outline_trace(look.part, "blue", FLAGGED), row=1, col=c)
+    return fig
 
 
 def stages_run(session: FaceAnalysis, config: ModelConfig) -> str:
@@ -242,7 +268,9 @@ class TutorialUI(FaceUI):
                               seed=self.seed.value, alpha=self.alpha.value, r=self.r.value, gamma=self.gamma.value)
 
     def render(self) -> list:
-        return [maps_figure(self.session(), self.config())]
+        session, config = self.session(), self.config()
+        return [HTML(f"<p><b>Feedback:</b> {html.escape(tutorial_feedback(session, config))}</p>"),
+                maps_figure(session, config), HTML(LEGEND)]
 
     def update(self) -> None:
         """Redraw all tabs for the current controls; only the changed stages recompute."""

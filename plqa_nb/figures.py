@@ -23,7 +23,7 @@ def explanation_figure(result):
     return fig
 
 
-OUTLINE_RGB = (0, 64, 255)  # the flagged part's outline: blue, apart from the PLQ map's red-yellow-green
+OUTLINE_RGB = (0, 160, 255)  # the flagged part's outline: a light blue, seen on skin, dark glasses and every map colour
 
 
 def side_by_side_png(crop: np.ndarray, plq: np.ndarray, quality: float, outline: np.ndarray | None = None) -> np.ndarray:

@@ -20,7 +20,7 @@ from ..images import ImageLike
 from ..pipeline import FaceAnalysis, cached_explainer
 from .display import table_html
 from .explorer import FaceUI
-from .plotting import FLAGGED, LEGEND, deviation_trace, image_grid, outline_trace, plq_trace, rgb_trace
+from .plotting import FLAGGED, LEGEND, OUTLINE, deviation_trace, image_grid, outline_trace, plq_trace, rgb_trace
 
 
 def icao_variant(session: FaceAnalysis, config: ModelConfig, violation: str, strength: float = 1.0) -> icao.Variant:
@@ -91,7 +91,7 @@ def icao_figure(session: FaceAnalysis, config: ModelConfig, violation: str, stre
     for r, look in enumerate(looks, start=1):
         if look.part.any():
             for c in (1, 3):
-                fig.add_trace(outline_trace(look.part, "blue", FLAGGED), row=r, col=c)
+                fig.add_trace(outline_trace(look.part, OUTLINE, FLAGGED), row=r, col=c)
     return fig
 
 

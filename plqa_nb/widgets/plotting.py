@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from ..figures import OUTLINE_RGB
 from ..plq import PLQ_COLORSCALE
 
 MAX_FIXED_WIDTH = 600  # px: narrower than any output box of a notebook or of the app
@@ -41,6 +42,7 @@ def deviation_trace(deviation: np.ndarray, threshold: float) -> go.Heatmap:
 
 
 FLAGGED = "flagged region"  # the name of the flagged part's outline in every figure
+OUTLINE = "rgb" + str(OUTLINE_RGB)  # its colour, the one of `plqa explain`'s PNG
 LEGEND = ("<small><b>PLQ map</b>: what each pixel is worth for recognition (red 0, useless … green 1, useful).<br>"
           "<b>Deviation map</b>: what stands out, how unlike compliant faces the network sees each part (white: as "
           "in compliant faces … red: far from them); the flagged part is outlined in blue.</small>")

@@ -25,7 +25,7 @@ from ..plq import plq_from_saliency
 from ..quality import QualityScaling, available_estimators, get_estimator
 from .display import render_into, table_html
 from .explorer import FaceUI
-from .plotting import FLAGGED, LEGEND, deviation_trace, image_grid, outline_trace, plq_trace, rgb_trace
+from .plotting import FLAGGED, LEGEND, OUTLINE, deviation_trace, image_grid, outline_trace, plq_trace, rgb_trace
 from .settings import quick_params
 
 TABS = ("PLQ map", "steps", "numbers")  # the explorer's tabs (short: long titles are cut)
@@ -161,7 +161,7 @@ def maps_figure(session: FaceAnalysis, config: ModelConfig) -> go.Figure:
                            f"{res.backbone}, {res.quality_method})", panel_px=230)
     if look.part.any():
         for c in (1, 3):
-            fig.add_trace(outline_trace(look.part, "blue", FLAGGED), row=1, col=c)
+            fig.add_trace(outline_trace(look.part, OUTLINE, FLAGGED), row=1, col=c)
     return fig
 
 

@@ -249,6 +249,7 @@ def _slider(root, label: str):
 def _drag(page, root, label: str, dx: float = 40) -> None:
     """Drag slider ``label``'s handle by ``dx`` px with the mouse, towards the middle of its track."""
     slider = _slider(root, label)
+    slider.scroll_into_view_if_needed()  # an explorer taller than the window: the mouse acts on what is in view
     box, track = slider.locator(".noUi-handle").bounding_box(), slider.locator(".noUi-target").bounding_box()
     x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
     dx = dx if x < track["x"] + track["width"] / 2 else -dx

@@ -2,14 +2,19 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..batch import atomic_save_npz, atomic_save_png, common_root, output_stem
+from ..batch import atomic_save_npz, atomic_save_png, common_root, output_stem, write_output
 from ..images import iter_image_files
 from . import VERBS
 from .common import (add_batch_options, add_model_options, add_scale_options, make_explainer, model_options,
                      open_table, print_summary, scale_options, writes_out)
+
+if TYPE_CHECKING:
+    from ..stages import PreparedFace
 
 COLUMNS = ["file", "status", "error", "output", "quality", "quality_raw", "backbone", "quality_method",
            "attribution", "faces_found", "flagged_region", "feedback", "seconds"]
@@ -43,6 +48,13 @@ def sample_inputs(names: list[str], out: Path) -> list[Path]:
     return paths
 
 
+def save_side_by_side(path: Path, crop, plq, quality: float) -> None:
+    """The crop and its PLQ map side by side (``figures.side_by_side_png``), written atomically to ``path``."""
+    from ..figures import side_by_side_png
+
+    atomic_save_png(path, side_by_side_png(crop, plq, quality))
+
+
 class ExplainStep:
     """The model and the output folder of a run, built once per process (``plqa_nb.scale``): ``prepare`` and
     ``compute`` for ``batch.process_files``. ``root``: the folder the output names are relative to."""
@@ -50,12 +62,15 @@ class ExplainStep:
     def __init__(self, model: argparse.Namespace, method: str, out: Path, root: Path):
         self.explainer = make_explainer(model, method=method)
         self.out, self.root = out, root
-        self.prepare = self.explainer.prepare
+
+    def prepare(self, file: Path) -> PreparedFace:
+        """``Explainer.prepare`` without the photo, which ``compute`` does not use (batches prepared ahead hold
+        only their crops)."""
+        return dataclasses.replace(self.explainer.prepare(file), photo=None)
 
     def compute(self, items: list) -> list[dict]:
         from ..experiments.common import deviation_maps, flagged  # the heavy part, once the run is accepted
         from ..experiments.feedback import feedback
-        from ..figures import side_by_side_png
         from ..regions import region_masks, region_means
         from ..stages import as_face_crop
 
@@ -70,9 +85,9 @@ class ExplainStep:
             masks = region_masks(faces[i].landmarks, r.crop.shape[0])
             flag = flagged(explainer, None if deviations is None else deviations[i], masks)
             extra = {} if deviations is None else {"deviation": deviations[i].astype("float32")}
-            atomic_save_npz(npz, crop=r.crop, plq=r.plq, saliency=r.saliency, embedding=r.embedding,
-                            quality=r.quality, quality_raw=r.quality_raw, matrix=r.matrix, **extra)
-            atomic_save_png(png, side_by_side_png(r.crop, r.plq, r.quality))
+            write_output(file, atomic_save_npz, npz, crop=r.crop, plq=r.plq, saliency=r.saliency,
+                         embedding=r.embedding, quality=r.quality, quality_raw=r.quality_raw, matrix=r.matrix, **extra)
+            write_output(file, save_side_by_side, png, r.crop, r.plq, r.quality)
             rows.append({"file": str(file), "status": "ok", "error": "", "output": f"{rel}.npz",
                          "quality": f"{r.quality:.6f}", "quality_raw": f"{r.quality_raw:.6f}",
                          "backbone": r.backbone, "quality_method": r.quality_method, "attribution": r.attribution,

@@ -83,11 +83,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def atomic_save_npz(path: str | os.PathLike, **arrays) -> None:
+def atomic_save_npz(path: str | os.PathLike, compress: bool = True, **arrays) -> None:
+    """``arrays`` as an .npz at ``path`` (atomically): deflated with ``compress``, else stored as they are."""
     import numpy as np
 
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    (np.savez_compressed if compress else np.savez)(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
 
 

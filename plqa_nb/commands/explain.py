@@ -85,7 +85,7 @@ class ExplainStep:
             masks = region_masks(faces[i].landmarks, r.crop.shape[0])
             flag = flagged(explainer, None if deviations is None else deviations[i], masks)
             extra = {} if deviations is None else {"deviation": deviations[i].astype("float32")}
-            write_output(file, atomic_save_npz, npz, crop=r.crop, plq=r.plq, saliency=r.saliency,
+            write_output(file, atomic_save_npz, npz, compress=False, crop=r.crop, plq=r.plq, saliency=r.saliency,
                          embedding=r.embedding, quality=r.quality, quality_raw=r.quality_raw, matrix=r.matrix, **extra)
             write_output(file, save_side_by_side, png, r.crop, r.plq, r.quality)
             rows.append({"file": str(file), "status": "ok", "error": "", "output": f"{rel}.npz",

@@ -33,10 +33,10 @@ import threading
 import time
 import traceback
 import warnings
-from collections import deque
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -252,11 +252,26 @@ def error_row(file: str, exc: BaseException, seconds: float = 0.0) -> dict:
 
 @dataclass
 class BatchSummary:
+    """Files in all, already done, ok and failed in this run; the table; the run's wall seconds from its first
+    batch to its last row (model loads before it not counted); the seconds a serial run's step spent per stage
+    (its ``seconds``, if it keeps them; several stages may run at once)."""
     total: int
     skipped: int
     ok: int
     errors: int
     table: Path
+    wall_s: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def timed(seconds: Counter[str], stage: str) -> Iterator[None]:
+    """Add the block's wall seconds to ``seconds[stage]`` (each stage counted by one thread at a time)."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[stage] += time.perf_counter() - t0
 
 
 @dataclass
@@ -396,6 +411,7 @@ class RowWriter:
         from tqdm import tqdm
 
         self.table, self.ok, self.errors = table, 0, 0
+        self.start = time.perf_counter()
         self._write = tqdm.write
         self.bar = tqdm(total=total, desc=desc, unit="file", file=sys.stderr, disable=None)
 
@@ -419,7 +435,7 @@ class RowWriter:
 
     def summary(self, files: Sequence[Path], todo: Sequence[Path]) -> BatchSummary:
         return BatchSummary(total=len(files), skipped=len(files) - len(todo), ok=self.ok, errors=self.errors,
-                            table=self.table.path)
+                            table=self.table.path, wall_s=time.perf_counter() - self.start)
 
 
 def chunks(items: Sequence[Path], size: int) -> Iterator[list[Path]]:

@@ -42,7 +42,9 @@ CACHED_STEPS = 2  # steps (models) a worker keeps, most recently used first
 
 
 class Step(Protocol):
-    """What a verb runs on each file (``prepare``) and on each batch of prepared files (``compute``)."""
+    """What a verb runs on each file (``prepare``) and on each batch of prepared files (``compute``). A step may
+    keep ``seconds`` (a Counter of seconds by stage, e.g. with ``batch.timed``): a serial run reports them in its
+    summary's ``stage_seconds``."""
 
     def prepare(self, file: Path) -> Any: ...
 
@@ -85,8 +87,10 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
 
             torch.set_num_threads(threads)
         step = make_step()
-        return run_batch(inputs, table, step.prepare, step.compute, batch_size=batch_size, debug=debug, desc=desc,
-                         overlap=True)
+        summary = run_batch(inputs, table, step.prepare, step.compute, batch_size=batch_size, debug=debug, desc=desc,
+                            overlap=True)
+        summary.stage_seconds = dict(getattr(step, "seconds", {}))
+        return summary
     if workers is not None and threads is None:
         threads = max(1, available_cores() // workers)
     files, todo = pending_files(inputs, table)

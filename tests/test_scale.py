@@ -213,7 +213,8 @@ def test_without_scale_options_dask_is_not_imported(faces_dir, tmp_path):
 
 @pytest.mark.slow
 def test_bench_scaling_table(faces_dir, tmp_path, capsys):
-    """`plqa bench --scaling`: a serial and a one-worker run of real photos, each timed and its memory sampled."""
+    """`plqa bench --scaling`: a serial and a one-worker run of real photos, each timed and its memory sampled; the
+    serial run's seconds per stage and the network's maps/s at the same batch size."""
     src = tmp_path / "in"
     _linked_photos(faces_dir, src, range(1, 4))
     report = tmp_path / "scaling.json"
@@ -228,6 +229,11 @@ def test_bench_scaling_table(faces_dir, tmp_path, capsys):
     assert one["worker_peak_mb"] > 100  # the model lives in the worker
     for name in ("serial", "workers-1"):
         assert [r["status"] for r in _rows(tmp_path / "runs" / name / "results.csv")] == ["ok"] * 3
+    result = json.loads(report.read_text())
+    assert set(serial["stage_ms_per_file"]) == {"prepare", "network", "maps", "output"}
+    assert all(v > 0 for v in serial["stage_ms_per_file"].values()) and 0 < serial["stage_wall_s"] < serial["wall_s"]
+    assert abs(sum(serial["stage_share"].values()) - 1) < 1e-9
+    assert result["map_only_faces_per_s"] > 0 and "serial end to end:" in table
 
 
 @pytest.mark.slow

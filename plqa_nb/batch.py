@@ -252,9 +252,9 @@ def error_row(file: str, exc: BaseException, seconds: float = 0.0) -> dict:
 
 @dataclass
 class BatchSummary:
-    """Files in all, already done, ok and failed in this run; the table; the run's wall seconds from its first
-    batch to its last row (model loads before it not counted); the seconds a serial run's step spent per stage
-    (its ``seconds``, if it keeps them; several stages may run at once)."""
+    """Files in all, already done, ok and failed in this run; the table; the wall seconds from the first batch to
+    the last row (after a serial run's model load; a cluster's workers load theirs within them); the seconds a
+    serial run's step spent per stage (its ``seconds``, if it keeps them; the stages overlap)."""
     total: int
     skipped: int
     ok: int

@@ -9,26 +9,34 @@ Rules (shared by every verb that walks files):
   at worst such a temporary, which the next run into the folder removes (``output_lock``);
 * one writer per output folder: a verb holds ``output_lock`` (an flock on ``.plqa.lock``, released
   by the OS however the process ends) for its whole run; a second run stops with ``FolderLockedError``;
+* a step writes each input's files through ``write_output``: at once, or, in an overlapped serial run
+  (``run_batch``), on a writer thread that appends a batch's rows only once its files are written;
 * rows are appended (flushed, fsync'ed) as files finish; a rerun into the same folder
   skips files whose row is ``ok`` and whose outputs exist, and retries the others;
   ``overwrite=True`` starts the table afresh and replaces outputs.
 
 ``process_files`` turns a batch of files into its rows (wherever it runs: here, or on a Dask worker, see
-``plqa_nb.scale``); ``RowWriter`` is the run's one writer of rows; ``run_batch`` joins them in this process.
+``plqa_nb.scale``); ``RowWriter`` is the run's one writer of rows; ``run_batch`` joins them in this process,
+with ``overlap`` as three threads (``prepare_files``, ``compute_prepared``, ``write_batch``).
 """
 from __future__ import annotations
 
 import csv
+import functools
 import io
+import itertools
 import os
 import re
 import secrets
 import sys
+import threading
 import time
 import traceback
 import warnings
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
@@ -43,6 +51,7 @@ except ImportError:  # Windows: no flock
 TMP_PREFIX = ".plqa-tmp-"
 TMP_PATTERN = re.compile(re.escape(TMP_PREFIX) + r"[0-9a-f]{16}-(?P<target>.+)", re.DOTALL)
 LOCK_NAME = ".plqa.lock"
+PREPARE_AHEAD = 1  # batches an overlapped run prepares while it computes one (each holds its photos)
 
 
 def temporary_path(path: Path) -> Path:
@@ -74,11 +83,12 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise
 
 
-def atomic_save_npz(path: str | os.PathLike, **arrays) -> None:
+def atomic_save_npz(path: str | os.PathLike, compress: bool = True, **arrays) -> None:
+    """``arrays`` as an .npz at ``path`` (atomically): deflated with ``compress``, else stored as they are."""
     import numpy as np
 
     buf = io.BytesIO()
-    np.savez_compressed(buf, **arrays)
+    (np.savez_compressed if compress else np.savez)(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
 
 
@@ -242,11 +252,26 @@ def error_row(file: str, exc: BaseException, seconds: float = 0.0) -> dict:
 
 @dataclass
 class BatchSummary:
+    """Files in all, already done, ok and failed in this run; the table; the wall seconds from the first batch to
+    the last row (after a serial run's model load; a cluster's workers load theirs within them); the seconds a
+    serial run's step spent per stage (its ``seconds``, if it keeps them; the stages overlap)."""
     total: int
     skipped: int
     ok: int
     errors: int
     table: Path
+    wall_s: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+
+@contextmanager
+def timed(seconds: Counter[str], stage: str) -> Iterator[None]:
+    """Add the block's wall seconds to ``seconds[stage]`` (each stage counted by one thread at a time)."""
+    t0 = time.perf_counter()
+    try:
+        yield
+    finally:
+        seconds[stage] += time.perf_counter() - t0
 
 
 @dataclass
@@ -255,6 +280,108 @@ class BatchRows:
     tracebacks with ``debug``). Plain data, so a worker process can send it back."""
     rows: list[dict]
     notes: list[str]
+
+
+_deferred = threading.local()  # .writes: the list ``write_output`` queues into on this thread, if any
+
+
+def write_output(file: str | os.PathLike, write: Callable[..., None], *args, **kwargs) -> None:
+    """Write an output file of the input ``file``: ``write(*args, **kwargs)`` now, or, while this thread computes
+    a batch of an overlapped serial run (``run_batch``), on the run's writer thread before the batch's rows are
+    appended. A step's ``compute`` writes its files through this."""
+    writes = getattr(_deferred, "writes", None)
+    if writes is None:
+        write(*args, **kwargs)
+    else:
+        writes.append((str(file), functools.partial(write, *args, **kwargs)))
+
+
+@contextmanager
+def deferred_writes() -> Iterator[list[tuple[str, Callable[[], None]]]]:
+    """Queue the ``write_output`` calls of this thread, as (input file, write), instead of running them."""
+    _deferred.writes = writes = []
+    try:
+        yield writes
+    finally:
+        _deferred.writes = None
+
+
+@dataclass
+class PreparedBatch:
+    """One batch after ``prepare``: the files in order, the prepared ones as (file, prepared, seconds), the rows
+    of those that failed by file, and notes for stderr."""
+    files: list[Path]
+    items: list[tuple[Path, Any, float]]
+    failed: dict[str, list[dict]]
+    notes: list[str]
+
+    def fail(self, file: str | os.PathLike, exc: BaseException, seconds: float, debug: bool) -> list[dict]:
+        """The error row of ``file`` (``error_row``), its note unless an ``InputError`` (with its traceback when
+        ``debug``)."""
+        row = error_row(str(file), exc, seconds)
+        if debug:
+            self.notes.append("".join(traceback.format_exception(exc)).rstrip())
+        if not isinstance(exc, InputError):
+            self.notes.append(row["error"])
+        return [row]
+
+
+def prepare_files(files: Sequence[Path], prepare: Callable[[Path], Any], debug: bool = False) -> PreparedBatch:
+    """``prepare(file)`` each file; one that raises (InputError or not) gets its error row."""
+    batch = PreparedBatch(list(files), [], {}, [])
+    for f in files:
+        t0 = time.perf_counter()
+        try:
+            batch.items.append((f, prepare(f), time.perf_counter() - t0))
+        except Exception as exc:
+            batch.failed[str(f)] = batch.fail(f, exc, time.perf_counter() - t0, debug)
+    return batch
+
+
+def compute_prepared(batch: PreparedBatch, compute: Callable[[list[tuple[Path, Any]]], list[dict]],
+                     debug: bool = False) -> dict[str, list[dict]]:
+    """The rows of the batch's prepared files by file (``seconds`` a float for now), from ``compute`` of them all
+    or, if that fails, of each alone; the failed files' rows are added. Inside ``deferred_writes`` only the writes
+    of the calls that succeeded stay queued."""
+    rows_of = dict(batch.failed)
+    if not batch.items:
+        return rows_of
+    writes = getattr(_deferred, "writes", None)
+    writes = [] if writes is None else writes
+    queued = len(writes)
+    t0 = time.perf_counter()
+    try:
+        rows = compute([(f, p) for f, p, _ in batch.items])
+        share = (time.perf_counter() - t0) / len(batch.items)
+        prep = {str(f): tp for f, _, tp in batch.items}
+        for row in rows:
+            row["seconds"] = prep[row["file"]] + share
+            rows_of.setdefault(row["file"], []).append(row)
+        return rows_of
+    except Exception as exc:  # isolate the failing item
+        if debug:
+            batch.notes.append("".join(traceback.format_exception(exc)).rstrip())
+    for f, p, tp in batch.items:
+        del writes[queued:]  # those of the failed call
+        t1 = time.perf_counter()
+        try:
+            item_rows = compute([(f, p)])
+            for row in item_rows:
+                row["seconds"] = tp + time.perf_counter() - t1
+            queued = len(writes)
+        except Exception as exc1:
+            item_rows = batch.fail(f, exc1, tp + time.perf_counter() - t1, debug)
+        rows_of[str(f)] = item_rows
+    del writes[queued:]
+    return rows_of
+
+
+def batch_rows(batch: PreparedBatch, rows_of: dict[str, list[dict]]) -> BatchRows:
+    """The batch's rows in file order, ``seconds`` formatted."""
+    rows = [row for f in batch.files for row in rows_of.get(str(f), [])]
+    for row in rows:
+        row["seconds"] = f"{float(row['seconds']):.3f}"
+    return BatchRows(rows, batch.notes)
 
 
 def process_files(files: Sequence[Path], prepare: Callable[[Path], Any],
@@ -266,46 +393,8 @@ def process_files(files: Sequence[Path], prepare: Callable[[Path], Any],
     table); if it fails for the batch, each item is retried alone so one bad face cannot sink its neighbours.
     ``seconds`` of a row: its file's preparation plus its share of the compute.
     """
-    notes: list[str] = []
-
-    def failed(file: Path, exc: BaseException, seconds: float) -> list[dict]:
-        row = error_row(str(file), exc, seconds)
-        if debug:
-            notes.append("".join(traceback.format_exception(exc)).rstrip())
-        if not isinstance(exc, InputError):
-            notes.append(row["error"])
-        return [row]
-
-    prepared: list[tuple[Path, Any, float]] = []
-    rows_of: dict[str, list[dict]] = {}
-    for f in files:
-        t0 = time.perf_counter()
-        try:
-            prepared.append((f, prepare(f), time.perf_counter() - t0))
-        except Exception as exc:
-            rows_of[str(f)] = failed(f, exc, time.perf_counter() - t0)
-    if prepared:
-        t0 = time.perf_counter()
-        try:
-            rows = compute([(f, p) for f, p, _ in prepared])
-            share = (time.perf_counter() - t0) / len(prepared)
-            prep = {str(f): tp for f, _, tp in prepared}
-            for row in rows:
-                row["seconds"] = f"{prep[row['file']] + share:.3f}"
-                rows_of.setdefault(row["file"], []).append(row)
-        except Exception as exc:  # isolate the failing item
-            if debug:
-                notes.append("".join(traceback.format_exception(exc)).rstrip())
-            for f, p, tp in prepared:
-                t1 = time.perf_counter()
-                try:
-                    item_rows = compute([(f, p)])
-                    for row in item_rows:
-                        row["seconds"] = f"{tp + time.perf_counter() - t1:.3f}"
-                except Exception as exc1:
-                    item_rows = failed(f, exc1, tp + time.perf_counter() - t1)
-                rows_of[str(f)] = item_rows
-    return BatchRows([row for f in files for row in rows_of.get(str(f), [])], notes)
+    batch = prepare_files(files, prepare, debug)
+    return batch_rows(batch, compute_prepared(batch, compute, debug))
 
 
 def pending_files(inputs: Sequence[str | os.PathLike], table: ResultTable) -> tuple[list[Path], list[Path]]:
@@ -322,6 +411,7 @@ class RowWriter:
         from tqdm import tqdm
 
         self.table, self.ok, self.errors = table, 0, 0
+        self.start = time.perf_counter()
         self._write = tqdm.write
         self.bar = tqdm(total=total, desc=desc, unit="file", file=sys.stderr, disable=None)
 
@@ -345,7 +435,7 @@ class RowWriter:
 
     def summary(self, files: Sequence[Path], todo: Sequence[Path]) -> BatchSummary:
         return BatchSummary(total=len(files), skipped=len(files) - len(todo), ok=self.ok, errors=self.errors,
-                            table=self.table.path)
+                            table=self.table.path, wall_s=time.perf_counter() - self.start)
 
 
 def chunks(items: Sequence[Path], size: int) -> Iterator[list[Path]]:
@@ -356,14 +446,68 @@ def chunks(items: Sequence[Path], size: int) -> Iterator[list[Path]]:
         yield list(items[i:i + size])
 
 
+def write_batch(batch: PreparedBatch, rows_of: dict[str, list[dict]], writes: list[tuple[str, Callable[[], None]]],
+                debug: bool = False) -> BatchRows:
+    """Run a batch's queued writes (``deferred_writes``) in order and return its rows (``batch_rows``): a file
+    whose write fails gets its error row instead of its rows; each write's seconds count to its file."""
+    failed: set[str] = set()
+    for file, write in writes:
+        if file in failed:  # its other files are not written, as when compute fails for it
+            continue
+        t0 = time.perf_counter()
+        try:
+            write()
+        except Exception as exc:
+            failed.add(file)
+            before = float(rows_of[file][0]["seconds"]) if rows_of.get(file) else 0.0
+            rows_of[file] = batch.fail(file, exc, before + time.perf_counter() - t0, debug)
+            continue
+        for row in rows_of.get(file, []):
+            row["seconds"] = float(row["seconds"]) + time.perf_counter() - t0
+    return batch_rows(batch, rows_of)
+
+
 def run_batch(inputs: Sequence[str | os.PathLike], table: ResultTable, prepare: Callable[[Path], Any],
               compute: Callable[[list[tuple[Path, Any]]], list[dict]], batch_size: int = 8,
-              debug: bool = False, desc: str = "plqa") -> BatchSummary:
+              debug: bool = False, desc: str = "plqa", overlap: bool = False) -> BatchSummary:
     """Walk ``inputs`` (files and folders), skip the files the table holds as done, and process the others in
     batches of ``batch_size`` files in this process (``process_files``), appending each batch's rows in file
-    order. Counts in the summary are per file."""
+    order. Counts in the summary are per file.
+
+    ``overlap``: three threads, each in batch order: one prepares the next batch (at most ``PREPARE_AHEAD``
+    ahead), this one computes, and one runs the writes ``compute`` queued with ``write_output`` and then appends
+    the batch's rows, so that rows still follow their files. The rows and files are those of a run without
+    ``overlap`` (up to ``seconds``); ``prepare`` must be safe to run beside ``compute``.
+    """
     files, todo = pending_files(inputs, table)
     with RowWriter(table, len(todo), desc) as writer:
-        for batch in chunks(todo, batch_size):
-            writer.add(process_files(batch, prepare, compute, debug))
+        if overlap:
+            _run_overlapped(chunks(todo, batch_size), writer, prepare, compute, debug)
+        else:
+            for batch in chunks(todo, batch_size):
+                writer.add(process_files(batch, prepare, compute, debug))
     return writer.summary(files, todo)
+
+
+def _run_overlapped(batches: Iterator[list[Path]], writer: RowWriter, prepare: Callable[[Path], Any],
+                    compute: Callable[[list[tuple[Path, Any]]], list[dict]], debug: bool) -> None:
+    """``run_batch``'s three threads (see there)."""
+    def finish(batch: PreparedBatch, rows_of: dict[str, list[dict]], writes: list) -> None:
+        writer.add(write_batch(batch, rows_of, writes, debug))
+
+    with ThreadPoolExecutor(1, "plqa-prepare") as preparer, ThreadPoolExecutor(1, "plqa-write") as output:
+        def prepare_next(n: int) -> list[Future]:
+            return [preparer.submit(prepare_files, b, prepare, debug) for b in itertools.islice(batches, n)]
+
+        ahead = deque(prepare_next(PREPARE_AHEAD))
+        written = None
+        while ahead:
+            batch = ahead.popleft().result()
+            ahead.extend(prepare_next(1))
+            with deferred_writes() as writes:
+                rows_of = compute_prepared(batch, compute, debug)
+            if written is not None:
+                written.result()  # one batch at a time waits for its writes; re-raises the writer's error
+            written = output.submit(finish, batch, rows_of, writes)
+        if written is not None:
+            written.result()

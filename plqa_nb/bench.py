@@ -53,6 +53,11 @@ CPU_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 CUDA_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
 
+def astronaut_crop(net: Backbone, device: torch.device) -> torch.Tensor:
+    """The astronaut's aligned crop for ``net``, [1, 3, S, S] in 0..255 on ``device``."""
+    return crops_to_tensor([prepare_face(astronaut(), net, device).aligned.crop], device)
+
+
 def timing_bundle(net: Backbone, crop: torch.Tensor) -> CalibrationBundle:
     """A calibration for timing a network without its own bundle (random weights): every timed estimator with
     α = 1, r = 0 and the γ of the paper's values for the network's family; ERS's centre is the crop's own embedding
@@ -87,7 +92,8 @@ FULL = Mode(7, 2, 100, None)
 QUICK = Mode(1, 0, 10, (1, 2), {"k": 2, "l": 2})  # a smoke test, not a measurement
 OTHER_METHODS = ("smoothgrad", "integrated-gradients")  # timed at their defaults
 ESTIMATORS = ("utility", "ers", "serfiq", "faceqan")  # timed one by one
-TARGETS = {"plq_over_fwd_bwd": 1.25, "serfiq_head_speedup": 20.0, "cuda_faces_per_s": 1000.0}
+TARGETS = {"plq_over_fwd_bwd": 1.25, "serfiq_head_speedup": 20.0, "cuda_faces_per_s": 1000.0,
+           "serial_over_map_only": 0.5}
 
 
 def bench_backbones() -> list[str]:
@@ -200,7 +206,7 @@ def run_benchmark(device: str = "cpu", backbone: str = DEFAULT_BACKBONE, quick: 
     load_start = _load_average()
     try:
         net, weights = load_bench_backbone(backbone, dev)
-        crop = crops_to_tensor([prepare_face(astronaut(), net, dev).aligned.crop], dev)
+        crop = astronaut_crop(net, dev)
         calibration = None if weights == "pretrained" else timing_bundle(net, crop)
 
         def explainer(quality: str, method: str = "saliency") -> Explainer:
@@ -369,24 +375,47 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
     """``plqa explain`` over ``inputs`` serially and with ``--workers`` 1 … ``max_workers`` (outputs under
     ``work``, replaced). Per run: files, wall seconds and files/s (imports, model loads and cluster start
     included), steady files/s (from the first row to the last), efficiency (steady files/s over workers × that
-    of 1 worker), the client's and the largest worker's peak resident memory (MiB, sampled every 0.2 s)."""
+    of 1 worker), the client's and the largest worker's peak resident memory (MiB, sampled every 0.2 s).
+
+    End to end: ``map_only_faces_per_s``, PLQ maps/s of the default backbone at ``batch_size`` in this process
+    (``plq_throughput``, right after the serial run), ``serial_over_map_only`` (the serial run's steady files/s
+    over it; target ``TARGETS``) and, for the serial run, ``stage_ms_per_file``, ``stage_share`` (of the summed
+    stage seconds) and ``stage_wall_s`` (first batch to last row: the stages overlap, see ``plqa explain
+    --timings``)."""
+    import json
+    import shutil
     from pathlib import Path
 
     runs = []
+    timings = Path(work) / "serial-timings.json"
     for workers in [None, *range(1, max_workers + 1)]:
         out = Path(work) / (f"workers-{workers}" if workers else "serial")
+        shutil.rmtree(out, ignore_errors=True)  # else the first samples count the last run's rows
         argv = ["explain", *inputs, "--out", out, "--batch-size", batch_size, "--overwrite"]
         log(f"scaling: {'serial' if workers is None else f'--workers {workers}'}")
-        trace = traced_run(argv + (["--workers", workers] if workers else []), out / "results.csv")
+        trace = traced_run(argv + (["--workers", workers] if workers else ["--timings", timings]),
+                           out / "results.csv")
         files = _rows_in(out / "results.csv")
         runs.append({"workers": workers or 0, "files": files, "wall_s": trace.wall_s,
                      "files_per_s": files / trace.wall_s, "steady_files_per_s": trace.steady_files_per_s(),
                      "client_peak_mb": max((s[2] for s in trace.samples), default=None),
                      "worker_peak_mb": max((s[3] for s in trace.samples), default=None) if workers else None})
+        if workers is None:
+            timed = json.loads(timings.read_text())
+            stages = timed["stage_seconds"]
+            runs[0]["stage_wall_s"] = timed["wall_s"]
+            runs[0]["stage_ms_per_file"] = {k: v * 1000.0 / max(files, 1) for k, v in stages.items()}
+            runs[0]["stage_share"] = {k: v / (sum(stages.values()) or 1.0) for k, v in stages.items()}
+            log(f"map-only throughput at batch {batch_size}")
+            net = load_backbone(DEFAULT_BACKBONE, torch.device("cpu"))
+            map_only = plq_throughput(Explainer(net), astronaut_crop(net, torch.device("cpu")), [batch_size],
+                                      FULL.repeats, FULL.warmup)[0]["faces_per_s"]
     one = runs[1]["steady_files_per_s"] if len(runs) > 1 else None
     for r in runs[1:]:
         r["efficiency"] = r["steady_files_per_s"] / (r["workers"] * one) if one and r["steady_files_per_s"] else None
-    return {"runs": runs, "batch_size": batch_size, "cpu_count": os.cpu_count(), "load_average": _load_average()}
+    serial = runs[0]["steady_files_per_s"]
+    return {"runs": runs, "batch_size": batch_size, "cpu_count": os.cpu_count(), "load_average": _load_average(),
+            "map_only_faces_per_s": map_only, "serial_over_map_only": serial / map_only if serial else None}
 
 
 def _or_dash(v, fmt: str) -> str:
@@ -396,6 +425,7 @@ def _or_dash(v, fmt: str) -> str:
 def format_scaling(result: dict) -> str:
     """Markdown table of a ``scaling_table`` result."""
     f = _or_dash
+    serial = result["runs"][0]
     lines = [f"`plqa explain`, batch size {result['batch_size']}, {result['cpu_count']} CPUs, load average "
              f"{f(result['load_average'], '.1f')} at the end", "",
              "| workers | files | wall s | files/s (wall) | files/s (steady) | efficiency | client peak MiB | "
@@ -404,6 +434,13 @@ def format_scaling(result: dict) -> str:
         lines.append(f"| {r['workers'] or 'serial'} | {r['files']} | {r['wall_s']:.1f} | {r['files_per_s']:.2f} | "
                      f"{f(r['steady_files_per_s'], '.2f')} | {f(r.get('efficiency'), '.2f')} | "
                      f"{f(r['client_peak_mb'], '.0f')} | {f(r['worker_peak_mb'], '.0f')} |")
+    lines += ["", f"serial end to end: {f(serial['steady_files_per_s'], '.2f')} files/s steady against "
+                  f"{result['map_only_faces_per_s']:.1f} PLQ maps/s of the network alone at batch "
+                  f"{result['batch_size']}: {f(result['serial_over_map_only'], '.0%')} "
+                  f"(target ≥ {TARGETS['serial_over_map_only']:.0%})", "",
+              f"serial stages, on three threads over {serial['stage_wall_s']:.1f} s from the first batch to the last row:",
+              "", "| stage | ms per file | share of the stages' seconds |", "|---|---:|---:|",
+              *(f"| {k} | {v:.1f} | {serial['stage_share'][k]:.0%} |" for k, v in serial["stage_ms_per_file"].items())]
     return "\n".join(lines)
 
 

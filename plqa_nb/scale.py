@@ -3,8 +3,9 @@
 A verb hands ``run_files`` a *step factory*: a picklable callable without arguments that builds an object with
 ``prepare(file)`` and ``compute(items)`` (see ``batch.process_files``), i.e. the model and where outputs go.
 
-* Without ``workers`` or ``scheduler`` the factory is called once here and ``batch.run_batch`` walks the files:
-  dask is not imported.
+* Without ``workers`` or ``scheduler`` the factory is called once here and ``batch.run_batch`` walks the files,
+  preparing the next batch and writing the last one's files on two threads beside the compute (``overlap``): dask
+  is not imported.
 * With ``workers=N`` a ``distributed.LocalCluster`` of N worker processes (one task at a time each) starts, and
   the machine's cores are split between them for torch; with ``scheduler=ADDRESS`` the run joins an existing
   cluster (e.g. ``dask-jobqueue``'s, see docs/cluster.md). The files go to the workers in batches of
@@ -41,7 +42,9 @@ CACHED_STEPS = 2  # steps (models) a worker keeps, most recently used first
 
 
 class Step(Protocol):
-    """What a verb runs on each file (``prepare``) and on each batch of prepared files (``compute``)."""
+    """What a verb runs on each file (``prepare``) and on each batch of prepared files (``compute``). A step may
+    keep ``seconds`` (a Counter of seconds by stage, e.g. with ``batch.timed``): a serial run reports them in its
+    summary's ``stage_seconds``."""
 
     def prepare(self, file: Path) -> Any: ...
 
@@ -84,7 +87,10 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
 
             torch.set_num_threads(threads)
         step = make_step()
-        return run_batch(inputs, table, step.prepare, step.compute, batch_size=batch_size, debug=debug, desc=desc)
+        summary = run_batch(inputs, table, step.prepare, step.compute, batch_size=batch_size, debug=debug, desc=desc,
+                            overlap=True)
+        summary.stage_seconds = dict(getattr(step, "seconds", {}))
+        return summary
     if workers is not None and threads is None:
         threads = max(1, available_cores() // workers)
     files, todo = pending_files(inputs, table)

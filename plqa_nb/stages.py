@@ -37,10 +37,10 @@ CLIP_NORM_FLOOR = 1e-12  # as in regression._ClipGradNorm: gradient norms below 
 
 @dataclass
 class PreparedFace:
-    """A loaded photo and its aligned face. photo: uint8 [H, W, 3]."""
+    """A loaded photo and its aligned face. photo: uint8 [H, W, 3] (None where a caller dropped it)."""
 
     source: str
-    photo: np.ndarray
+    photo: np.ndarray | None
     detection: Detection
     aligned: AlignedFace
 

@@ -3,6 +3,7 @@ killed mid-run loses and repeats nothing, and without the scale options dask is 
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -76,6 +77,58 @@ def test_workers_write_the_serial_runs_table_and_files(faces_dir, tmp_path):
         png = r["output"].replace(".npz", ".png")
         pa, pb = cv2.imread(str(serial / png)), cv2.imread(str(dist / png))
         assert pa.shape == pb.shape and (pa != pb).any(2).mean() <= RENDERED_MAP_PIXEL_SHARE
+
+
+def _masked(text: str, out: Path) -> str:
+    """``text`` without the run's output folder and the random part of temporary names."""
+    return re.sub(r"\.plqa-tmp-[0-9a-f]{16}-", ".plqa-tmp-*-", text.replace(str(out), "OUT"))
+
+
+@pytest.mark.slow
+def test_overlapped_serial_run_writes_the_plain_runs_rows_and_files(faces_dir, tmp_path, monkeypatch, capsys):
+    """A serial run prepares the next batch and writes the last one's files on threads (``run_batch(overlap=True)``):
+    its rows (but ``seconds``), notes and files are those of the plain loop, byte for byte, with a bad file, a
+    batch whose compute fails after queuing its writes (each face retried alone), a face that always fails, and a
+    file that cannot be written; no file of a failed face is written."""
+    from plqa_nb import batch, scale
+    from plqa_nb.commands.explain import ExplainStep
+
+    src = tmp_path / "in"
+    _linked_photos(faces_dir, src, _first_photos(faces_dir, 7))
+    (src / "003b.jpg").write_text("not a photo\n")
+    inputs = sorted(src.iterdir())
+    names = [p.name for p in inputs]
+    blocked = Path("maps") / f"{batch.output_stem(inputs[2], batch.common_root(inputs))}.npz"
+    compute = ExplainStep.compute
+
+    def failing(self, items):
+        rows = compute(self, items)  # queues (in the plain loop: writes) the files
+        stems = {Path(f).name for f, _ in items}
+        if names[5] in stems:
+            raise RuntimeError("this face always fails")
+        if names[1] in stems and len(items) > 1:
+            raise RuntimeError("this batch fails")
+        return rows
+
+    monkeypatch.setattr(ExplainStep, "compute", failing)
+    runs = {}
+    for overlap in (False, True):
+        out = tmp_path / f"overlap-{overlap}"
+        (out / blocked).mkdir(parents=True)  # an output path that cannot be written
+        monkeypatch.setattr(scale, "run_batch", lambda *a, **k: batch.run_batch(*a, **{**k, "overlap": overlap}))
+        assert main(["explain", str(src), "--out", str(out), "--batch-size", "3"]) == 0
+        rows = [{c: _masked(v, out) for c, v in r.items() if c != "seconds"} for r in _rows(out / "results.csv")]
+        files = {p.relative_to(out): p.read_bytes() for p in (out / "maps").rglob("*") if p.is_file()}
+        runs[overlap] = rows, files, _masked(capsys.readouterr().err, out)
+    (plain, plain_files, plain_err), (rows, files, err) = runs[False], runs[True]
+    assert rows == plain
+    assert [r["status"] for r in rows] == ["ok", "ok", "error", "error", "ok", "error", "ok", "ok"]
+    assert "IsADirectoryError" in rows[2]["error"] and "always fails" in rows[5]["error"]
+    # the files of the faces that are ok, and no others (the plain loop leaves those its failed computes wrote)
+    ok = {Path(r["output"]).with_suffix(x) for r in rows if r["status"] == "ok" for x in (".npz", ".png")}
+    assert set(files) == ok and files == {p: plain_files[p] for p in ok}
+    assert [line for line in err.splitlines() if "error" in line] == \
+        [line for line in plain_err.splitlines() if "error" in line]
 
 
 def _workers_of(pid: int) -> list:
@@ -160,7 +213,8 @@ def test_without_scale_options_dask_is_not_imported(faces_dir, tmp_path):
 
 @pytest.mark.slow
 def test_bench_scaling_table(faces_dir, tmp_path, capsys):
-    """`plqa bench --scaling`: a serial and a one-worker run of real photos, each timed and its memory sampled."""
+    """`plqa bench --scaling`: a serial and a one-worker run of real photos, each timed and its memory sampled; the
+    serial run's seconds per stage and the network's maps/s at the same batch size."""
     src = tmp_path / "in"
     _linked_photos(faces_dir, src, range(1, 4))
     report = tmp_path / "scaling.json"
@@ -175,6 +229,11 @@ def test_bench_scaling_table(faces_dir, tmp_path, capsys):
     assert one["worker_peak_mb"] > 100  # the model lives in the worker
     for name in ("serial", "workers-1"):
         assert [r["status"] for r in _rows(tmp_path / "runs" / name / "results.csv")] == ["ok"] * 3
+    result = json.loads(report.read_text())
+    assert set(serial["stage_ms_per_file"]) == {"prepare", "network", "maps", "output"}
+    assert all(v > 0 for v in serial["stage_ms_per_file"].values()) and 0 < serial["stage_wall_s"] < serial["wall_s"]
+    assert abs(sum(serial["stage_share"].values()) - 1) < 1e-9
+    assert result["map_only_faces_per_s"] > 0 and "serial end to end:" in table
 
 
 @pytest.mark.slow

@@ -7,7 +7,8 @@ salt and pepper, gamma, contrast loss, an occluding disc; mild or strong), all s
     plqa evaluate erc results/london_probes --quality utility ers serfiq --out results/erc_london
 
 Nothing here was used to fit anything: the neutral photos are the held-out set of the shipped defaults, and
-the photo-level degradations are not the crop-level protocol of the calibration (``calibration/devset.py``).
+the photo-level degradations (``degradations.PHOTO_PROTOCOL``) are not the crop-level protocol of the calibration
+(``degradations.DEV_PROTOCOL``).
 """
 from __future__ import annotations
 

@@ -7,8 +7,8 @@ For each estimator (with the shipped utility calibration of dlib-resnet):
 * compliant photos: the share with Q̂ ≥ 0.5, on the London *neutral* photos (the shipped defaults were fitted on
   the smiling ones) and on the public-domain and CC0 portraits;
 * per degradation kind of a held-out, crop-level protocol (other kinds and strengths than the calibration's,
-  ``HELD_OUT``), the median Q̂ of the neutral faces at each strength, whether it falls as the strength grows,
-  and the share of faces whose Q̂ the mildest strength lowers;
+  ``plqa_nb.degradations.HELD_OUT_PROTOCOL``), the median Q̂ of the neutral faces at each strength, whether it
+  falls as the strength grows, and the share of faces whose Q̂ the mildest strength lowers;
 * random black squares of 50 px (112-px scale): the share of faces whose Q̂ drops (``experiments.masking``);
 * the four synthetic occluders: the share whose Q̂ drops (``experiments.icao``).
 
@@ -31,34 +31,6 @@ from plqa_nb.pipeline import Explainer
 from plqa_nb.stages import FaceCrop, aligned_faces
 
 
-# kind → (strengths from mild to severe, fn(crop, strength, rng)); lengths on the 112-px scale. Motion blur,
-# down-scaling, salt and pepper, darkening and lightening by an offset, desaturation, vignetting, posterisation and
-# brightening by a tone curve are not in the calibration's protocol (calibration/devset.py) at all; blur, JPEG, noise,
-# gamma, contrast, a warm and a cold colour cast, under- and overexposure and squares are, at other strengths (under-
-# and overexposure from 1.5 and 1 stop there, from half a stop here).
-HELD_OUT = {
-    "blur": ((1.5, 2.5, 3.5, 5), lambda c, s, r: dg.gaussian_blur(c, s * c.shape[0] / 112)),
-    "motion": ((6, 12, 20), lambda c, s, r: dg.motion_blur(c, dg.to_crop_px(s, c.shape[0]), r.uniform(0, 180))),
-    "downscale": ((3, 5, 8), lambda c, s, r: dg.down_up(c, s)),
-    "jpeg": ((20, 10, 6, 4), lambda c, s, r: dg.jpeg(c, int(s))),
-    "noise": ((15, 30, 50), lambda c, s, r: dg.gaussian_noise(c, s, r)),
-    "salt_and_pepper": ((0.02, 0.06, 0.15), lambda c, s, r: dg.salt_and_pepper(c, s, r)),
-    "gamma": ((1.8, 2.6, 3.5), lambda c, s, r: dg.gamma(c, s)),
-    "contrast": ((0.5, 0.3, 0.15), lambda c, s, r: dg.contrast(c, s)),
-    "darken": ((25, 50, 80), lambda c, s, r: dg.darken(c, s)),
-    "desaturate": ((0.5, 0.8, 1.0), lambda c, s, r: dg.desaturate(c, s)),
-    "vignette": ((0.4, 0.7, 0.95), lambda c, s, r: dg.vignette(c, s)),
-    "posterize": ((16, 8, 4), lambda c, s, r: dg.posterize(c, s)),
-    "brighten": ((0.7, 0.5, 0.35), lambda c, s, r: dg.gamma(c, s)),
-    "lighten": ((25, 50, 80), lambda c, s, r: dg.darken(c, -s)),  # every channel raised by s grey levels
-    "underexposure": ((-0.5, -1.0, -2.0), lambda c, s, r: dg.exposure(c, s)),
-    "overexposure": ((0.5, 1.0, 1.5), lambda c, s, r: dg.exposure(c, s)),
-    "warm_cast": ((0.2, 0.4, 0.6), lambda c, s, r: dg.colour_cast(c, s)),
-    "cold_cast": ((0.2, 0.4, 0.6), lambda c, s, r: dg.colour_cast(c, -s)),
-    "square": ((30, 50), dg.random_black_square),
-}
-
-
 def faces_of(explainer: Explainer, folder: Path) -> list[FaceCrop]:
     return aligned_faces(folder, explainer.prepare, on_skip=lambda msg: print(f"skipped {msg}"))
 
@@ -76,9 +48,9 @@ def check(backbone: str, estimator: str, neutral: list[FaceCrop], others: list[F
     raw_clean = qualities(ex, [f.crop for f in neutral], raw=True)
     q_other = qualities(ex, [f.crop for f in others]) if others else np.array([])
     kinds = {}
-    for kind, (strengths, fn) in HELD_OUT.items():
-        images = [[fn(f.crop, s, dg.face_rng(seed, f.name, f"held-out {kind} {s}")) for f in neutral]
-                  for s in strengths]
+    for kind, entry in dg.HELD_OUT_PROTOCOL.entries.items():
+        images = [[dg.HELD_OUT_PROTOCOL.apply(f.crop, kind, s, dg.face_rng(seed, f.name, f"held-out {kind} {s}"))
+                   for f in neutral] for s in entry.values]
         per_strength = [qualities(ex, imgs) for imgs in images]
         raw = [qualities(ex, imgs, raw=True) for imgs in images]
         medians = [float(np.median(q)) for q in [q_clean] + per_strength]

@@ -5,8 +5,8 @@
 Compares the head on the network's features alone, z = [f, e, log ‖d‖], with the shipped one, which adds the
 crop's exposure measures [h, s] (``quality.utility.exposure_measures``), both fitted as ``fit_head`` fits them:
 
-* leave-one-kind-out: fit without one of the development protocol's kinds (``devset.PROTOCOL``), and ask whether
-  that kind's median prediction falls with its strength;
+* leave-one-kind-out: fit without one of the development protocol's kinds (``degradations.DEV_PROTOCOL``), and ask
+  whether that kind's median prediction falls with its strength;
 * identity-held-out (5 folds): Spearman's ρ between the predictions and the similarity labels, and, for small
   changes of light that the protocol does not hold (a third and half a stop more light, 15 and 25 grey levels
   more, a third of a stop less), the share of held-out faces whose prediction the change lowers, beside the share

@@ -11,11 +11,11 @@ import torch
 from plqa_nb.backbones import CustomBackbone, load_backbone
 from plqa_nb.config import CalibrationBundle, EstimatorCalibration
 from plqa_nb.config import resolve_config
-from plqa_nb.degradations import gaussian_blur
+from plqa_nb.degradations import DEV_PROTOCOL, gaussian_blur
 from plqa_nb.pipeline import Explainer, crops_to_tensor
 from plqa_nb.quality import UtilityHead
 from plqa_nb.calibration.fit import fit_logistic
-from plqa_nb.calibration.devset import PROTOCOL, REFERENCES, DevSet, capture_reference, degraded_versions
+from plqa_nb.calibration.devset import REFERENCES, DevSet, capture_reference, degraded_versions
 from plqa_nb.quality.utility import exposure_measures, fit_head, head_inputs, identity_folds
 from plqa_nb.stages import as_face_crop
 
@@ -76,7 +76,7 @@ def test_fit_head_ranking_term_orders_the_pairs_the_labels_cannot():
 def test_dev_images_are_seeded_per_face_and_references_are_other_captures(smiling):
     face = smiling[0]
     versions = degraded_versions(face, seed=0)
-    assert len(versions) == sum(len(s) for s, _ in PROTOCOL.values())
+    assert len(versions) == len(DEV_PROTOCOL.levels())
     assert all(not np.array_equal(img, face.crop) for _, _, img in versions)
     again = degraded_versions(face, seed=0)
     assert all(np.array_equal(a[2], b[2]) for a, b in zip(versions, again))
@@ -94,7 +94,7 @@ def test_dev_images_are_seeded_per_face_and_references_are_other_captures(smilin
 def test_dev_scores_give_labels_matches_and_a_threshold(smiling):
     dev = DevSet(load_backbone("dlib-resnet"), smiling[:3], seed=0)
     s = dev.scores
-    per_face = 1 + sum(len(v) for v, _ in PROTOCOL.values())
+    per_face = 1 + len(DEV_PROTOCOL.levels())
     assert s.probe_features.shape == (3 * per_face, 256) and s.genuine.shape == (3 * per_face, REFERENCES)
     assert s.reference_embedding.shape == (3 * REFERENCES, 128)
     clean = s.probe_kind == "clean"
@@ -203,7 +203,7 @@ def test_training_the_head_held_out_and_in_the_calibration_file(smiling):
     in_sample, held_out = np.abs(fitted - s.labels).mean(), np.abs(raw_probe - s.labels).mean()
     assert held_out > in_sample  # a held-out face is harder than a seen one, as for any unseen photo
     better, worse = s.ordered_pairs  # clean → first strength, and each strength → the next, per face and kind
-    assert len(better) == len(smiling) * sum(len(v) for v, _ in PROTOCOL.values())
+    assert len(better) == len(smiling) * len(DEV_PROTOCOL.levels())
     assert (s.probe_face[better] == s.probe_face[worse]).all()
     assert ((s.probe_kind[better] == s.probe_kind[worse]) | (s.probe_kind[better] == "clean")).all()
     assert np.mean(fitted[better] > fitted[worse]) == 1.0  # the ranking term: every face's order, as fitted

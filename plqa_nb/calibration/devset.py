@@ -3,9 +3,9 @@
 From clean, compliant aligned faces (``FaceCrop``; the shipped bundles use the London *smiling* photos)
 it builds, per face:
 
-* probes: the clean crop and ``PROTOCOL``'s degradations of it, from harmless to unusable (blur, JPEG,
-  pixelation, noise, black squares, under- and over-exposure, haze, a one-sided shadow, a darkening tone curve,
-  low contrast, a warm or cold colour cast);
+* probes: the clean crop and ``degradations.DEV_PROTOCOL``'s degradations of it, from harmless to unusable
+  (blur, JPEG, pixelation, noise, black squares, under- and over-exposure, haze, a one-sided shadow, a darkening
+  tone curve, low contrast, a warm or cold colour cast);
 * ``REFERENCES`` emulated second captures of the clean face (``capture_reference``): mirrored, re-aligned
   with landmark jitter, relit and recompressed, so that a genuine comparison is not an image with itself.
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable, Sequence
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -35,35 +35,11 @@ REFERENCES = 2  # emulated captures per face
 LANDMARK_JITTER = 0.03  # σ of the re-alignment noise, in inter-ocular distances
 
 
-def _shadow(crop: np.ndarray, strength: float, rng: np.random.Generator) -> np.ndarray:
-    side = 1.0 if rng.random() < 0.5 else -1.0
-    return dg.directional_light(crop, (side, float(rng.normal(0, 0.3))), strength)
-
-
-# kind → (strengths from mild to severe, fn(crop, strength, rng)); lengths on the paper's 112-px scale
-PROTOCOL: dict[str, tuple[tuple[float, ...], Callable[[np.ndarray, float, np.random.Generator], np.ndarray]]] = {
-    "blur": ((1, 2, 3, 4, 6), lambda c, s, r: dg.gaussian_blur(c, s * c.shape[0] / 112)),
-    "jpeg": ((30, 15, 8, 5, 3), lambda c, s, r: dg.jpeg(c, int(s))),
-    "pixelate": ((3, 5, 7, 9, 12), lambda c, s, r: dg.pixelate(c, dg.to_crop_px(s, c.shape[0]))),
-    "noise": ((10, 25, 40, 60, 80), lambda c, s, r: dg.gaussian_noise(c, s, r)),
-    "square": ((20, 35, 50, 65, 80), dg.random_black_square),
-    "underexposure": ((-1.5, -2.5, -3.5), lambda c, s, r: dg.exposure(c, s)),
-    "overexposure": ((1.0, 2.0, 3.0), lambda c, s, r: dg.exposure(c, s)),
-    "haze": ((0.3, 0.5, 0.7), lambda c, s, r: dg.haze(c, s)),
-    "shadow": ((0.5, 0.75, 0.95), _shadow),
-    # mild photometric changes cost the network little (~0.001 of genuine similarity), and a head that never saw
-    # them reads them as harmless or better: without these its median Q̂ rose from the clean photo to gamma 1.8
-    "gamma": ((1.5, 2.2, 3.0, 4.0), lambda c, s, r: dg.gamma(c, s)),
-    "contrast": ((0.6, 0.4, 0.25, 0.12), lambda c, s, r: dg.contrast(c, s)),
-    "cast": ((0.15, 0.3, 0.5), lambda c, s, r: dg.colour_cast(c, s if r.random() < 0.5 else -s)),
-}
-
-
 def degraded_versions(face: FaceCrop, seed: int = 0) -> list[tuple[str, int, np.ndarray]]:
-    """(kind, level 1.., image) for every strength of every kind of ``PROTOCOL``, each drawn from the face's
-    own generator (independent of the other faces)."""
-    return [(kind, level, fn(face.crop, s, dg.face_rng(seed, face.name, f"dev {kind} {s}")))
-            for kind, (strengths, fn) in PROTOCOL.items() for level, s in enumerate(strengths, 1)]
+    """(kind, level 1.., image) for every value of every entry of ``degradations.DEV_PROTOCOL`` (kind: the entry's
+    name), each drawn from the face's own generator (independent of the other faces)."""
+    return [(name, level, dg.DEV_PROTOCOL.apply(face.crop, name, v, dg.face_rng(seed, face.name, f"dev {name} {v}")))
+            for name, level, v in dg.DEV_PROTOCOL.levels()]
 
 
 def capture_reference(face: FaceCrop, rng: np.random.Generator) -> np.ndarray:

@@ -170,49 +170,6 @@ def evaluate_images(embeddings: np.ndarray, raw: Mapping[str, np.ndarray], q_hat
                             {m: erc.pair_quality(q_hat[m][a], q_hat[m][b]) for m in q_hat}, seed)
 
 
-# (mild, strong) on a photo whose longer side is 600 px (a London photo: the face is about 250 px wide); lengths
-# (blur σ, motion length, pixelate cell, disc diameter) scale with the photo
-PHOTO_DEGRADATIONS = {"blur": (2.0, 8.0), "motion": (12, 40), "jpeg": (30, 4), "noise": (10.0, 45.0),
-                      "pixelate": (4, 14), "downscale": (3, 8), "salt_and_pepper": (0.02, 0.12), "gamma": (1.8, 3.5),
-                      "contrast": (0.5, 0.15), "disc": (70, 130)}
-
-
-def degrade_photo(photo: np.ndarray, kind: str, value: float, rng: np.random.Generator) -> np.ndarray:
-    """A degraded copy of a photo uint8 [H, W, 3] (``value`` of ``PHOTO_DEGRADATIONS``' kind, lengths on the
-    600-px scale): Gaussian blur σ, motion blur length (random angle), JPEG quality, noise std, pixelate cell,
-    down-scaling factor, salt-and-pepper share, gamma, contrast factor, or a disc of a random colour and
-    diameter ``value`` near the photo's centre (an occluder)."""
-    scale = max(photo.shape[:2]) / 600
-    if kind == "blur":
-        return degradations.gaussian_blur(photo, value * scale)
-    if kind == "motion":
-        return degradations.motion_blur(photo, round(value * scale), float(rng.uniform(0, 180)))
-    if kind == "jpeg":
-        return degradations.jpeg(photo, int(value))
-    if kind == "noise":
-        return degradations.gaussian_noise(photo, value, rng)
-    if kind == "pixelate":
-        return degradations.pixelate(photo, max(1, round(value * scale)))
-    if kind == "downscale":
-        return degradations.down_up(photo, value)
-    if kind == "salt_and_pepper":
-        return degradations.salt_and_pepper(photo, value, rng)
-    if kind == "gamma":
-        return degradations.gamma(photo, value)
-    if kind == "contrast":
-        return degradations.contrast(photo, value)
-    if kind == "disc":
-        import cv2
-
-        h, w = photo.shape[:2]
-        centre = (int(w / 2 + rng.uniform(-0.12, 0.12) * w), int(h / 2 + rng.uniform(-0.12, 0.12) * h))
-        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
-        out = photo.copy()
-        cv2.circle(out, centre, max(1, round(value * scale / 2)), colour, -1)
-        return out
-    raise KeyError(f"unknown degradation '{kind}'; available: {', '.join(PHOTO_DEGRADATIONS)}")
-
-
 def probe_photos(identities: Sequence[tuple[str, Path, Path]], seed: int = 0, strong: float = 0.5,
                  max_side: int | None = None, probes: int = 1, kinds: Sequence[str] | None = None,
                  clean_probe: bool = False):
@@ -220,12 +177,13 @@ def probe_photos(identities: Sequence[tuple[str, Path, Path]], seed: int = 0, st
     [H, W, 3]) for the reference ("reference.png", kind "reference"), the clean probe photo with
     ``clean_probe`` ("probe_clean.png", kind "clean") and ``probes`` degraded copies of it ("probe.png" when
     there is one, else "probe_<k>.png"), each by a kind drawn uniformly from ``kinds`` (default: all of
-    ``PHOTO_DEGRADATIONS``), strong with probability ``strong`` (else mild), all from ``seed``. ``max_side``
-    shrinks both photos first (faster detection)."""
+    ``degradations.PHOTO_PROTOCOL``, whose values are (mild, strong)), strong with probability ``strong`` (else mild),
+    all from ``seed``. ``max_side`` shrinks both photos first (faster detection)."""
     import cv2
 
     rng = np.random.default_rng(seed)
-    kinds = list(kinds or PHOTO_DEGRADATIONS)
+    protocol = degradations.PHOTO_PROTOCOL
+    kinds = list(kinds or protocol.entries)
     for k, (name, reference, probe) in enumerate(identities):
         photos = []
         for path in (reference, probe):
@@ -241,10 +199,10 @@ def probe_photos(identities: Sequence[tuple[str, Path, Path]], seed: int = 0, st
         for j in range(probes):
             kind = kinds[int(rng.integers(len(kinds)))]
             level = "strong" if rng.random() < strong else "mild"
-            value = PHOTO_DEGRADATIONS[kind][level == "strong"]
+            value = protocol.entry(kind).values[level == "strong"]
             noise = np.random.default_rng([seed, k, j])  # the choices above do not depend on the photos' sizes
             file = "probe.png" if probes == 1 else f"probe_{j}.png"
-            yield name, file, kind, level, value, degrade_photo(photos[1], kind, value, noise)
+            yield name, file, kind, level, value, protocol.apply(photos[1], kind, value, noise)
 
 
 def build_probe_dataset(identities: Sequence[tuple[str, Path, Path]], out: str | Path, seed: int = 0,

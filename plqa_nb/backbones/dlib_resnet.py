@@ -24,7 +24,6 @@ from __future__ import annotations
 import importlib.util
 import os
 import warnings
-from typing import Callable
 
 import numpy as np
 import torch
@@ -33,9 +32,10 @@ from torch import nn
 
 from ..errors import ModelUnavailableError
 from .base import Backbone, BackboneDefaults
+from .cache import cache_dir, write_cache
 from .dlib_format import DlibLayer, read_dlib_resnet_weights
 
-__all__ = ["DlibResNet", "dlib_add", "dlib_model_path", "load_dlib_resnet", "cache_dir", "write_cache"]
+__all__ = ["DlibResNet", "dlib_add", "dlib_model_path", "load_dlib_resnet"]
 
 MODEL_FILE = "dlib_face_recognition_resnet_model_v1.dat"
 #: bump when the module layout or the conversion changes: old cache files are then ignored.
@@ -239,11 +239,6 @@ def dlib_model_path(filename: str = MODEL_FILE) -> str:
     return path
 
 
-def cache_dir() -> str:
-    """The user cache folder of plqa_nb: ``$PLQA_CACHE`` or ``~/.cache/plqa_nb``."""
-    return os.environ.get("PLQA_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "plqa_nb")
-
-
 def load_dlib_resnet(device: str | torch.device = "cpu") -> DlibResNet:
     """The trained dlib ResNet in eval mode on ``device``.
 
@@ -270,18 +265,3 @@ def load_dlib_resnet(device: str | torch.device = "cpu") -> DlibResNet:
         write_cache(cache, lambda tmp: torch.save(model.state_dict(), tmp), "the converted dlib weights")
     return model.eval().to(device)
 
-
-def write_cache(cache: str, save: Callable[[str], None], what: str) -> None:
-    """``save(tmp)`` into a temporary file beside ``cache``, then renamed over it (a reader never sees half a file);
-    an unwritable folder only warns, naming ``what``."""
-    tmp = f"{cache}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(cache), exist_ok=True)
-        save(tmp)
-        os.replace(tmp, cache)
-    except OSError as exc:
-        warnings.warn(f"could not cache {what} at {cache}: {exc}")
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass

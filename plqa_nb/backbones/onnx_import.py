@@ -27,6 +27,8 @@ from pathlib import Path
 
 from torch import fx
 
+from .cache import cache_dir, write_cache
+
 #: bump when the cleaning, folding or splitting changes: old cache files are then ignored.
 CONVERSION_VERSION = "onnx1"
 
@@ -243,8 +245,6 @@ def prepare_onnx(path: str | os.PathLike):
 
 def prepared_cache_path(path: str | os.PathLike) -> str:
     """Where the prepared (float, convertible) graph of ``path`` is cached: keyed by the file's SHA-1."""
-    from .dlib_resnet import cache_dir
-
     return os.path.join(cache_dir(), f"onnx-{file_sha1(path)}.{CONVERSION_VERSION}.onnx")
 
 
@@ -252,8 +252,6 @@ def load_prepared_onnx(path: str | os.PathLike):
     """``prepare_onnx(path)``, cached under :func:`prepared_cache_path` (written atomically). An unreadable cache
     is prepared again; an unwritable folder only warns."""
     import onnx
-
-    from .dlib_resnet import write_cache
 
     source = os.fspath(path)
     if not os.path.isfile(source):

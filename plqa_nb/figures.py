@@ -28,7 +28,7 @@ OUTLINE_RGB = (0, 160, 255)  # the flagged part's outline: a light blue, seen on
 
 def side_by_side_png(crop: np.ndarray, plq: np.ndarray, quality: float, outline: np.ndarray | None = None) -> np.ndarray:
     """Crop and coloured PLQ map side by side with Q̂ written on it, uint8 RGB [S, 2S, 3] (2S, 4S below 256 px).
-    ``outline`` (bool [S, S], e.g. ``regions.flagged_part``): drawn in ``OUTLINE_RGB`` on both panels."""
+    ``outline`` (bool [S, S], e.g. ``regions.flag_part``'s part): drawn in ``OUTLINE_RGB`` on both panels."""
     import cv2
 
     from .plq import colorize

@@ -166,17 +166,19 @@ def flag_scores(deviation: np.ndarray, masks: dict[str, np.ndarray]) -> list[tup
     return [(k, score) for k, score, _ in _scored_parts(deviation, masks)]
 
 
-def flag_region(deviation: np.ndarray, masks: dict[str, np.ndarray], norm) -> tuple[str, float]:
-    """The face region that stands out against compliant faces, by a deviation map [S, S]: the part with the
+def flag_part(deviation: np.ndarray, masks: dict[str, np.ndarray], norm) -> tuple[str, float, np.ndarray]:
+    """The part of the face that stands out against compliant faces, by a deviation map [S, S]: the part with the
     highest ``flag_scores`` score, if that score exceeds ``norm.threshold`` (a ``deviation.FeatureNorm``: what
-    compliant faces' highest score stays below, but for a chosen share), else "" (nothing stands out). Returns
-    (region or "", the highest score)."""
-    region, score, _ = max(_scored_parts(deviation, masks), key=lambda p: p[1])
-    return (region if score > norm.threshold else ""), score
+    compliant faces' highest score stays below, but for a chosen share). Returns (its region, or "" when nothing
+    stands out; the highest score; the part, bool [S, S]: one eye or one cheek of a paired region, to outline on
+    the photo, all False when nothing stands out)."""
+    region, score, part = max(_scored_parts(deviation, masks), key=lambda p: p[1])
+    if score > norm.threshold:
+        return region, score, part
+    return "", score, np.zeros_like(part)
 
 
-def flagged_part(deviation: np.ndarray, masks: dict[str, np.ndarray], norm) -> np.ndarray:
-    """bool [S, S]: the part of the face that ``flag_region`` flags (one eye or one cheek of a paired region), to
-    outline on the photo; all False when nothing stands out."""
-    _, score, part = max(_scored_parts(deviation, masks), key=lambda p: p[1])
-    return part if score > norm.threshold else np.zeros_like(part)
+def flag_region(deviation: np.ndarray, masks: dict[str, np.ndarray], norm) -> tuple[str, float]:
+    """``flag_part``'s (region or "", highest score)."""
+    region, score, _ = flag_part(deviation, masks, norm)
+    return region, score

@@ -86,9 +86,9 @@ class ExplainStep:
             write(*args, **kwargs)
 
     def compute(self, items: list) -> list[dict]:
-        from ..experiments.common import deviation_maps, flagged  # the heavy part, once the run is accepted
+        from ..experiments.common import deviation_maps  # the heavy part, once the run is accepted
         from ..experiments.feedback import feedback
-        from ..regions import flagged_part, region_masks, region_means
+        from ..regions import flag_part, region_masks, region_means
         from ..stages import as_face_crop
 
         explainer = self.explainer
@@ -103,10 +103,11 @@ class ExplainStep:
             npz, png = self.out / f"{rel}.npz", self.out / f"{rel}.png"
             with timed(self.seconds, "maps"):
                 masks = region_masks(faces[i].landmarks, r.crop.shape[0])
-                flag = flagged(explainer, None if deviations is None else deviations[i], masks)
+                flag, outline = None, None
+                if deviations is not None:
+                    region, score, outline = flag_part(deviations[i], masks, explainer.compliant_norm().features)
+                    flag = (region, score)
                 said = feedback(region_means(r.plq, masks), r.quality, flagged=flag)
-                outline = None if deviations is None else flagged_part(deviations[i], masks,
-                                                                       explainer.compliant_norm().features)
             extra = {} if deviations is None else {"deviation": deviations[i].astype("float32")}
             write_output(file, self.timed_write, atomic_save_npz, npz, compress=False, crop=r.crop, plq=r.plq,
                          saliency=r.saliency, embedding=r.embedding, quality=r.quality, quality_raw=r.quality_raw,

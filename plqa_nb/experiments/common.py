@@ -117,20 +117,24 @@ def flagged(explainer, deviation: np.ndarray | None, masks: dict[str, np.ndarray
 @dataclass(frozen=True)
 class StandsOut:
     """What stands out in one aligned image: its deviation map [S, S] (None without a compliant-face norm), the
-    flag (``regions.flag_region``'s (region or "", score), None without a norm) and the flagged part, bool
-    [S, S] (all False when nothing stands out)."""
+    flag (``regions.flag_region``'s (region or "", score), None without a norm), the flagged part, bool [S, S]
+    (all False when nothing stands out), the face-region masks it was judged on (``regions.region_masks``) and
+    the flag threshold (None without a norm)."""
     deviation: np.ndarray | None
     flag: tuple[str, float] | None
     part: np.ndarray
+    masks: dict[str, np.ndarray]
+    threshold: float | None
 
 
 def stands_out(explainer, image: np.ndarray, landmarks: np.ndarray) -> StandsOut:
     """``StandsOut`` of one aligned image uint8 [S, S, 3] with its landmarks [5, 2] (crop px)."""
-    from ..regions import flagged_part, region_masks
+    from ..regions import flag_part, region_masks
 
     masks = region_masks(landmarks, image.shape[0])
     maps = deviation_maps(explainer, [image])
     if maps is None:
-        return StandsOut(None, None, np.zeros(image.shape[:2], bool))
+        return StandsOut(None, None, np.zeros(image.shape[:2], bool), masks, None)
     norm = explainer.compliant_norm().features
-    return StandsOut(maps[0], flagged(explainer, maps[0], masks), flagged_part(maps[0], masks, norm))
+    region, score, part = flag_part(maps[0], masks, norm)
+    return StandsOut(maps[0], (region, score), part, masks, norm.threshold)

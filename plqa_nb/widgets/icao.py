@@ -82,7 +82,7 @@ def icao_figure(session: FaceAnalysis, config: ModelConfig, violation: str, stre
                (f"PLQ {label}", plq_trace(p.plq, colorbar=p is ref))]
         if look.deviation is not None:
             row.append((f"stands out: {look.flag[0] or 'nothing'}",
-                        deviation_trace(look.deviation, explainer.compliant_norm().features.threshold)))
+                        deviation_trace(look.deviation, look.threshold)))
         rows.append(row)
     fig = image_grid(rows, title=f"{session.name}: quality lost Δ_Q̂ = {ref.quality - panel.quality:+.3f}",
                      panel_px=240)

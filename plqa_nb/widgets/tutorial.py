@@ -20,7 +20,7 @@ from ..images import ImageLike
 from ..experiments.common import StandsOut, stands_out
 from ..experiments.feedback import feedback
 from ..pipeline import FaceAnalysis, cached_explainer
-from ..regions import region_masks, region_means
+from ..regions import region_means
 from ..plq import plq_from_saliency
 from ..quality import QualityScaling, available_estimators, get_estimator
 from .display import render_into, table_html
@@ -131,16 +131,15 @@ def plq_curve_figure(session: FaceAnalysis, config: ModelConfig) -> go.Figure:
 
 
 def stands_out_here(session: FaceAnalysis, config: ModelConfig) -> StandsOut:
-    """What stands out in the face's aligned crop (its deviation map, flag and flagged part; ``stands_out``)."""
+    """What stands out in the face's aligned crop (``stands_out``)."""
     face = session.face_crop(config.backbone)
     return stands_out(cached_explainer(config, device=str(session.device)), face.crop, face.landmarks)
 
 
 def tutorial_feedback(session: FaceAnalysis, config: ModelConfig) -> str:
     """The feedback in words for the face: the region to change first, then the detail (``feedback``)."""
-    res = session.explain(config)
-    masks = region_masks(session.face_crop(config.backbone).landmarks, res.crop.shape[0])
-    return feedback(region_means(res.plq, masks), res.quality, flagged=stands_out_here(session, config).flag)
+    res, look = session.explain(config), stands_out_here(session, config)
+    return feedback(region_means(res.plq, look.masks), res.quality, flagged=look.flag)
 
 
 def maps_figure(session: FaceAnalysis, config: ModelConfig) -> go.Figure:
@@ -154,8 +153,7 @@ def maps_figure(session: FaceAnalysis, config: ModelConfig) -> go.Figure:
                      showscale=False, hovertemplate="log10 Ŝ %{z:.2f}<extra></extra>")
     top = [("aligned crop", rgb_trace(res.crop)), ("PLQ map P = v(Ŝ)", plq_trace(res.plq))]
     if look.deviation is not None:
-        threshold = cached_explainer(config, device=str(session.device)).compliant_norm().features.threshold
-        top.append((f"stands out: {look.flag[0] or 'nothing'}", deviation_trace(look.deviation, threshold)))
+        top.append((f"stands out: {look.flag[0] or 'nothing'}", deviation_trace(look.deviation, look.threshold)))
     fig = image_grid([top, [("saliency log10 Ŝ", sal), ("PLQ on the photo", rgb_trace(res.overlay()))]],
                      title=f"{session.name}: Q̂ = {res.quality:.3f} (Q = {res.quality_raw:.3f}; "
                            f"{res.backbone}, {res.quality_method})", panel_px=230)

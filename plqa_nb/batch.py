@@ -298,12 +298,27 @@ def write_output(file: str | os.PathLike, write: Callable[..., None], *args, **k
 
 @contextmanager
 def deferred_writes() -> Iterator[list[tuple[str, Callable[[], None]]]]:
-    """Queue the ``write_output`` calls of this thread, as (input file, write), instead of running them."""
+    """Queue the ``write_output`` calls of this thread, as (input file, write), instead of running them (nested:
+    the inner block has a queue of its own)."""
+    outer = getattr(_deferred, "writes", None)
     _deferred.writes = writes = []
     try:
         yield writes
     finally:
-        _deferred.writes = None
+        _deferred.writes = outer
+
+
+def _keeping_writes_if_done(compute: Callable[[list[tuple[Path, Any]]], list[dict]],
+                            items: list[tuple[Path, Any]]) -> list[dict]:
+    """``compute(items)``; inside ``deferred_writes`` its queued writes join this thread's queue only if it
+    returns (a failed call leaves none behind)."""
+    outer = getattr(_deferred, "writes", None)
+    if outer is None:
+        return compute(items)
+    with deferred_writes() as writes:
+        rows = compute(items)
+    outer.extend(writes)
+    return rows
 
 
 @dataclass
@@ -346,12 +361,9 @@ def compute_prepared(batch: PreparedBatch, compute: Callable[[list[tuple[Path, A
     rows_of = dict(batch.failed)
     if not batch.items:
         return rows_of
-    writes = getattr(_deferred, "writes", None)
-    writes = [] if writes is None else writes
-    queued = len(writes)
     t0 = time.perf_counter()
     try:
-        rows = compute([(f, p) for f, p, _ in batch.items])
+        rows = _keeping_writes_if_done(compute, [(f, p) for f, p, _ in batch.items])
         share = (time.perf_counter() - t0) / len(batch.items)
         prep = {str(f): tp for f, _, tp in batch.items}
         for row in rows:
@@ -362,17 +374,14 @@ def compute_prepared(batch: PreparedBatch, compute: Callable[[list[tuple[Path, A
         if debug:
             batch.notes.append("".join(traceback.format_exception(exc)).rstrip())
     for f, p, tp in batch.items:
-        del writes[queued:]  # those of the failed call
         t1 = time.perf_counter()
         try:
-            item_rows = compute([(f, p)])
+            item_rows = _keeping_writes_if_done(compute, [(f, p)])
             for row in item_rows:
                 row["seconds"] = tp + time.perf_counter() - t1
-            queued = len(writes)
         except Exception as exc1:
             item_rows = batch.fail(f, exc1, tp + time.perf_counter() - t1, debug)
         rows_of[str(f)] = item_rows
-    del writes[queued:]
     return rows_of
 
 

@@ -159,19 +159,24 @@ def lab(server_env, tmp_path_factory):
     for nb in (REPO / "notebooks").glob("*.ipynb"):
         shutil.copy(nb, folder)
     port, token = _free_port(), secrets.token_hex(16)
-    yield from _serve([sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+    yield from _serve("jupyterlab", [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
                        f"--ServerApp.port={port}", f"--IdentityProvider.token={token}",
                        f"--ServerApp.root_dir={folder}", "--allow-root"], server_env, folder, port, token)
 
 
-def _serve(command: list[str], env: dict, cwd, port: int, token: str):
-    """Run a server until the generator is closed; yields (address, token) once its port answers."""
-    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _serve(name: str, command: list[str], env: dict, cwd, port: int, token: str):
+    """Run server ``name`` until the generator is closed; yields (address, token) once its port answers. Its log
+    goes to ``$PLQA_SERVER_LOGS/NAME.log`` (default: discarded)."""
+    logs = os.environ.get("PLQA_SERVER_LOGS")
+    log = open(Path(logs) / f"{name}.log", "w") if logs else subprocess.DEVNULL
+    process = subprocess.Popen(command, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)
     try:
         _wait_for_port(port, process)
         yield f"http://127.0.0.1:{port}", token
     finally:
         _stop(process)
+        if logs:
+            log.close()
 
 
 @pytest.fixture(scope="module")
@@ -180,7 +185,7 @@ def app_server(server_env, tmp_path_factory):
     yields (address, token). Once stopped, it must have left nothing in either (uploads stay in memory)."""
     port, token = _free_port(), secrets.token_hex(16)
     cwd, tmp = tmp_path_factory.mktemp("app"), tmp_path_factory.mktemp("app_tmp")
-    yield from _serve([sys.executable, "-m", "plqa_nb.cli", "app", "--port", str(port), "--token", token],
+    yield from _serve("app", [sys.executable, "-m", "plqa_nb.cli", "app", "--port", str(port), "--token", token],
                       {**server_env, "TMPDIR": str(tmp)}, cwd, port, token)
     assert not list(cwd.iterdir()) and not list(tmp.glob("plqa-app-*"))
 
@@ -281,13 +286,46 @@ def _upload(page, button, path: Path) -> None:
 
 
 PROMPTS = """() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')].map(e => e.textContent)"""
+# Run All took effect: a cell is queued or running ([*]) or has run ([n])
+RUN_ALL_STARTED = """() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')]
+  .some(e => /\\[(\\*|\\d+)\\]/.test(e.textContent))"""
+RUN_ALL_DONE = """() => {
+  const p = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
+  const idle = document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']");
+  return p.every(e => /\\[\\d+\\]/.test(e.textContent)) || (idle && !p.some(e => e.textContent.includes('*')));
+}"""
+
+
+def _kernel_idle(base: str, token: str, name: str) -> None:
+    """Wait until the server's session of notebook ``name`` has a kernel that is idle (started and answering)."""
+    headers = {"Authorization": f"token {token}"}
+    deadline = time.monotonic() + HANG_S
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(urllib.request.Request(f"{base}/api/sessions", headers=headers),
+                                    timeout=HANG_S) as r:
+            if any(s["path"].endswith(name) and (s.get("kernel") or {}).get("execution_state") == "idle"
+                   for s in json.load(r)):
+                return
+        time.sleep(0.5)
+    pytest.fail(f"the kernel of {name} was not idle within {HANG_S} s")
+
+
+def _accept_kernel_dialog(page) -> bool:
+    """Accept JupyterLab's "Select Kernel" dialog if it is open (its default is the notebook's own kernel: a Run
+    All that reaches a notebook whose kernel is still connecting opens it); whether it was open."""
+    dialog = page.locator(".jp-Dialog").filter(has_text="Select Kernel")
+    if not dialog.count():
+        return False
+    dialog.locator(".jp-Dialog-footer button.jp-mod-accept").click()
+    return True
 
 
 def _run_all(page, base: str, token: str, name: str) -> float:
-    """Open notebook ``name`` alone (a reset workspace), Run All and wait until the kernel stops: every cell
-    ran, or one failed (then the failure is in the assertion); the seconds Run All took."""
+    """Open notebook ``name`` alone (a reset workspace), wait for its kernel, Run All and wait until the kernel
+    stops: every cell ran, or one failed (then the failure is in the assertion); the seconds Run All took."""
     page.goto(f"{base}/lab/tree/{name}?reset&token={token}")
     page.wait_for_selector(".jp-Notebook .jp-CodeCell", timeout=HANG_S * 1000)
+    _kernel_idle(base, token, name)
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=HANG_S * 1000)
     for attempt in range(3):  # Run All is disabled until the notebook is the active widget: focus it, retry
         page.locator(".jp-Notebook .jp-InputPrompt").first.click()
@@ -295,18 +333,15 @@ def _run_all(page, base: str, token: str, name: str) -> float:
         t0 = time.perf_counter()
         page.locator(".lm-Menu-itemLabel", has_text=re.compile("^Run All Cells$")).click()
         try:
-            page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='busy']", state="attached",
-                                   timeout=30_000)  # a missed click: retried
+            page.wait_for_function(RUN_ALL_STARTED, timeout=30_000)  # a missed click: retried
             break
         except PlaywrightTimeout:
-            page.keyboard.press("Escape")
+            if not _accept_kernel_dialog(page):
+                page.keyboard.press("Escape")
+            _kernel_idle(base, token, name)
     else:
         pytest.fail(f"Run All did not start the kernel of {name}")
-    page.wait_for_function("""() => {
-      const p = [...document.querySelectorAll('.jp-Notebook .jp-CodeCell .jp-InputPrompt')];
-      const idle = document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']");
-      return p.every(e => /\\[\\d+\\]/.test(e.textContent)) || (idle && !p.some(e => e.textContent.includes('*')));
-    }""", timeout=RUN_ALL_S * 1000)
+    page.wait_for_function(RUN_ALL_DONE, timeout=RUN_ALL_S * 1000)
     seconds = time.perf_counter() - t0
     page.wait_for_timeout(1500)  # widget views and figures render after the kernel's last reply
     prompts = page.evaluate(PROMPTS)

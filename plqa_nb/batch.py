@@ -17,7 +17,7 @@ Rules (shared by every verb that walks files):
 
 ``process_files`` turns a batch of files into its rows (wherever it runs: here, or on a Dask worker, see
 ``plqa_nb.scale``); ``RowWriter`` is the run's one writer of rows; ``run_batch`` joins them in this process,
-with ``overlap`` as three threads (``prepare_files``, ``compute_prepared``, ``write_batch``).
+with ``overlap`` on threads (``prepare_files`` on two, ``compute_prepared``, ``write_batch``).
 """
 from __future__ import annotations
 
@@ -51,7 +51,7 @@ except ImportError:  # Windows: no flock
 TMP_PREFIX = ".plqa-tmp-"
 TMP_PATTERN = re.compile(re.escape(TMP_PREFIX) + r"[0-9a-f]{16}-(?P<target>.+)", re.DOTALL)
 LOCK_NAME = ".plqa.lock"
-PREPARE_AHEAD = 1  # batches an overlapped run prepares while it computes one (each holds its photos)
+PREPARE_AHEAD = 2  # batches an overlapped run prepares, each on its own thread, while it computes one
 
 
 def temporary_path(path: Path) -> Path:
@@ -264,14 +264,18 @@ class BatchSummary:
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
 
+_TIMED = threading.Lock()  # the += of ``timed``, from any thread
+
+
 @contextmanager
 def timed(seconds: Counter[str], stage: str) -> Iterator[None]:
-    """Add the block's wall seconds to ``seconds[stage]`` (each stage counted by one thread at a time)."""
+    """Add the block's wall seconds to ``seconds[stage]`` (blocks on several threads add up)."""
     t0 = time.perf_counter()
     try:
         yield
     finally:
-        seconds[stage] += time.perf_counter() - t0
+        with _TIMED:
+            seconds[stage] += time.perf_counter() - t0
 
 
 @dataclass
@@ -483,10 +487,11 @@ def run_batch(inputs: Sequence[str | os.PathLike], table: ResultTable, prepare: 
     batches of ``batch_size`` files in this process (``process_files``), appending each batch's rows in file
     order. Counts in the summary are per file.
 
-    ``overlap``: three threads, each in batch order: one prepares the next batch (at most ``PREPARE_AHEAD``
-    ahead), this one computes, and one runs the writes ``compute`` queued with ``write_output`` and then appends
-    the batch's rows, so that rows still follow their files. The rows and files are those of a run without
-    ``overlap`` (up to ``seconds``); ``prepare`` must be safe to run beside ``compute``.
+    ``overlap``: ``PREPARE_AHEAD`` threads prepare the next batches (one each; on 2 cores MTCNN leaves room for a
+    second detection beside the first), this one computes them in order, and one runs the writes ``compute``
+    queued with ``write_output`` and then appends each batch's rows, so that rows still follow their files. The
+    rows and files are those of a run without ``overlap`` (up to ``seconds``); ``prepare`` must be safe to run on
+    several threads at once and beside ``compute``.
     """
     files, todo = pending_files(inputs, table)
     with RowWriter(table, len(todo), desc) as writer:
@@ -500,11 +505,11 @@ def run_batch(inputs: Sequence[str | os.PathLike], table: ResultTable, prepare: 
 
 def _run_overlapped(batches: Iterator[list[Path]], writer: RowWriter, prepare: Callable[[Path], Any],
                     compute: Callable[[list[tuple[Path, Any]]], list[dict]], debug: bool) -> None:
-    """``run_batch``'s three threads (see there)."""
+    """``run_batch``'s threads (see there)."""
     def finish(batch: PreparedBatch, rows_of: dict[str, list[dict]], writes: list) -> None:
         writer.add(write_batch(batch, rows_of, writes, debug))
 
-    with ThreadPoolExecutor(1, "plqa-prepare") as preparer, ThreadPoolExecutor(1, "plqa-write") as output:
+    with ThreadPoolExecutor(PREPARE_AHEAD, "plqa-prepare") as preparer, ThreadPoolExecutor(1, "plqa-write") as output:
         def prepare_next(n: int) -> list[Future]:
             return [preparer.submit(prepare_files, b, prepare, debug) for b in itertools.islice(batches, n)]
 

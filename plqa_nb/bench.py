@@ -438,7 +438,8 @@ def format_scaling(result: dict) -> str:
                   f"{result['map_only_faces_per_s']:.1f} PLQ maps/s of the network alone at batch "
                   f"{result['batch_size']}: {f(result['serial_over_map_only'], '.0%')} "
                   f"(target ≥ {TARGETS['serial_over_map_only']:.0%})", "",
-              f"serial stages, on three threads over {serial['stage_wall_s']:.1f} s from the first batch to the last row:",
+              f"serial stages (prepare on two threads, beside network and maps, beside output) over "
+              f"{serial['stage_wall_s']:.1f} s from the first batch to the last row:",
               "", "| stage | ms per file | share of the stages' seconds |", "|---|---:|---:|",
               *(f"| {k} | {v:.1f} | {serial['stage_share'][k]:.0%} |" for k, v in serial["stage_ms_per_file"].items())]
     return "\n".join(lines)

@@ -40,6 +40,7 @@ MAX_UPLOAD_BYTES = 20 * 2**20  # 20 MB: above any camera JPEG; larger uploads ar
 
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 _PIL_GUARD = threading.Lock()  # serialises the brief lifts of PIL's global limit in _open
+_WARNINGS_GUARD = threading.Lock()  # catch_warnings swaps process-wide filters: one decode at a time inside it
 
 
 def describe(image: ImageLike) -> str:
@@ -153,7 +154,7 @@ def load_image(image: ImageLike, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     except Exception:
         raise NotAnImageError(source, "not a readable image file (unknown or broken format)") from None
     try:
-        with warnings.catch_warnings():
+        with _WARNINGS_GUARD, warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with _open(data) as img:
                 img.load()

@@ -4,8 +4,8 @@ A verb hands ``run_files`` a *step factory*: a picklable callable without argume
 ``prepare(file)`` and ``compute(items)`` (see ``batch.process_files``), i.e. the model and where outputs go.
 
 * Without ``workers`` or ``scheduler`` the factory is called once here and ``batch.run_batch`` walks the files,
-  preparing the next batch and writing the last one's files on two threads beside the compute (``overlap``): dask
-  is not imported.
+  preparing the next two batches and writing the last one's files on threads beside the compute (``overlap``):
+  dask is not imported.
 * With ``workers=N`` a ``distributed.LocalCluster`` of N worker processes (one task at a time each) starts, and
   the machine's cores are split between them for torch; with ``scheduler=ADDRESS`` the run joins an existing
   cluster (e.g. ``dask-jobqueue``'s, see docs/cluster.md). The files go to the workers in batches of

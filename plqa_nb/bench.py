@@ -40,7 +40,7 @@ from typing import Callable
 
 import torch
 
-from .backbones import DEFAULT_BACKBONE, Backbone, available_backbones, load_backbone
+from .backbones import DEFAULT_BACKBONE, FACENET_RANDOM, Backbone, load_backbone
 from .config import CalibrationBundle, EstimatorCalibration, paper_bundle
 from .config import resolve_config
 from .data import astronaut
@@ -48,7 +48,6 @@ from .pipeline import Explainer, crops_to_tensor
 from .stages import prepare_face
 from .quality import serfiq_full_network
 
-FACENET_RANDOM = "facenet-random"  # FaceNet-size network with random weights: timing only
 CPU_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64)
 CUDA_BATCH_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512)
 
@@ -94,11 +93,6 @@ OTHER_METHODS = ("smoothgrad", "integrated-gradients")  # timed at their default
 ESTIMATORS = ("utility", "ers", "serfiq", "faceqan")  # timed one by one
 TARGETS = {"plq_over_fwd_bwd": 1.25, "serfiq_head_speedup": 20.0, "cuda_faces_per_s": 1000.0,
            "serial_over_map_only": 0.5}
-
-
-def bench_backbones() -> list[str]:
-    """Backbone names ``plqa bench`` accepts: the registry plus ``facenet-random``."""
-    return available_backbones() + [FACENET_RANDOM]
 
 
 def load_bench_backbone(name: str, device: torch.device) -> tuple[Backbone, str]:
@@ -186,7 +180,7 @@ def _load_average() -> float | None:
 def run_benchmark(device: str = "cpu", backbone: str = DEFAULT_BACKBONE, quick: bool = False,
                   batch_sizes: list[int] | None = None, repeats: int | None = None, m: int | None = None,
                   autocast: bool = False, seed: int = 0, log: Callable[[str], None] | None = None) -> dict:
-    """Measure the PLQ flow on ``device`` with ``backbone`` (a ``bench_backbones()`` name).
+    """Measure the PLQ flow on ``device`` with ``backbone`` (a registered name or ``FACENET_RANDOM``).
 
     ``quick`` (a smoke test) uses 1 timed call, no warm-up, m=10, FaceQAN k=2, l=2 and batch
     sizes [1, 2]; ``batch_sizes``, ``repeats`` and ``m`` override the mode's values.

@@ -9,9 +9,9 @@ from PIL import Image
 
 from plqa_nb.batch import ResultTable
 from plqa_nb.cli import main
-from plqa_nb.commands.experiment import ICAO_COLUMNS, INPAINTING_COLUMNS, MASKING_COLUMNS
-from plqa_nb.experiments import FaceCrop, feedback, icao, inpainting, masking, plots, table
-from plqa_nb.experiments.feedback import NOTHING_STANDS_OUT, first_clause, opening
+from plqa_nb.commands.experiment import csv_columns
+from plqa_nb.experiments import FaceCrop, icao, inpainting, masking, plots, table
+from plqa_nb.experiments.feedback import NOTHING_STANDS_OUT, feedback, first_clause, opening
 from plqa_nb.regions import (FACE_REGIONS, REGIONS, covered_regions, degraded_region, region_masks,
                                          region_means, saliency_shares, worst_region)
 from plqa_nb.pipeline import Explainer
@@ -137,7 +137,7 @@ def test_variants_cover_what_they_claim_and_reproduce(faces):
 def test_masking_rows_reproduce_and_match_their_maps(explainer, faces):
     res = masking.run(explainer, faces[:1], sizes=(50,), per_size=2, seed=5)
     rows = table(res)
-    assert len(rows) == 2 and set(MASKING_COLUMNS) - set(rows[0]) == {"status", "error", "output", "seconds"}
+    assert len(rows) == 2 and set(csv_columns("masking")) - set(rows[0]) == {"status", "error", "output", "seconds"}
     original, first = res[0].panels[0], res[0].panels[1]
     for r in rows:
         px = r["size_px"]
@@ -178,7 +178,7 @@ def test_icao_rows_are_consistent(explainer, faces):
             assert r["degraded_region"] == "" and "compliant photo" not in r["feedback"]
         else:
             assert r["degraded_region"] in FACE_REGIONS and f"the {r['degraded_region']} lost" in r["feedback"]
-        assert set(ICAO_COLUMNS) - set(r) == {"status", "error", "output", "seconds"}
+        assert set(csv_columns("icao")) - set(r) == {"status", "error", "output", "seconds"}
     assert len(res[0].panels) == 3
     assert table(icao.run(explainer, faces[:1], only=["cap", "blur"], seed=1)) == rows
     fig = plots.delta_by_violation(rows)
@@ -207,7 +207,7 @@ def test_inpainting_run(explainer, faces):
     occluded = FaceCrop("cap", cap.image, cap.landmarks)
     res = inpainting.run(explainer, [occluded], masks=[cap.occluder], how="ns", repeats=2, seed=0, mask_from="occluder")
     row = res[0].rows[0]
-    assert set(INPAINTING_COLUMNS) - set(row) == {"status", "error", "output", "seconds"}
+    assert set(csv_columns("inpainting")) - set(row) == {"status", "error", "output", "seconds"}
     assert row["masked_fraction"] == pytest.approx(cap.occluder.mean())
     assert row["quality_before_std"] == row["quality_after_std"] == 0.0  # the default estimator is deterministic
     assert row["change"] == ("up" if row["quality_after"] > row["quality_before"] else "down")
@@ -247,7 +247,7 @@ def test_cli_masking_and_icao_with_bad_input_and_resume(faces_dir, tmp_path, cap
     args = ["experiment", "masking", str(good), str(bad), "--out", str(out), "--sizes", "30", "50", "--seed", "2"]
     assert main(args) == 0
     rows = _csv(out / "masking.csv")
-    assert [r["status"] for r in rows].count("ok") == 2 and list(rows[0]) == MASKING_COLUMNS
+    assert [r["status"] for r in rows].count("ok") == 2 and list(rows[0]) == csv_columns("masking")
     err = [r for r in rows if r["status"] == "error"]
     assert len(err) == 1 and "broken.jpg" in err[0]["error"]
     assert (out / "figures" / "masking_distributions.png").stat().st_size > 0

@@ -60,7 +60,8 @@ def test_the_lazy_attributes_are_the_real_ones():
 
 
 @pytest.mark.parametrize("args", [["--help"], ["explain", "--help"], ["quality", "--help"], ["calibrate", "--help"],
-                                  ["compare", "--help"], ["evaluate", "erc", "--help"], ["app", "--help"]],
+                                  ["compare", "--help"], ["evaluate", "erc", "--help"], ["app", "--help"],
+                                  ["experiment", "icao", "--help"], ["bench", "--help"]],
                          ids=" ".join)
 def test_help_loads_no_heavy_library(args):
     r = _plqa(*args)

@@ -25,6 +25,7 @@ __getattr__ = lazy_attributes(__name__, {"Backbone": ".base", "BackboneDefaults"
 ONNX_PREFIX = "onnx:"  # a backbone name ``onnx:PATH[?options]`` loads an ONNX network
 
 DEFAULT_BACKBONE = "dlib-resnet"
+FACENET_RANDOM = "facenet-random"  # ``plqa bench`` only: a FaceNet-size network with random weights, for timing
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-import torch
-
-from ..backbones import DEFAULT_BACKBONE
+from ..backbones import DEFAULT_BACKBONE, FACENET_RANDOM, available_backbones
 from ..batch import atomic_write_bytes
-from ..bench import (bench_backbones, format_scaling, format_table, format_ui_timings, run_benchmark,
-                     scaling_table)
 from . import VERBS
 
 
@@ -29,7 +25,7 @@ def register(sub) -> None:
                                    "and PLQ maps/s over batch sizes, on the astronaut's aligned crop. Prints a "
                                    "markdown table; --json writes every figure.")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"], help="where to run (default cpu)")
-    p.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=bench_backbones(),
+    p.add_argument("--backbone", default=DEFAULT_BACKBONE, choices=[*available_backbones(), FACENET_RANDOM],
                    help=f"network (default {DEFAULT_BACKBONE}; facenet-random: FaceNet size, random weights, "
                         "timing only)")
     p.add_argument("--json", type=Path, default=None, help="write the full result to this JSON file")
@@ -56,6 +52,10 @@ def register(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import torch  # the heavy part, once the options are accepted
+
+    from ..bench import format_scaling, format_table, format_ui_timings, run_benchmark, scaling_table
+
     def log(msg: str) -> None:
         print(f"plqa bench: {msg}", file=sys.stderr)
 

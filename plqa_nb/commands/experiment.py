@@ -10,24 +10,28 @@ import argparse
 import csv
 import math
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..attribution import available_methods
 from ..batch import (ResultTable, atomic_save_csv, atomic_save_figure, atomic_save_png, common_root, output_stem,
                      run_batch)
 from ..errors import InputError
-from ..evaluation import localization as evaluation_localization
-from ..experiments import icao, inpainting, masking, plots
+from ..experiments import options
 from ..images import IMAGE_SUFFIXES, iter_image_files
-from ..experiments.common import FaceResult, Panel, as_face_crop, load_panels, save_panels
 from . import VERBS
 from .common import add_batch_options, add_model_options, make_explainer, print_summary, writes_out
 
+if TYPE_CHECKING:
+    from ..experiments.common import FaceResult, Panel
+
 BASE = ["file", "status", "error", "output"]
-MASKING_COLUMNS = BASE + masking.COLUMNS + ["seconds"]
-INPAINTING_COLUMNS = BASE + inpainting.COLUMNS + ["seconds"]
-ICAO_COLUMNS = BASE + icao.COLUMNS + ["seconds"]
-LOCALIZATION_COLUMNS = ["file", "status", "error"] + evaluation_localization.COLUMNS
+
+
+def csv_columns(name: str) -> list[str]:
+    """The columns of DIR/<name>.csv: the file's status, the experiment's own columns, the seconds."""
+    from ..experiments import icao, inpainting, masking  # the analyses' modules load torch: only for a run
+
+    return BASE + list({"masking": masking, "inpainting": inpainting, "icao": icao}[name].COLUMNS) + ["seconds"]
 
 
 def register(sub) -> None:
@@ -37,14 +41,15 @@ def register(sub) -> None:
 
     m = exp.add_parser("masking", help="random black squares on good faces (Eqs. 7-8, Figs. 5-6)")
     _common_options(m)
-    m.add_argument("--sizes", type=_number, nargs="+", default=list(masking.SIZES),
-                   help="square sides on the paper's 112-px scale (default 10 20 30 40 50)")
+    sizes = options.MASKING_SIZES
+    m.add_argument("--sizes", type=_number, nargs="+", default=list(sizes),
+                   help=f"square sides on the paper's 112-px scale (default {' '.join(map(str, sizes))})")
     m.add_argument("--per-size", type=int, default=1, help="squares per size and face (default 1)")
     m.set_defaults(func=run_masking)
 
     i = exp.add_parser("inpainting", help="fill what the explanation blames, Q̂ before/after with std (Figs. 3-4)")
     _common_options(i)
-    i.add_argument("--mask-from", default=inpainting.DEFAULT_MASK, metavar="plq|paper|occluder|FILE_OR_FOLDER",
+    i.add_argument("--mask-from", default=options.DEFAULT_MASK, metavar="plq|paper|occluder|FILE_OR_FOLDER",
                    help="'plq' (default: what the explanation blames — where the counterfactual map says the "
                         "compliant mean face would raise the quality most), 'paper' (the paper's rule: low-PLQ "
                         "regions of the saliency map), 'occluder' (with "
@@ -54,8 +59,8 @@ def register(sub) -> None:
     i.add_argument("--occlude", action="append", default=None, metavar="CATEGORY",
                    help="inpaint synthetic ICAO violations of each (compliant) photo instead of the photo itself, "
                         "e.g. 'occlusion' or 'sunglasses' (as --only of `plqa experiment icao`); repeatable")
-    i.add_argument("--fill", choices=inpainting.FILLS, default=inpainting.DEFAULT_FILL,
-                   help=f"how the mask is filled (default {inpainting.DEFAULT_FILL}: the compliant mean face by Poisson "
+    i.add_argument("--fill", choices=options.FILLS, default=options.DEFAULT_FILL,
+                   help=f"how the mask is filled (default {options.DEFAULT_FILL}: the compliant mean face by Poisson "
                         "editing; mirror: the face's other half; telea, ns: OpenCV inpainting)")
     i.add_argument("--repeats", type=int, default=10, help="quality estimates (seeds) for mean and std (default 10)")
     i.set_defaults(func=run_inpainting)
@@ -63,8 +68,8 @@ def register(sub) -> None:
     c = exp.add_parser("icao", help="synthetic ICAO violations and the PLQ per face region (Fig. 7)")
     _common_options(c)
     c.add_argument("--only", action="append", default=None, metavar="CATEGORY",
-                   help=f"keep a category ({', '.join(icao.CATEGORIES)}) or a violation "
-                        f"({', '.join(icao.VIOLATIONS)}); repeatable")
+                   help=f"keep a category ({', '.join(options.ICAO_CATEGORIES)}) or a violation "
+                        f"({', '.join(options.ICAO_VIOLATIONS)}); repeatable")
     c.add_argument("--save-images", action="store_true", help="write every variant to DIR/images/<input>/")
     c.add_argument("--as-is", action="store_true",
                    help="no synthetic violations: the region table of the photos as they are (real non-compliance)")
@@ -72,7 +77,7 @@ def register(sub) -> None:
                    help="with --as-is: a compliant photo to compare with (quality_ref, quality_lost)")
     c.add_argument("--methods", nargs="+", default=(), choices=available_methods(), metavar="M",
                    help="attribution methods whose localisation of the occluders to measure: DIR/localization.csv "
-                        f"and localization_summary.csv (the map behind the feedback, {icao.DRIVER}, is always one); "
+                        f"and localization_summary.csv (the map behind the feedback, {options.DRIVER}, is always one); "
                         f"e.g. {' '.join(available_methods())}")
     c.set_defaults(func=run_icao)
 
@@ -103,17 +108,21 @@ def _ok_rows(path: Path) -> list[dict]:
 
 
 def _example_panels(out: Path, rows: list[dict], n: int) -> list[list[Panel]]:
+    from ..experiments.common import load_panels
+
     outputs = list(dict.fromkeys(r["output"] for r in rows))[:n]
     return [load_panels(out / o) for o in outputs]
 
 
-def _run(args: argparse.Namespace, name: str, columns: list[str], prepare: Callable,
+def _run(args: argparse.Namespace, name: str, prepare: Callable,
          experiment: Callable[[object, list], list[FaceResult]], after_face: Callable | None = None):
     """Shared driver: batch over the inputs, one npz of panels per photo, rows appended; returns the ok rows."""
+    from ..experiments.common import save_panels
+
     if not args.inputs:
         raise SystemExit(f"plqa experiment {name}: give at least one INPUT (file or folder)")
     root = common_root(iter_image_files(args.inputs))
-    table = ResultTable(args.out / f"{name}.csv", columns, overwrite=args.overwrite, multi_row=True)
+    table = ResultTable(args.out / f"{name}.csv", csv_columns(name), overwrite=args.overwrite, multi_row=True)
 
     def compute(items):
         rows = []
@@ -136,12 +145,15 @@ def _run(args: argparse.Namespace, name: str, columns: list[str], prepare: Calla
 def _localization_table(args: argparse.Namespace) -> ResultTable:
     """DIR/localization.csv, holding only the rows of photos that icao.csv records as done (a kill between the
     two writes leaves rows of a photo that will be redone)."""
-    table = ResultTable(args.out / "localization.csv", LOCALIZATION_COLUMNS, overwrite=args.overwrite,
-                        output_columns=(), multi_row=True)
+    from ..evaluation.localization import COLUMNS
+
+    columns = ["file", "status", "error"] + COLUMNS
+    table = ResultTable(args.out / "localization.csv", columns, overwrite=args.overwrite, output_columns=(),
+                        multi_row=True)
     main = args.out / "icao.csv"
     done = {r["file"] for r in _ok_rows(main)} if main.exists() and not args.overwrite else set()
     kept = [r for r in _ok_rows(table.path) if r["file"] in done]
-    atomic_save_csv(table.path, kept, LOCALIZATION_COLUMNS)
+    atomic_save_csv(table.path, kept, columns)
     return table
 
 
@@ -156,8 +168,11 @@ def _print_table(records: list[dict]) -> None:
 
 @writes_out()
 def run_masking(args: argparse.Namespace) -> int:
+    from ..experiments import masking, plots
+    from ..experiments.common import as_face_crop
+
     explainer = make_explainer(args)
-    rows = _run(args, "masking", MASKING_COLUMNS, lambda f: as_face_crop(explainer.prepare(f)),
+    rows = _run(args, "masking", lambda f: as_face_crop(explainer.prepare(f)),
                 lambda faces: masking.run(explainer, faces, args.sizes, args.per_size, args.seed))
     if rows:
         atomic_save_figure(args.out / "figures" / "masking_distributions.png", plots.masking_distributions(rows))
@@ -181,6 +196,9 @@ def find_mask(source: Path, file: Path) -> Path:
 
 @writes_out()
 def run_inpainting(args: argparse.Namespace) -> int:
+    from ..experiments import icao, inpainting, plots
+    from ..experiments.common import as_face_crop
+
     explainer = make_explainer(args)
     if args.occlude:
         icao.select_violations(args.occlude)  # unknown names fail before any work
@@ -210,7 +228,7 @@ def run_inpainting(args: argparse.Namespace) -> int:
             return inpainting.run(explainer, [f for f, _ in items], masks, args.fill, args.repeats, args.seed,
                                   args.mask_from if mask_source is None else "user")
 
-    rows = _run(args, "inpainting", INPAINTING_COLUMNS, prepare, experiment)
+    rows = _run(args, "inpainting", prepare, experiment)
     if rows:
         atomic_save_figure(args.out / "figures" / "inpainting_sorted.png", plots.inpainting_sorted(rows))
         if args.occlude:  # a line per photo: each variant before and after
@@ -226,6 +244,10 @@ def run_inpainting(args: argparse.Namespace) -> int:
 
 @writes_out()
 def run_icao(args: argparse.Namespace) -> int:
+    from ..evaluation import localization as evaluation_localization
+    from ..experiments import icao, plots
+    from ..experiments.common import as_face_crop
+
     explainer = make_explainer(args)
     if args.as_is:
         reference = None
@@ -252,7 +274,7 @@ def run_icao(args: argparse.Namespace) -> int:
         if localization is not None:
             localization.append([{**r, "file": res.file, "status": "ok", "error": ""} for r in res.localization])
 
-    rows = _run(args, "icao", ICAO_COLUMNS, lambda f: as_face_crop(explainer.prepare(f)), experiment, after_face)
+    rows = _run(args, "icao", lambda f: as_face_crop(explainer.prepare(f)), experiment, after_face)
     if localization is not None:
         loc_rows = _ok_rows(localization.path)
         summary = evaluation_localization.summary(loc_rows)

@@ -30,8 +30,8 @@ from ..regions import (REGIONS, FaceFrame, covered_regions, degraded_region, reg
                       saliency_shares, worst_region)
 from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, deviation_maps, face_rng, flagged
 from .feedback import feedback
+from .options import DRIVER, ICAO_CATEGORIES as CATEGORIES, ICAO_VIOLATIONS
 
-CATEGORIES = ("occlusion", "lighting", "sharpness", "geometry", "background")
 #: the columns of a row besides ``file`` (``plqa experiment icao`` adds status and timing columns around them)
 COLUMNS = (["violation", "category", "affected_region", "quality", "quality_ref", "quality_lost", "quality_raw",
             "quality_raw_lost", "worst_region", "degraded_region", "degraded_ratio", "flagged_region", "flag_score"] + [f"plq_{r}" for r in REGIONS + ("face",)] + ["feedback"])
@@ -140,21 +140,24 @@ def _clutter(crop, landmarks, frame, rng):
 
 
 # severities: lengths on the paper's 112-px scale (converted with to_crop_px), grey levels, stops, degrees
-VIOLATIONS: dict[str, tuple[str, Callable]] = {
-    "sunglasses": ("occlusion", _occlusion(_sunglasses)),
-    "face_mask": ("occlusion", _occlusion(_face_mask)),
-    "cap": ("occlusion", _occlusion(_cap)),
-    "hand_on_cheek": ("occlusion", _occlusion(_hand)),
-    "side_light": ("lighting", _pixels(lambda c, rng: dg.directional_light(c, (_side(rng), 0.2), 0.7))),
-    "overexposure": ("lighting", _pixels(lambda c, rng: dg.exposure(c, 1.8))),
-    "underexposure": ("lighting", _pixels(lambda c, rng: dg.exposure(c, -2.5))),
-    "blur": ("sharpness", _pixels(lambda c, rng: dg.gaussian_blur(c, dg.to_crop_px(2.5, c.shape[0])))),
-    "noise": ("sharpness", _pixels(lambda c, rng: dg.gaussian_noise(c, 25.0, rng))),
-    "jpeg": ("sharpness", _pixels(lambda c, rng: dg.jpeg(c, 8))),
-    "pixelation": ("sharpness", _pixels(lambda c, rng: dg.pixelate(c, dg.to_crop_px(6, c.shape[0])))),
-    "roll": ("geometry", _roll),
-    "background_clutter": ("background", _clutter),
+_DRAW: dict[str, Callable] = {
+    "sunglasses": _occlusion(_sunglasses),
+    "face_mask": _occlusion(_face_mask),
+    "cap": _occlusion(_cap),
+    "hand_on_cheek": _occlusion(_hand),
+    "side_light": _pixels(lambda c, rng: dg.directional_light(c, (_side(rng), 0.2), 0.7)),
+    "overexposure": _pixels(lambda c, rng: dg.exposure(c, 1.8)),
+    "underexposure": _pixels(lambda c, rng: dg.exposure(c, -2.5)),
+    "blur": _pixels(lambda c, rng: dg.gaussian_blur(c, dg.to_crop_px(2.5, c.shape[0]))),
+    "noise": _pixels(lambda c, rng: dg.gaussian_noise(c, 25.0, rng)),
+    "jpeg": _pixels(lambda c, rng: dg.jpeg(c, 8)),
+    "pixelation": _pixels(lambda c, rng: dg.pixelate(c, dg.to_crop_px(6, c.shape[0]))),
+    "roll": _roll,
+    "background_clutter": _clutter,
 }
+#: name → (category, how it is drawn), in ``options.ICAO_VIOLATIONS``'s order
+VIOLATIONS: dict[str, tuple[str, Callable]] = {name: (category, _DRAW[name])
+                                               for name, category in ICAO_VIOLATIONS.items()}
 
 
 def select_violations(only: str | Sequence[str] | None = None) -> list[str]:
@@ -183,7 +186,6 @@ def make_variants(face: FaceLike, only: str | Sequence[str] | None = None, seed:
 
 
 # -- the experiment -------------------------------------------------------------------------------------------
-DRIVER = "deviation"  # the map behind flagged_region (why: docs/analyses.md)
 
 
 def _region_row(plq: np.ndarray, masks: dict[str, np.ndarray], quality: float,

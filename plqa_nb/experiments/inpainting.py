@@ -25,16 +25,13 @@ from ..pipeline import Explainer, PreparedFace
 from . import icao
 from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, counterfactual_maps, deviation_maps, flagged
 from .feedback import feedback
+from .options import DEFAULT_FILL, DEFAULT_MASK, FILLS, MASK_SOURCES
 from ..regions import FaceFrame, region_masks, region_means
 
-FILLS = ("mean-face", "mirror", "telea", "ns")
-DEFAULT_FILL = "mean-face"  # recovers quality best on the development photos (docs/results/analyses.md)
 #: the columns of a row besides ``file`` (``plqa experiment inpainting`` adds status and timing columns)
 COLUMNS = ["violation", "fill", "mask_source", "quality_before", "quality_before_std", "quality_after",
            "quality_after_std", "quality_raw_before", "quality_raw_after", "masked_fraction", "change",
            "flagged_region", "feedback"]
-MASK_SOURCES = ("plq", "paper", "occluder")  # the explanation's mask, the paper's low-PLQ rule, a synthetic occluder
-DEFAULT_MASK = "plq"
 
 
 def defect_mask(defect: np.ndarray, landmarks: np.ndarray, share: float = 0.5, min_area: float = 0.01,

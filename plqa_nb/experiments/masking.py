@@ -17,9 +17,9 @@ from ..backbones.base import crops_to_tensor
 from ..pipeline import Explainer
 from .common import FaceLike, FaceResult, Panel, as_face_crop, deviation_maps, face_rng, flagged
 from .feedback import feedback
+from .options import MASKING_SIZES as SIZES
 from ..regions import region_masks, region_means
 
-SIZES = (10, 20, 30, 40, 50)
 #: the columns of a row (``plqa experiment masking`` adds file status and timing columns around them)
 COLUMNS = ["size", "index", "size_px", "x", "y", "quality_org", "quality_mask", "quality_lost", "plq_lost",
            "flagged_region", "feedback"]

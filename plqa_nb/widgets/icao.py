@@ -20,7 +20,7 @@ from ..images import ImageLike
 from ..pipeline import FaceAnalysis, cached_explainer
 from .display import table_html
 from .explorer import FaceUI
-from .plotting import FLAGGED, LEGEND, OUTLINE, deviation_trace, image_grid, outline_trace, plq_trace, rgb_trace
+from .plotting import LEGEND, image_grid, outline_flagged, outline_trace, plq_trace, rgb_trace, stands_out_panel
 
 
 def icao_variant(session: FaceAnalysis, config: ModelConfig, violation: str, strength: float = 1.0) -> icao.Variant:
@@ -81,17 +81,14 @@ def icao_figure(session: FaceAnalysis, config: ModelConfig, violation: str, stre
         row = [(f"{label}, Q̂ = {p.quality:.3f}", rgb_trace(p.image)),
                (f"PLQ {label}", plq_trace(p.plq, colorbar=p is ref))]
         if look.deviation is not None:
-            row.append((f"stands out: {look.flag[0] or 'nothing'}",
-                        deviation_trace(look.deviation, look.threshold)))
+            row.append(stands_out_panel(look))
         rows.append(row)
     fig = image_grid(rows, title=f"{session.name}: quality lost Δ_Q̂ = {ref.quality - panel.quality:+.3f}",
                      panel_px=240)
     if variant.occluder is not None:
         fig.add_trace(outline_trace(variant.occluder, "black", "occluder"), row=2, col=2)
     for r, look in enumerate(looks, start=1):
-        if look.part.any():
-            for c in (1, 3):
-                fig.add_trace(outline_trace(look.part, OUTLINE, FLAGGED), row=r, col=c)
+        outline_flagged(fig, look, row=r)
     return fig
 
 

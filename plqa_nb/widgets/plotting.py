@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 import plotly.graph_objects as go
@@ -13,6 +13,9 @@ from plotly.subplots import make_subplots
 
 from ..figures import OUTLINE_RGB
 from ..plq import PLQ_COLORSCALE
+
+if TYPE_CHECKING:
+    from ..experiments.common import StandsOut
 
 MAX_FIXED_WIDTH = 600  # px: narrower than any output box of a notebook or of the app
 
@@ -53,6 +56,20 @@ def outline_trace(mask: np.ndarray, color: str = "blue", name: str = "mask") -> 
     return go.Contour(z=np.asarray(mask, np.float32), contours={"start": 0.5, "end": 0.5, "coloring": "none"},
                       line={"color": color, "width": 2}, showscale=False, showlegend=False, name=name,
                       hoverinfo="skip")
+
+
+def stands_out_panel(look: StandsOut) -> tuple[str, go.Heatmap]:
+    """The deviation-map panel (title, trace) of ``look`` (a ``StandsOut`` with a deviation map), titled by what
+    stands out."""
+    return f"stands out: {look.flag[0] or 'nothing'}", deviation_trace(look.deviation, look.threshold)
+
+
+def outline_flagged(fig: go.Figure, look: StandsOut, row: int) -> None:
+    """Outline ``look``'s flagged part, if any, on the photo (column 1) and the deviation map (column 3) of
+    ``row``."""
+    if look.part.any():
+        for col in (1, 3):
+            fig.add_trace(outline_trace(look.part, OUTLINE, FLAGGED), row=row, col=col)
 
 
 def image_grid(rows: Sequence[Sequence[tuple[str, go.BaseTraceType]]], title: str = "",

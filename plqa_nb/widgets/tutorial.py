@@ -25,7 +25,7 @@ from ..plq import plq_from_saliency
 from ..quality import QualityScaling, available_estimators, get_estimator
 from .display import render_into, table_html
 from .explorer import FaceUI
-from .plotting import FLAGGED, LEGEND, OUTLINE, deviation_trace, image_grid, outline_trace, plq_trace, rgb_trace
+from .plotting import LEGEND, image_grid, outline_flagged, plq_trace, rgb_trace, stands_out_panel
 from .settings import quick_params
 
 TABS = ("PLQ map", "steps", "numbers")  # the explorer's tabs (short: long titles are cut)
@@ -153,13 +153,11 @@ def maps_figure(session: FaceAnalysis, config: ModelConfig) -> go.Figure:
                      showscale=False, hovertemplate="log10 Ŝ %{z:.2f}<extra></extra>")
     top = [("aligned crop", rgb_trace(res.crop)), ("PLQ map P = v(Ŝ)", plq_trace(res.plq))]
     if look.deviation is not None:
-        top.append((f"stands out: {look.flag[0] or 'nothing'}", deviation_trace(look.deviation, look.threshold)))
+        top.append(stands_out_panel(look))
     fig = image_grid([top, [("saliency log10 Ŝ", sal), ("PLQ on the photo", rgb_trace(res.overlay()))]],
                      title=f"{session.name}: Q̂ = {res.quality:.3f} (Q = {res.quality_raw:.3f}; "
                            f"{res.backbone}, {res.quality_method})", panel_px=230)
-    if look.part.any():
-        for c in (1, 3):
-            fig.add_trace(outline_trace(look.part, OUTLINE, FLAGGED), row=1, col=c)
+    outline_flagged(fig, look, row=1)
     return fig
 
 

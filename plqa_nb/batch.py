@@ -325,6 +325,11 @@ def _keeping_writes_if_done(compute: Callable[[list[tuple[Path, Any]]], list[dic
     return rows
 
 
+def traceback_note(exc: BaseException) -> str:
+    """The traceback of ``exc`` as one note for stderr (what ``--debug`` prints)."""
+    return "".join(traceback.format_exception(exc)).rstrip()
+
+
 @dataclass
 class PreparedBatch:
     """One batch after ``prepare``: the files in order, the prepared ones as (file, prepared, seconds), the rows
@@ -339,7 +344,7 @@ class PreparedBatch:
         ``debug``)."""
         row = error_row(str(file), exc, seconds)
         if debug:
-            self.notes.append("".join(traceback.format_exception(exc)).rstrip())
+            self.notes.append(traceback_note(exc))
         if not isinstance(exc, InputError):
             self.notes.append(row["error"])
         return [row]
@@ -376,7 +381,7 @@ def compute_prepared(batch: PreparedBatch, compute: Callable[[list[tuple[Path, A
         return rows_of
     except Exception as exc:  # isolate the failing item
         if debug:
-            batch.notes.append("".join(traceback.format_exception(exc)).rstrip())
+            batch.notes.append(traceback_note(exc))
     for f, p, tp in batch.items:
         t1 = time.perf_counter()
         try:

@@ -112,6 +112,7 @@ def test_variants_cover_what_they_claim_and_reproduce(faces):
     masks = region_masks(face.landmarks, 150)
     variants = icao.make_variants(face, seed=3)
     assert [v.name for v in variants] == list(icao.VIOLATIONS)
+    assert set(icao._DRAW) == set(icao.VIOLATIONS)  # every drawing is named in options.ICAO_VIOLATIONS
     expected = {"sunglasses": {"eyes"}, "cap": {"forehead"}, "hand_on_cheek": {"cheeks"},
                 "face_mask": {"nose", "mouth"}}
     for v in variants:

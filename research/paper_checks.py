@@ -76,8 +76,8 @@ def main() -> None:
     ap.add_argument("--per-size", type=int, default=1, help="squares per size and face")
     ap.add_argument("--repeats", type=int, default=3, help="quality estimates per inpainting image")
     ap.add_argument("--skip", nargs="*", default=(), choices=("masking", "icao", "inpainting"))
-    ap.add_argument("--mask-from", nargs="+", default=["plq", "paper", "occluder"], choices=("plq", "paper", "occluder"),
-                    help="the inpainting masks to compare (plq: the explanation's, the issue's timed line)")
+    ap.add_argument("--mask-from", nargs="+", default=list(inpainting.MASK_SOURCES), choices=inpainting.MASK_SOURCES,
+                    help="the inpainting masks to compare (plq: the explanation's, the timed line of the results)")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args()
     explainer = Explainer(args.backbone, quality=args.quality, calibration=args.calibration, seed=args.seed,

@@ -24,6 +24,7 @@ import torch
 from .alignment import AlignedFace, align_face
 from .attribution.base import AttributionMethod, missing_norm
 from .attribution.compliant_norm import CompliantNorm, parse_compliant_norm
+from .attribution.deviation import deviation_from_features
 from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
 from .backbones.base import crops_to_tensor
 from .config import ModelConfig, check_weights, resolve_config
@@ -132,25 +133,30 @@ class Explainer:
     def explain_tensor(self, crops: torch.Tensor, seed: int | None = None) -> dict[str, torch.Tensor]:
         """Crops [B, 3, S, S] (0..255) → dict of quality, quality_raw, weights [B], embedding [B, D],
         attribution [B, 3, S, S] (raw; |gradient| for saliency), saliency [B, S, S] (Eq. 5), plq [B, S, S] (Eq. 6;
-        for a method whose map is not in gradient units, its per-image usefulness rank, ``AttributionMethod.displayed``).
+        for a method whose map is not in gradient units, its per-image usefulness rank, ``AttributionMethod.displayed``)
+        and, where the configuration has a compliant-face norm, deviation [B, S, S] (``attribution.deviation``).
 
         With the "saliency" method the network runs once forward and once backward (``stages``); the
-        estimator reuses the trunk's features.
+        estimator reuses the trunk's features, and the deviation map the feature maps of the same pass.
         """
         seed = self.seed if seed is None else seed
         x = crops.to(self.device).float().detach()
-        if self.method == "saliency":
-            net = network_pass(self.backbone, x)
-            return maps_from_pass(net, raw_quality(self.estimator, self.backbone, x, net, seed), self.config)
-        net = network_pass(self.backbone, x, gradient=False)
+        norm = self.compliant_norm().features if self.has_compliant_norm else None
+        net = network_pass(self.backbone, x, gradient=self.method == "saliency", taps=norm.taps if norm else ())
         raw = raw_quality(self.estimator, self.backbone, x, net, seed)
-        q_hat, w = scaled_quality(net.embedding, raw, self.config)
-        method = self.attribution_method(self.method)
-        attr = method.attribute(self.model, x, w, seed=seed)
-        require_finite(attr)
-        sal = merge_channels(attr)
-        return {"quality": q_hat, "quality_raw": raw, "weights": w, "embedding": net.embedding, "attribution": attr,
-                "saliency": sal, "plq": method.displayed(attr, self.config.gamma)}
+        if self.method == "saliency":
+            out = maps_from_pass(net, raw, self.config)
+        else:
+            q_hat, w = scaled_quality(net.embedding, raw, self.config)
+            method = self.attribution_method(self.method)
+            attr = method.attribute(self.model, x, w, seed=seed)
+            require_finite(attr)
+            out = {"quality": q_hat, "quality_raw": raw, "weights": w, "embedding": net.embedding,
+                   "attribution": attr, "saliency": merge_channels(attr),
+                   "plq": method.displayed(attr, self.config.gamma)}
+        if norm is not None:
+            out["deviation"] = deviation_from_features(list(net.tapped), norm, x.shape[-1])
+        return out
 
     def explain_prepared(self, faces: list[PreparedFace], seed: int | None = None,
                          keep_photo: bool = True) -> list[Explanation]:

@@ -11,6 +11,7 @@ background (everything outside the face oval: backdrop, hair, ears, neck).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import cv2
 import numpy as np
@@ -59,15 +60,16 @@ class FaceFrame:
         uv = np.asarray(uv, np.float64)
         return self.origin + self.d * (uv[..., :1] * self.ex + uv[..., 1:] * self.ey)
 
+    @cached_property
     def grid_uv(self) -> tuple[np.ndarray, np.ndarray]:
-        """(u, v) of every pixel centre, two arrays [S, S]."""
+        """(u, v) of every pixel centre, two arrays [S, S] (computed once per frame)."""
         ys, xs = np.mgrid[0:self.size, 0:self.size].astype(np.float64)
         uv = self.to_uv(np.stack([xs, ys], -1))
         return uv[..., 0], uv[..., 1]
 
     def ellipse(self, cu: float, cv: float, au: float, av: float) -> np.ndarray:
         """bool [S, S]: inside the axis-aligned (in the face frame) ellipse centred (cu, cv), half-axes au, av."""
-        u, v = self.grid_uv()
+        u, v = self.grid_uv
         return ((u - cu) / au) ** 2 + ((v - cv) / av) ** 2 <= 1.0
 
     def polygon(self, uv: np.ndarray) -> np.ndarray:

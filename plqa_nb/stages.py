@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from .alignment import AlignedFace, align_face
-from .backbones.base import Backbone
+from .backbones.base import Backbone, module_outputs
 from .config import ModelConfig
 from .detection import DEFAULT_DETECTOR, Detection, detect_faces
 from .errors import InputError, NumericalError
@@ -69,7 +69,8 @@ class Explanation:
     """What plqa_nb says about one face.
 
     crop: uint8 [S, S, 3]; plq, saliency: float32 [S, S]; embedding: float32 [D];
-    quality: Q̂ in [0, 1]; quality_raw: the estimator's Q; matrix: [2, 3] photo → crop.
+    quality: Q̂ in [0, 1]; quality_raw: the estimator's Q; matrix: [2, 3] photo → crop; deviation: float32 [S, S],
+    the deviation map (``attribution.deviation``) where the configuration has a compliant-face norm, else None.
     """
 
     source: str
@@ -85,6 +86,7 @@ class Explanation:
     quality_method: str
     attribution: str
     photo: np.ndarray | None = field(default=None, repr=False)
+    deviation: np.ndarray | None = field(default=None, repr=False)
 
     def overlay(self, alpha: float = 0.55) -> np.ndarray:
         """The PLQ map warped back and blended onto the original photo, uint8 [H, W, 3]."""
@@ -132,25 +134,30 @@ class NetworkPass:
 
     features [B, F] (the trunk's output), embedding [B, D] (normalised); with the gradient:
     unit_gradient [B, 3, S, S] = ∂(Σ_k e_k)/∂I, the input gradient of M_Q for a weight of 1, and
-    unit_norm [B], its L2 norm per image (for clipping). Everything detached.
+    unit_norm [B], its L2 norm per image (for clipping); tapped: the outputs [B, C, h, w] of the modules named
+    in the call's ``taps``, in that order (the deviation map's feature maps). Everything detached.
     """
 
     features: torch.Tensor
     embedding: torch.Tensor
     unit_gradient: torch.Tensor | None = None
     unit_norm: torch.Tensor | None = None
+    tapped: tuple[torch.Tensor, ...] = ()
 
 
-def network_pass(backbone: Backbone, crops: torch.Tensor, gradient: bool = True) -> NetworkPass:
-    """Trunk and head once; with ``gradient`` one backward pass of Σ_k e_k to the pixels."""
+def network_pass(backbone: Backbone, crops: torch.Tensor, gradient: bool = True,
+                 taps: tuple[str, ...] = ()) -> NetworkPass:
+    """Trunk and head once, keeping the outputs of the modules named ``taps``; with ``gradient`` one backward
+    pass of Σ_k e_k to the pixels."""
     x = crops.detach().float().requires_grad_(gradient)
-    with torch.set_grad_enabled(gradient):
+    with module_outputs(backbone, taps) as out, torch.set_grad_enabled(gradient):
         feats = backbone.trunk(x)
         emb = backbone.head(feats)
-        if not gradient:
-            return NetworkPass(feats.detach(), emb.detach())
-        (grad,) = torch.autograd.grad(emb.sum(), x)
-    return NetworkPass(feats.detach(), emb.detach(), grad.detach(), grad.detach().flatten(1).norm(dim=1))
+    tapped = tuple(out[t].detach() for t in taps)
+    if not gradient:
+        return NetworkPass(feats.detach(), emb.detach(), tapped=tapped)
+    (grad,) = torch.autograd.grad(emb.sum(), x)
+    return NetworkPass(feats.detach(), emb.detach(), grad.detach(), grad.detach().flatten(1).norm(dim=1), tapped)
 
 
 # -- stage 4: quality ------------------------------------------------------------------------------------------
@@ -193,7 +200,8 @@ def explanation(source: str, aligned: AlignedFace, maps: dict[str, torch.Tensor]
     return Explanation(source=source, crop=aligned.crop, plq=map_of("plq"), saliency=map_of("saliency"),
                        embedding=map_of("embedding"), quality=float(maps["quality"][i]),
                        quality_raw=float(maps["quality_raw"][i]), faces_found=faces_found, matrix=aligned.matrix,
-                       backbone=backbone, quality_method=quality_method, attribution=attribution, photo=photo)
+                       backbone=backbone, quality_method=quality_method, attribution=attribution, photo=photo,
+                       deviation=map_of("deviation") if "deviation" in maps else None)
 
 
 def maps_from_pass(net: NetworkPass, raw: torch.Tensor, config: ModelConfig) -> dict[str, torch.Tensor]:

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..backbones.base import Backbone
+from ..backbones.base import Backbone, module_outputs
 from ..regression import QualityRegressionModel
 from .base import AttributionMethod, missing_norm
 
@@ -83,18 +83,8 @@ def feature_taps(backbone: Backbone, crop_size: int, device: torch.device | str 
 
 def feature_maps(backbone: Backbone, images: torch.Tensor, taps: tuple[str, ...]) -> list[torch.Tensor]:
     """The outputs [B, C, h, w] of the modules named ``taps`` for crops [B, 3, S, S] (0..255), no gradient."""
-    modules = dict(backbone.named_modules())
-    missing = [t for t in taps if t not in modules]
-    if missing:
-        raise ValueError(f"{type(backbone).__name__} has no module {', '.join(missing)} (feature_taps)")
-    out: dict[str, torch.Tensor] = {}
-    handles = [modules[t].register_forward_hook(lambda _m, _i, o, t=t: out.__setitem__(t, o)) for t in taps]
-    try:
-        with torch.no_grad():
-            backbone.trunk(images)
-    finally:
-        for h in handles:
-            h.remove()
+    with module_outputs(backbone, taps) as out, torch.no_grad():
+        backbone.trunk(images)
     return [out[t] for t in taps]
 
 
@@ -110,10 +100,15 @@ def _combined(cells: list[torch.Tensor], level: tuple[float, ...], size: int) ->
                         for c, lvl in zip(cells, level)]).mean(0)
 
 
+def deviation_from_features(feats: list[torch.Tensor], norm: FeatureNorm, size: int) -> torch.Tensor:
+    """Deviation maps [B, size, size] of the tapped feature maps [B, C, h, w] (in ``norm.taps``' order) of crops
+    of side ``size``: the map of ``deviation_maps`` when the features come from another pass over the crops."""
+    return _combined(_cell_deviation(feats, norm.mean, norm.std), norm.level, size)
+
+
 def deviation_maps(backbone: Backbone, images: torch.Tensor, norm: FeatureNorm) -> torch.Tensor:
-    """Deviation maps [B, S, S] of crops [B, 3, S, S] (see the module docstring)."""
-    cells = _cell_deviation(feature_maps(backbone, images, norm.taps), norm.mean, norm.std)
-    return _combined(cells, norm.level, images.shape[-1])
+    """Deviation maps [B, S, S] of crops [B, 3, S, S] (see the module docstring): one forward pass."""
+    return deviation_from_features(feature_maps(backbone, images, norm.taps), norm, images.shape[-1])
 
 
 def _moments(feats: list[torch.Tensor]) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:

@@ -13,7 +13,9 @@ It is split in two at the last dropout site:
 from __future__ import annotations
 
 import hashlib
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +29,24 @@ def crops_to_tensor(crops: np.ndarray | list[np.ndarray], device: str | torch.de
     if arr.ndim == 3:
         arr = arr[None]
     return torch.from_numpy(np.ascontiguousarray(arr)).to(device).permute(0, 3, 1, 2).float()
+
+
+@contextmanager
+def module_outputs(network: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
+    """Inside the block, the output of each module named in ``names`` (``named_modules``) by the last forward pass
+    is kept in the yielded dict under its name (as computed: detach it if the pass records a graph); ValueError
+    naming the modules ``network`` lacks."""
+    modules = dict(network.named_modules())
+    missing = [n for n in names if n not in modules]
+    if missing:
+        raise ValueError(f"{type(network).__name__} has no module {', '.join(missing)} (feature_taps)")
+    out: dict[str, torch.Tensor] = {}
+    handles = [modules[n].register_forward_hook(lambda _m, _i, o, n=n: out.__setitem__(n, o)) for n in names]
+    try:
+        yield out
+    finally:
+        for h in handles:
+            h.remove()
 
 
 @dataclass(frozen=True)

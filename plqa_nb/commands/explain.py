@@ -86,17 +86,14 @@ class ExplainStep:
             write(*args, **kwargs)
 
     def compute(self, items: list) -> list[dict]:
-        from ..experiments.common import deviation_maps  # the heavy part, once the run is accepted
-        from ..experiments.feedback import feedback
+        from ..experiments.feedback import feedback  # the heavy part, once the run is accepted
         from ..regions import flag_part, region_masks, region_means
         from ..stages import as_face_crop
 
         explainer = self.explainer
         with timed(self.seconds, "network"):
             results = explainer.explain_prepared([p for _, p in items], keep_photo=False)
-        with timed(self.seconds, "maps"):
-            faces = [as_face_crop(p) for _, p in items]
-            deviations = deviation_maps(explainer, [f.crop for f in faces])
+        faces = [as_face_crop(p) for _, p in items]
         rows = []
         for i, ((file, _), r) in enumerate(zip(items, results)):
             rel = Path("maps") / output_stem(file, self.root)
@@ -104,11 +101,12 @@ class ExplainStep:
             with timed(self.seconds, "maps"):
                 masks = region_masks(faces[i].landmarks, r.crop.shape[0])
                 flag, outline = None, None
-                if deviations is not None:
-                    region, score, outline = flag_part(deviations[i], masks, explainer.compliant_norm().features)
+                if r.deviation is not None:  # from the network pass (``Explainer.explain_tensor``)
+                    region, score, outline = flag_part(r.deviation.astype("float64"), masks,
+                                                       explainer.compliant_norm().features)
                     flag = (region, score)
                 said = feedback(region_means(r.plq, masks), r.quality, flagged=flag)
-            extra = {} if deviations is None else {"deviation": deviations[i].astype("float32")}
+            extra = {} if r.deviation is None else {"deviation": r.deviation}
             write_output(file, self.timed_write, atomic_save_npz, npz, compress=False, crop=r.crop, plq=r.plq,
                          saliency=r.saliency, embedding=r.embedding, quality=r.quality, quality_raw=r.quality_raw,
                          matrix=r.matrix, **extra)

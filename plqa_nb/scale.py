@@ -39,6 +39,10 @@ from .batch import (BatchRows, BatchSummary, ResultTable, RowWriter, chunks, pen
 WINDOW_PER_THREAD = 4  # batches in flight or unwritten per worker thread (at least MIN_WINDOW in all)
 MIN_WINDOW = 8
 CACHED_STEPS = 2  # steps (models) a worker keeps, most recently used first
+# Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's mmap threshold at 128 KiB:
+# every batch's tensors are then mapped and faulted in anew (11x the page faults, 50 % more CPU per file).
+# Unset for the local cluster's workers; docs/cluster.md says how to unset it on a cluster of one's own.
+WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
 
 
 class Step(Protocol):
@@ -62,14 +66,35 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
+def serial_threads() -> int:
+    """torch's threads in a serial run by default: the available cores but one, which is left to the threads that
+    prepare the next batches (``batch.run_batch``'s overlap). On 2 cores torch's own 2 threads spin beside them:
+    ``plqa explain`` went from 25.6 to 34.6 files/s with YuNet, 12.7 to 13.3 with MTCNN (docs/results/benchmark.md)."""
+    return max(1, available_cores() - 1)
+
+
+@contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """torch's intra-op threads set to ``n`` inside the block, restored after it."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step: StepFactory, batch_size: int = 8,
               debug: bool = False, desc: str = "plqa", workers: int | None = None, scheduler: str | None = None,
               threads: int | None = None, outputs: str | os.PathLike | None = None) -> BatchSummary:
     """Process every image file under ``inputs`` that ``table`` does not hold as done; see the module docstring.
 
     ``workers`` (≥ 1) and ``scheduler`` exclude each other. ``threads``: torch threads per worker, or of this
-    process in a serial run (default: with ``workers``, the available cores split between them; otherwise torch's
-    own setting, which dask's nanny makes 1 on the workers of an existing cluster). ``outputs``: the folder the
+    process in a serial run (default: with ``workers``, the available cores split between them; in a serial run
+    ``serial_threads()``, restored afterwards; on an existing cluster torch's own setting, which dask's nanny makes
+    1). ``outputs``: the folder the
     workers write their files into; after a cluster run the temporaries that a worker killed inside a write left
     there are removed (the caller holds its ``output_lock``).
     """
@@ -82,13 +107,10 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
     if batch_size < 1:
         raise ValueError(f"--batch-size must be ≥ 1, not {batch_size}")
     if workers is None and scheduler is None:
-        if threads is not None:
-            import torch
-
-            torch.set_num_threads(threads)
-        step = make_step()
-        summary = run_batch(inputs, table, step.prepare, step.compute, batch_size=batch_size, debug=debug, desc=desc,
-                            overlap=True)
+        with torch_threads(serial_threads() if threads is None else threads):
+            step = make_step()
+            summary = run_batch(inputs, table, step.prepare, step.compute, batch_size=batch_size, debug=debug,
+                                desc=desc, overlap=True)
         summary.stage_seconds = dict(getattr(step, "seconds", {}))
         return summary
     if workers is not None and threads is None:
@@ -109,6 +131,7 @@ def cluster_client(workers: int | None, scheduler: str | None, threads: int | No
     closed on exit; prints the dashboard's address when one is up (it needs bokeh)."""
     import logging
 
+    import dask
     from distributed import Client, LocalCluster
 
     cluster = None
@@ -117,8 +140,10 @@ def cluster_client(workers: int | None, scheduler: str | None, threads: int | No
     else:
         # one task at a time per worker; torch gets the threads (the nanny would otherwise set OMP_NUM_THREADS=1);
         # a failed task's error reaches the client, which reports it: the workers' own logs stay quiet
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, silence_logs=logging.CRITICAL,
-                               dashboard_address=":0", env={"OMP_NUM_THREADS": str(threads)})
+        with dask.config.set(WORKER_ENVIRON):
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                                   silence_logs=logging.CRITICAL, dashboard_address=":0",
+                                   env={"OMP_NUM_THREADS": str(threads)})
         client = Client(cluster)
     try:
         # without bokeh the scheduler still answers on the dashboard's port, with a page asking for bokeh

@@ -17,6 +17,7 @@ import torch
 
 from plqa_nb.batch import is_temporary
 from plqa_nb.cli import main
+from plqa_nb.scale import cluster_client, serial_threads
 
 from tolerances import (FEEDBACK_NUMBER_ATOL, PATH_PLQ_ATOL, PATH_QUALITY_ATOL, PATH_SALIENCY_REL,
                         RENDERED_MAP_PIXEL_SHARE, max_relative, same_text_but_numbers)
@@ -53,11 +54,13 @@ def test_workers_write_the_serial_runs_table_and_files(faces_dir, tmp_path):
     _linked_photos(faces_dir, src, range(1, 6))
     (src / "003b.jpg").write_text("not a photo\n")  # an error row between ok rows, in the same place
     serial, dist = tmp_path / "serial", tmp_path / "workers"
+    threads = torch.get_num_threads()
     assert main(["explain", str(src), "--out", str(serial), "--batch-size", "2"]) == 0
-    # the workers run as many torch threads as this process: other thread counts move MTCNN's landmarks in their
+    assert torch.get_num_threads() == threads  # the serial run's own thread count (serial_threads) is undone
+    # the workers run as many torch threads as the serial run: other thread counts move MTCNN's landmarks in their
     # last bits, and with them a crop pixel by one grey level now and then (see docs/cluster.md)
     assert main(["explain", str(src), "--out", str(dist), "--batch-size", "2", "--workers", "2",
-                 "--threads", str(torch.get_num_threads())]) == 0
+                 "--threads", str(serial_threads())]) == 0
     a, b = _rows(serial / "results.csv"), _rows(dist / "results.csv")
     assert [r["file"] for r in a] == [r["file"] for r in b] == sorted(str(p) for p in src.iterdir())
     assert [r["status"] for r in b].count("error") == 1 and "not a readable image" in b[3]["error"]
@@ -77,6 +80,15 @@ def test_workers_write_the_serial_runs_table_and_files(faces_dir, tmp_path):
         png = r["output"].replace(".npz", ".png")
         pa, pb = cv2.imread(str(serial / png)), cv2.imread(str(dist / png))
         assert pa.shape == pb.shape and (pa != pb).any(2).mean() <= RENDERED_MAP_PIXEL_SHARE
+
+
+def test_local_workers_keep_glibcs_dynamic_mmap_threshold():
+    """Dask's nanny would start the workers with MALLOC_TRIM_THRESHOLD_ set, which fixes glibc's mmap threshold:
+    each batch's tensors would be faulted in anew (half again the CPU per file, docs/results/benchmark.md)."""
+    with cluster_client(1, None, 1) as client:
+        seen = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+        threads = client.run(os.environ.get, "OMP_NUM_THREADS")
+    assert list(seen.values()) == [None] and list(threads.values()) == ["1"]
 
 
 def _masked(text: str, out: Path) -> str:
@@ -260,11 +272,7 @@ def test_scheduler_of_a_running_cluster(faces_dir, tmp_path):
         src = tmp_path / "in"
         _linked_photos(faces_dir, src, range(1, 4))
         (src / "002b.jpg").write_bytes(b"")
-        threads = torch.get_num_threads()
-        try:
-            assert main(["quality", str(src), "--out", str(tmp_path / "serial.csv"), "--threads", "1"]) == 0
-        finally:
-            torch.set_num_threads(threads)  # --threads set this process's torch threads
+        assert main(["quality", str(src), "--out", str(tmp_path / "serial.csv"), "--threads", "1"]) == 0
         assert main(["quality", str(src), "--out", str(tmp_path / "cluster.csv"), "--scheduler", address]) == 0
     finally:
         worker.terminate()

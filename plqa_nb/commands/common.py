@@ -93,7 +93,8 @@ def add_scale_options(p: argparse.ArgumentParser) -> None:
                        help="run on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://host:8786)")
     g.add_argument("--threads", type=_positive, default=None, metavar="T",
                    help="torch threads per worker, or of this process without --workers/--scheduler (default: with "
-                        "--workers, the cores split between the workers; otherwise torch's own setting)")
+                        "--workers, the cores split between the workers; otherwise the cores but one, left to "
+                        "decoding and detecting the next batches)")
 
 
 def scale_options(args: argparse.Namespace) -> dict:

@@ -44,6 +44,7 @@ from .backbones import DEFAULT_BACKBONE, FACENET_RANDOM, Backbone, load_backbone
 from .config import CalibrationBundle, EstimatorCalibration, paper_bundle
 from .config import resolve_config
 from .data import astronaut
+from .detection import DEFAULT_DETECTOR
 from .pipeline import Explainer, crops_to_tensor
 from .stages import prepare_face
 from .quality import serfiq_full_network
@@ -365,9 +366,9 @@ def traced_run(argv: list[str], table: os.PathLike, period: float = 0.2) -> Trac
 
 
 def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_size: int = 8,
-                  log: Callable[[str], None] = lambda msg: None) -> dict:
-    """``plqa explain`` over ``inputs`` serially and with ``--workers`` 1 … ``max_workers`` (outputs under
-    ``work``, replaced). Per run: files, wall seconds and files/s (imports, model loads and cluster start
+                  detector: str = DEFAULT_DETECTOR, log: Callable[[str], None] = lambda msg: None) -> dict:
+    """``plqa explain`` (with ``detector``) over ``inputs`` serially and with ``--workers`` 1 … ``max_workers``
+    (outputs under ``work``, replaced). Per run: files, wall seconds and files/s (imports, model loads and cluster start
     included), steady files/s (from the first row to the last), efficiency (steady files/s over workers × that
     of 1 worker), the client's and the largest worker's peak resident memory (MiB, sampled every 0.2 s).
 
@@ -385,7 +386,7 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
     for workers in [None, *range(1, max_workers + 1)]:
         out = Path(work) / (f"workers-{workers}" if workers else "serial")
         shutil.rmtree(out, ignore_errors=True)  # else the first samples count the last run's rows
-        argv = ["explain", *inputs, "--out", out, "--batch-size", batch_size, "--overwrite"]
+        argv = ["explain", *inputs, "--out", out, "--batch-size", batch_size, "--detector", detector, "--overwrite"]
         log(f"scaling: {'serial' if workers is None else f'--workers {workers}'}")
         trace = traced_run(argv + (["--workers", workers] if workers else ["--timings", timings]),
                            out / "results.csv")
@@ -408,7 +409,7 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
     for r in runs[1:]:
         r["efficiency"] = r["steady_files_per_s"] / (r["workers"] * one) if one and r["steady_files_per_s"] else None
     serial = runs[0]["steady_files_per_s"]
-    return {"runs": runs, "batch_size": batch_size, "cpu_count": os.cpu_count(), "load_average": _load_average(),
+    return {"runs": runs, "batch_size": batch_size, "detector": detector, "cpu_count": os.cpu_count(), "load_average": _load_average(),
             "map_only_faces_per_s": map_only, "serial_over_map_only": serial / map_only if serial else None}
 
 
@@ -420,7 +421,8 @@ def format_scaling(result: dict) -> str:
     """Markdown table of a ``scaling_table`` result."""
     f = _or_dash
     serial = result["runs"][0]
-    lines = [f"`plqa explain`, batch size {result['batch_size']}, {result['cpu_count']} CPUs, load average "
+    lines = [f"`plqa explain --detector {result['detector']}`, batch size "
+             f"{result['batch_size']}, {result['cpu_count']} CPUs, load average "
              f"{f(result['load_average'], '.1f')} at the end", "",
              "| workers | files | wall s | files/s (wall) | files/s (steady) | efficiency | client peak MiB | "
              "worker peak MiB |", "|---|---:|---:|---:|---:|---:|---:|---:|"]

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..backbones import DEFAULT_BACKBONE, FACENET_RANDOM, available_backbones
 from ..batch import atomic_write_bytes
 from . import VERBS
+from .common import add_detector_option
 
 
 def _sizes(text: str) -> list[int]:
@@ -45,6 +46,7 @@ def register(sub) -> None:
     p.add_argument("--scaling-out", type=Path, default=Path("results/bench-scaling"),
                    help="--scaling: where the runs write (replaced; default results/bench-scaling)")
     p.add_argument("--batch-size", type=int, default=8, help="--scaling: files per batch (default 8)")
+    add_detector_option(p)
     p.add_argument("--ui", type=Path, default=None, metavar="TIMINGS",
                    help="instead: the page-latency table of the browser test's timings file (make bench-ui): "
                         "each step's seconds against its goal, with the machine's CPU count and load")
@@ -63,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
         print(format_ui_timings(json.loads(args.ui.read_text())))
         return 0
     if args.scaling is not None:
-        result = scaling_table(list(map(str, args.scaling)), args.scaling_out, args.max_workers, args.batch_size, log)
+        result = scaling_table(list(map(str, args.scaling)), args.scaling_out, args.max_workers, args.batch_size,
+                               args.detector, log)
         table = format_scaling(result)
     else:
         if args.threads is not None:

@@ -11,7 +11,7 @@
    arrays of ``--sample`` files chosen with ``--seed``: the crops' and PLQ maps' largest differences, and how
    many files differ. With ``--threads`` every run (serial too) uses that many torch threads, and the crops must be
    equal, PLQ within PATH_PLQ_ATOL and saliency within PATH_SALIENCY_REL of its maximum. Without it the serial
-   run has torch's default and each worker the cores split between the workers: other thread counts move
+   run has its default (the cores but one) and each worker the cores split between the workers: other thread counts move
    MTCNN's landmarks in their last bits, which moves some crop pixels by a grey level and the maps with them.
 
 Usage: python research/measure_scale.py --work /tmp/scale [--faces DIR] [--copies 20] [--workers 2]
@@ -52,8 +52,8 @@ def main() -> None:
     ap.add_argument("--sample", type=int, default=50, help="files whose arrays are compared (default 50)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None,
-                    help="torch threads of every run, serial and workers (default: the serial run torch's own, the "
-                         "workers the cores split between them)")
+                    help="torch threads of every run, serial and workers (default: the serial run the cores but one, "
+                         "the workers the cores split between them)")
     ap.add_argument("--large-only", action="store_true", help="skip step 1, reuse WORK/serial of an earlier run")
     ap.add_argument("--compare-only", action="store_true", help="only step 3, on the outputs of an earlier run")
     args = ap.parse_args()

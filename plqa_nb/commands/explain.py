@@ -19,8 +19,9 @@ from .common import (add_batch_options, add_model_options, add_scale_options, ma
 if TYPE_CHECKING:
     from ..stages import PreparedFace
 
-STAGES = {"prepare": "decode, detect and align a photo", "network": "the network pass and the maps of Eq. 2-6",
-          "maps": "deviation maps, regions, flag and feedback", "output": "writing the .npz and .png"}
+STAGES = {"prepare": "decode, detect and align a photo",
+          "network": "the network pass, the maps of Eq. 2-6 and the deviation map from its feature maps",
+          "maps": "regions, flag and feedback", "output": "writing the .npz and .png"}
 COLUMNS = ["file", "status", "error", "output", "quality", "quality_raw", "backbone", "quality_method",
            "attribution", "faces_found", "flagged_region", "feedback", "seconds"]
 

@@ -368,8 +368,8 @@ def traced_run(argv: list[str], table: os.PathLike, period: float = 0.2) -> Trac
 def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_size: int = 8,
                   detector: str = DEFAULT_DETECTOR, log: Callable[[str], None] = lambda msg: None) -> dict:
     """``plqa explain`` (with ``detector``) over ``inputs`` serially and with ``--workers`` 1 … ``max_workers``
-    (outputs under ``work``, replaced). Per run: files, wall seconds and files/s (imports, model loads and cluster start
-    included), steady files/s (from the first row to the last), efficiency (steady files/s over workers × that
+    (outputs under ``work``, replaced). Per run: files, wall seconds and files/s (imports, model loads and cluster
+    start included), steady files/s (from the first row to the last), efficiency (steady files/s over workers × that
     of 1 worker), the client's and the largest worker's peak resident memory (MiB, sampled every 0.2 s).
 
     End to end: ``map_only_faces_per_s``, PLQ maps/s of the default backbone at ``batch_size`` in this process
@@ -409,8 +409,8 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
     for r in runs[1:]:
         r["efficiency"] = r["steady_files_per_s"] / (r["workers"] * one) if one and r["steady_files_per_s"] else None
     serial = runs[0]["steady_files_per_s"]
-    return {"runs": runs, "batch_size": batch_size, "detector": detector, "cpu_count": os.cpu_count(), "load_average": _load_average(),
-            "map_only_faces_per_s": map_only, "serial_over_map_only": serial / map_only if serial else None}
+    return {"runs": runs, "batch_size": batch_size, "detector": detector, "cpu_count": os.cpu_count(),
+            "load_average": _load_average(), "map_only_faces_per_s": map_only, "serial_over_map_only": serial / map_only if serial else None}
 
 
 def _or_dash(v, fmt: str) -> str:

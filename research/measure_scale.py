@@ -11,8 +11,9 @@
    arrays of ``--sample`` files chosen with ``--seed``: the crops' and PLQ maps' largest differences, and how
    many files differ. With ``--threads`` every run (serial too) uses that many torch threads, and the crops must be
    equal, PLQ within PATH_PLQ_ATOL and saliency within PATH_SALIENCY_REL of its maximum. Without it the serial
-   run has its default (the cores but one) and each worker the cores split between the workers: other thread counts move
-   MTCNN's landmarks in their last bits, which moves some crop pixels by a grey level and the maps with them.
+   run has its default (the cores but one) and each worker the cores split between the workers: other thread
+   counts move MTCNN's landmarks in their last bits, which moves some crop pixels by a grey level and the maps
+   with them.
 
 Usage: python research/measure_scale.py --work /tmp/scale [--faces DIR] [--copies 20] [--workers 2]
        [--large-only | --compare-only]

@@ -85,9 +85,17 @@ def _cached_maps(kind: str, compute, explainer, images: list[np.ndarray]) -> np.
     return out
 
 
+def deviations_of(out: dict) -> np.ndarray | None:
+    """The deviation maps [N, S, S] (float64) of an ``Explainer.explain_tensor`` output, taken from its own
+    network pass, or None when the backbone has no compliant-face norm."""
+    dev = out.get("deviation")
+    return None if dev is None else dev.cpu().double().numpy()
+
+
 def deviation_maps(explainer, images: list[np.ndarray]) -> np.ndarray | None:
     """The deviation maps [N, S, S] that drive the region feedback (``attribution.deviation``; one forward pass
-    each), or None when the backbone has no compliant-face norm."""
+    each, cached for explorers that ask again), or None when the backbone has no compliant-face norm. Where the
+    images were just explained, ``deviations_of`` the explanation costs no pass."""
     from ..attribution.deviation import deviation_maps as compute
 
     if not explainer.has_compliant_norm:

@@ -28,7 +28,7 @@ from ..backbones.base import crops_to_tensor
 from ..pipeline import Explainer
 from ..regions import (REGIONS, FaceFrame, covered_regions, degraded_region, region_masks, region_means,
                       saliency_shares, worst_region)
-from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, deviation_maps, face_rng, flagged
+from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, deviations_of, face_rng, flagged
 from .feedback import feedback
 from .options import DRIVER, ICAO_CATEGORIES as CATEGORIES, ICAO_VIOLATIONS
 
@@ -214,7 +214,7 @@ def measure(explainer: Explainer, entries: list[dict], reference: FaceCrop | Non
     q = out["quality"].cpu().numpy().astype(float)
     raw = out["quality_raw"].cpu().numpy().astype(float)
     plq, sal = out["plq"].cpu().numpy(), out["saliency"].cpu().numpy()
-    defects = deviation_maps(explainer, images)
+    defects = deviations_of(out)
     s = images[0].shape[0]
     if reference is not None:
         entries = [{"file": reference.name, "image": reference.crop, "landmarks": reference.landmarks,

@@ -23,7 +23,7 @@ from ..errors import InputError
 from ..images import load_image
 from ..pipeline import Explainer, PreparedFace
 from . import icao
-from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, counterfactual_maps, deviation_maps, flagged
+from .common import FaceCrop, FaceLike, FaceResult, Panel, as_face_crop, counterfactual_maps, deviations_of, flagged
 from .feedback import feedback
 from .options import DEFAULT_FILL, DEFAULT_MASK, FILLS, MASK_SOURCES
 from ..regions import FaceFrame, region_masks, region_means
@@ -155,7 +155,7 @@ def run(explainer: Explainer, faces: Sequence[FaceLike], masks: Sequence[np.ndar
     s = before[0].shape[0]
     out_b = explainer.explain_tensor(crops_to_tensor(before, explainer.device), seed)
     plq_b = out_b["plq"].cpu().numpy()
-    deviations = deviation_maps(explainer, before)
+    deviations = deviations_of(out_b)
     norm = explainer.compliant_norm() if deviations is not None or how in ("mirror", "mean-face") else None
     if masks is None and mask_from == "plq":
         if deviations is None:

@@ -15,7 +15,7 @@ import numpy as np
 from .. import degradations as dg
 from ..backbones.base import crops_to_tensor
 from ..pipeline import Explainer
-from .common import FaceLike, FaceResult, Panel, as_face_crop, deviation_maps, face_rng, flagged
+from .common import FaceLike, FaceResult, Panel, as_face_crop, deviations_of, face_rng, flagged
 from .feedback import feedback
 from .options import MASKING_SIZES as SIZES
 from ..regions import region_masks, region_means
@@ -60,11 +60,11 @@ def measure(explainer: Explainer, face: FaceLike, squares: Sequence[Square], see
     out = explainer.explain_tensor(crops_to_tensor(images, explainer.device), seed)
     q, plq = out["quality"].cpu().numpy().astype(float), out["plq"].cpu().numpy()
     masks = region_masks(face.landmarks, face.crop.shape[0])
-    defects = deviation_maps(explainer, images[1:])
+    defects = deviations_of(out)
     rows, panels = [], [Panel(face.crop, plq[0], float(q[0]), "original")]
     for i, sq in enumerate(squares, start=1):
         inside = (slice(sq.y, sq.y + sq.size_px), slice(sq.x, sq.x + sq.size_px))
-        flag = flagged(explainer, None if defects is None else defects[i - 1], masks)
+        flag = flagged(explainer, None if defects is None else defects[i], masks)
         rows.append({"file": face.name, **sq._asdict(), "quality_org": float(q[0]), "quality_mask": float(q[i]),
                      "quality_lost": float(q[0] - q[i]),
                      "plq_lost": float(plq[0][inside].mean() - plq[i][inside].mean()),

@@ -107,5 +107,5 @@ CALIBRATE = $(BIN)/plqa calibrate $(DEV_PHOTOS) --note "$(LONDON)" --overwrite
 calibrations check-calibrations: $(STAMP)
 	$(CALIBRATE) --backbone dlib-resnet --estimators utility ers serfiq faceqan:26 \
 		--out plqa_nb/shipped/dlib-resnet.json $(if $(findstring check,$@),--check)
-	$(CALIBRATE) --backbone sface --estimators utility ers serfiq \
+	$(CALIBRATE) --backbone sface --estimators utility ers serfiq faceqan:12 \
 		--out plqa_nb/shipped/sface.json $(if $(findstring check,$@),--check)

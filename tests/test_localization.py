@@ -81,6 +81,24 @@ def test_flag_region_against_a_norm(face):
     assert not inpainting.defect_mask(-np.ones((150, 150)), face.landmarks).any()  # nowhere would a typical face do better
 
 
+
+def test_explanation_mask_falls_back_on_the_flagged_region(face):
+    masks = region_masks(face.landmarks, 150)
+    norm = FeatureNorm((), (), (), (), threshold=2.0)
+    deviation = np.ones((150, 150))
+    deviation[masks["eyes"]] = 3.0  # the eyes stand out
+    grown = inpainting.flag_mask(deviation, face.landmarks, norm)
+    assert grown[masks["eyes"]].all() and grown.sum() > masks["eyes"].sum()  # widened past the region
+    assert not grown[~masks["face"]].any() and not grown[masks["mouth"]].any()
+    assert not inpainting.flag_mask(np.ones((150, 150)), face.landmarks, norm).any()  # nothing stands out
+    defect = np.zeros((150, 150))
+    defect[masks["mouth"]] = 3.0  # the counterfactual blames the mouth: its mask wins
+    np.testing.assert_array_equal(inpainting.explanation_mask(defect, deviation, face.landmarks, norm),
+                                  inpainting.defect_mask(defect, face.landmarks))
+    nowhere = -np.ones((150, 150))  # no window of the compliant face would help: the flagged region instead
+    np.testing.assert_array_equal(inpainting.explanation_mask(nowhere, deviation, face.landmarks, norm), grown)
+    assert not inpainting.explanation_mask(nowhere, np.ones((150, 150)), face.landmarks, norm).any()
+
 # -- fills and ROAD (known answers) ---------------------------------------------------------------------------------
 def test_fills_change_only_the_mask(face):
     masks = region_masks(face.landmarks, 150)

@@ -8,7 +8,7 @@ helps, negative where a typical face would do better. So the defect score is −
 "contribution"), and it answers the enrolment question directly: *which part must change*.
 
 It costs one forward pass per window position (144 on a 150-px crop at the defaults) and is the map behind
-the inpainting mask (``experiments.inpainting.defect_mask``); the paper's saliency stays the PLQ map, and the
+the inpainting mask (``experiments.inpainting.explanation_mask``); the paper's saliency stays the PLQ map, and the
 region feedback follows the cheaper deviation map (``attribution.deviation``). It needs the estimator
 (``QualityRegressionModel.estimate``, which ``Explainer`` sets) and the backbone's ``CompliantNorm`` (shipped, or
 from a calibration file).

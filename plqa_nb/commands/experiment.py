@@ -51,7 +51,8 @@ def register(sub) -> None:
     _common_options(i)
     i.add_argument("--mask-from", default=options.DEFAULT_MASK, metavar="plq|paper|occluder|FILE_OR_FOLDER",
                    help="'plq' (default: what the explanation blames — where the counterfactual map says the "
-                        "compliant mean face would raise the quality most), 'paper' (the paper's rule: low-PLQ "
+                        "compliant mean face would raise the quality most, or, where no window of it would, the region "
+                        "that stands out against compliant faces), 'paper' (the paper's rule: low-PLQ "
                         "regions of the saliency map), 'occluder' (with "
                         "--occlude: the exact synthetic occluder), one mask image for every photo, or a folder with "
                         "<stem>_mask.<ext> or <stem>.<ext> per photo; white = inpaint, of the photo's or the crop's "

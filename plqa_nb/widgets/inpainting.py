@@ -30,16 +30,18 @@ def threshold_mask(session: FaceAnalysis, config: ModelConfig, level: float = DE
 
 
 def explanation_mask(session: FaceAnalysis, config: ModelConfig) -> np.ndarray:
-    """What the explanation blames (``inpainting.defect_mask`` of the counterfactual map, ``--mask-from plq`` of
-    the verb), bool [S, S]; cached."""
-    from ..experiments.common import counterfactual_maps
+    """What the explanation blames (``inpainting.explanation_mask``, ``--mask-from plq`` of the verb), bool
+    [S, S]; cached."""
+    from ..experiments.common import counterfactual_maps, deviation_maps
 
     def compute() -> np.ndarray:
         face = session.face_crop(config.backbone)
-        defect = counterfactual_maps(cached_explainer(config, device=str(session.device)), [face.crop])
+        explainer = cached_explainer(config, device=str(session.device))
+        defect = counterfactual_maps(explainer, [face.crop])
         if defect is None:
             raise ValueError(f"no compliant-face norm for {config.backbone}: run plqa calibrate")
-        return inpainting.defect_mask(defect[0], face.landmarks)
+        return inpainting.explanation_mask(defect[0], deviation_maps(explainer, [face.crop])[0], face.landmarks,
+                                           explainer.compliant_norm().features)
 
     return session.memo("explanation_mask", (config,), compute)
 

@@ -49,8 +49,8 @@ def defect_mask(defect: np.ndarray, landmarks: np.ndarray, share: float = 0.5, m
 
 
 #: px (112-px scale) by which ``flag_mask`` widens the flagged region: the region masks hug the eyes, mouth or
-#: cheek, an occluder reaches past them. On the development photos (London smiling 001-021, their 84 occlusion
-#: variants, mean-face fill) 6 / 10 / 14 px gave SFace's raw quality up for 74 / 83 / 77 % of them.
+#: cheek, an occluder reaches past them. Chosen on the development photos among 6 / 10 / 14 px
+#: (``research/inpainting_mask_rules.py``; docs/results/analyses.md).
 FLAG_DILATE = 10.0
 
 

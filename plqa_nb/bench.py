@@ -410,7 +410,8 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
         r["efficiency"] = r["steady_files_per_s"] / (r["workers"] * one) if one and r["steady_files_per_s"] else None
     serial = runs[0]["steady_files_per_s"]
     return {"runs": runs, "batch_size": batch_size, "detector": detector, "cpu_count": os.cpu_count(),
-            "load_average": _load_average(), "map_only_faces_per_s": map_only, "serial_over_map_only": serial / map_only if serial else None}
+            "load_average": _load_average(), "map_only_faces_per_s": map_only,
+            "serial_over_map_only": serial / map_only if serial else None}
 
 
 def _or_dash(v, fmt: str) -> str:

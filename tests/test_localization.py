@@ -81,7 +81,6 @@ def test_flag_region_against_a_norm(face):
     assert not inpainting.defect_mask(-np.ones((150, 150)), face.landmarks).any()  # nowhere would a typical face do better
 
 
-
 def test_explanation_mask_falls_back_on_the_flagged_region(face):
     masks = region_masks(face.landmarks, 150)
     norm = FeatureNorm((), (), (), (), threshold=2.0)
@@ -98,6 +97,7 @@ def test_explanation_mask_falls_back_on_the_flagged_region(face):
     nowhere = -np.ones((150, 150))  # no window of the compliant face would help: the flagged region instead
     np.testing.assert_array_equal(inpainting.explanation_mask(nowhere, deviation, face.landmarks, norm), grown)
     assert not inpainting.explanation_mask(nowhere, np.ones((150, 150)), face.landmarks, norm).any()
+
 
 # -- fills and ROAD (known answers) ---------------------------------------------------------------------------------
 def test_fills_change_only_the_mask(face):

@@ -122,7 +122,7 @@ def fill(crop: np.ndarray, mask: np.ndarray, how: str = DEFAULT_FILL, landmarks:
     * "mirror": the face mirrored about its vertical axis (from the ``landmarks``), where the mirrored pixel is
       not masked itself; the rest by "mean-face";
     * "mean-face": the compliant ``mean_face`` (uint8 [S, S, 3], aligned like the crop) blended in by Poisson
-      editing, so its colours follow the mask's border.
+      editing, so its colours follow the mask's border (``_poisson_blend``).
     """
     if how not in FILLS:
         raise ValueError(f"fill must be one of {FILLS}, not {how!r}")
@@ -147,10 +147,22 @@ def fill(crop: np.ndarray, mask: np.ndarray, how: str = DEFAULT_FILL, landmarks:
         out[mask & clean] = mirrored[mask & clean]
         rest = mask & ~clean
         return fill(out, rest, "mean-face", landmarks, mean_face) if rest.any() else out
-    ys, xs = np.nonzero(mask)
+    return _poisson_blend(np.ascontiguousarray(mean_face), crop, mask, radius)
+
+
+def _poisson_blend(source: np.ndarray, crop: np.ndarray, mask: np.ndarray, radius: float) -> np.ndarray:
+    """``source`` blended into ``crop`` under ``mask`` by ``cv2.seamlessClone`` (both uint8 [S, S, 3], aligned).
+
+    OpenCV drops the mask's pixels on the image's 1-px frame and cannot solve a mask that is then under 3 px
+    across (it raises): such a sliver, e.g. what the mirror leaves on the face's axis, is filled from its border
+    (Telea) instead."""
+    inner = mask.copy()
+    inner[[0, -1], :] = inner[:, [0, -1]] = False
+    ys, xs = np.nonzero(inner)
+    if len(xs) == 0 or min(xs.max() - xs.min(), ys.max() - ys.min()) < 2:
+        return fill(crop, mask, "telea", radius=radius)
     centre = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))
-    return cv2.seamlessClone(np.ascontiguousarray(mean_face), crop, mask.astype(np.uint8) * 255, centre,
-                             cv2.NORMAL_CLONE)
+    return cv2.seamlessClone(source, crop, inner.astype(np.uint8) * 255, centre, cv2.NORMAL_CLONE)
 
 
 def change(before: float, before_std: float, after: float, after_std: float) -> str:

@@ -20,9 +20,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Sequence
 
+import sys
+
 import cv2
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .. import degradations as dg
 from ..alignment import similarity_transform
@@ -132,10 +135,13 @@ class DevSet:
         self.backbone, self.faces, self.seed, self.fmr = backbone, list(faces), seed, fmr
         self.device = torch.device(device)
 
-    def batches(self):
+    def batches(self, step: str):
         """Per face: (face index, probe kinds, probe levels, images [P_f + K, 3, S, S] as a tensor, probes then
-        references)."""
-        for i, face in enumerate(self.faces):
+        references), with a progress bar on a terminal's stderr named after ``step`` (FaceQAN takes minutes a
+        face on a CPU)."""
+        faces = tqdm(self.faces, desc=f"development set: {step}", unit="face", file=sys.stderr, disable=None,
+                     leave=False)
+        for i, face in enumerate(faces):
             probes, refs = face_images(face, self.seed)
             images = [img for _, _, img in probes] + refs
             yield i, [k for k, _, _ in probes], [lv for _, lv, _ in probes], crops_to_tensor(images, self.device)
@@ -144,7 +150,7 @@ class DevSet:
     def scores(self) -> DevScores:
         """Features, embeddings, genuine similarities and the threshold (one network pass over the set)."""
         face, kind, level, feats, embs, lights, ref_feats, ref_embs, ref_lights = [], [], [], [], [], [], [], [], []
-        for i, kinds, levels, x in self.batches():
+        for i, kinds, levels, x in self.batches("embeddings"):
             net = network_pass(self.backbone, x, gradient=False)
             light = exposure_measures(x).cpu().numpy()
             n = len(kinds)
@@ -171,7 +177,7 @@ class DevSet:
     def raw(self, estimator, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """The estimator's raw Q of every probe [P] and reference [F·K] (a network pass over the set)."""
         probes, refs = [], []
-        for _, kinds, _, x in self.batches():
+        for _, kinds, _, x in self.batches(f"{estimator.name} quality"):
             net = network_pass(self.backbone, x, gradient=False)
             q = raw_quality(estimator, self.backbone, x, net, seed).cpu().double().numpy()
             probes.append(q[:len(kinds)])

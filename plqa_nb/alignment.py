@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from .detection import Detection
+from .errors import InputError
 
 ARCFACE_TEMPLATE_112 = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]]
@@ -86,6 +87,33 @@ def align_face(rgb: np.ndarray, detection: Detection, crop_size: int, template: 
     crop = cv2.warpAffine(rgb, matrix, (crop_size, crop_size), flags=cv2.INTER_LINEAR,
                           borderMode=cv2.BORDER_REPLICATE)
     return AlignedFace(crop=crop, matrix=matrix, landmarks=apply_affine(matrix, detection.landmarks))
+
+
+def take_aligned(rgb: np.ndarray, source: str, crop_size: int, template: np.ndarray | None
+                 ) -> tuple[Detection, AlignedFace]:
+    """An image that is already a backbone's aligned crop (``detection.ALIGNED``), taken as it is, without a
+    detector: a square of any side, resized to ``crop_size`` (area interpolation to shrink, linear to grow), its
+    landmarks where the ``template`` puts them. Re-detecting and re-aligning such a crop resamples it and cuts a
+    slightly different square (on London crops: 14-24 grey levels apart on average, and most compliant faces then
+    get a region flagged). The Detection is the whole image, one face, confidence 1.
+
+    Raises InputError (naming ``source``) for an image that is not square, ValueError for a backbone without a
+    template (its crop is a detector box: there are no landmarks to assume).
+    """
+    if template is None:
+        raise ValueError("aligned crops need a backbone with a landmark template; this backbone crops the detector's "
+                         "box: give it photos and a detector")
+    h, w = rgb.shape[:2]
+    if h != w:
+        raise InputError(source, f"image is {w}×{h} px: an aligned crop (--detector aligned) must be square")
+    k = crop_size / w
+    crop = rgb if w == crop_size else cv2.resize(rgb, (crop_size, crop_size),
+                                                 interpolation=cv2.INTER_AREA if k < 1 else cv2.INTER_LINEAR)
+    matrix = np.array([[k, 0.0, 0.5 * (k - 1)], [0.0, k, 0.5 * (k - 1)]])  # cv2.resize's pixel-centre convention
+    landmarks = np.asarray(template, np.float64)
+    detection = Detection(box=np.array([0.0, 0.0, w, h]), landmarks=apply_affine(invert_affine(matrix), landmarks),
+                          confidence=1.0, faces_found=1)
+    return detection, AlignedFace(crop=np.ascontiguousarray(crop), matrix=matrix, landmarks=landmarks)
 
 
 def warp_to_image(crop_map: np.ndarray, matrix: np.ndarray, image_shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ from .attribution.deviation import deviation_from_features
 from .backbones import DEFAULT_BACKBONE, Backbone, load_backbone
 from .backbones.base import crops_to_tensor
 from .config import ModelConfig, check_weights, resolve_config
-from .detection import DEFAULT_DETECTOR, Detection, detect_faces, detector_module
+from .detection import ALIGNED, DEFAULT_DETECTOR, Detection, check_detector, detect_faces, detector_module
 from .images import MAX_PIXELS, ImageLike, describe, load_image
 from .plq import merge_channels
 from .regression import QualityRegressionModel, quality_weights
@@ -62,13 +62,16 @@ class Explainer:
                  device: str = "cpu", seed: int = 0, norm: str | None = None, clip_grad: float | None = None,
                  quality_params: Mapping[str, Any] | None = None, config: ModelConfig | None = None,
                  detector: str = DEFAULT_DETECTOR, max_pixels: int = MAX_PIXELS):
-        detector_module(detector)  # ValueError for an unknown name, before anything is built
+        check_detector(detector)  # ValueError for an unknown name, before anything is built
         self.device = torch.device(device)
         self.backbone = load_backbone(config.backbone if config is not None and isinstance(backbone, str)
                                       else backbone, self.device)
         self.config = config if config is not None else resolve_config(
             self.backbone, quality, calibration, norm=norm, clip_grad=clip_grad, quality_params=quality_params,
             seed=seed, detector=detector, max_pixels=max_pixels)
+        if self.config.detector == ALIGNED and self.backbone.template is None:
+            raise ValueError(f"detector 'aligned' needs a backbone with a landmark template; {self.backbone.name} "
+                             "crops the detector's box: give it photos and a detector")
         if self.config.backbone != self.backbone.name:
             raise ValueError(f"configuration for backbone '{self.config.backbone}' given with '{self.backbone.name}'")
         check_weights(self.config, self.backbone)

@@ -22,10 +22,10 @@ from typing import Callable, NamedTuple, Union
 import numpy as np
 import torch
 
-from .alignment import AlignedFace, align_face
+from .alignment import AlignedFace, align_face, take_aligned
 from .backbones.base import Backbone, module_outputs
 from .config import ModelConfig
-from .detection import DEFAULT_DETECTOR, Detection, detect_faces
+from .detection import ALIGNED, DEFAULT_DETECTOR, Detection, detect_faces
 from .errors import InputError, NumericalError
 from .images import MAX_PIXELS, ImageLike, describe, iter_image_files, load_image
 from .plq import merge_channels, overlay_on_photo, plq_from_saliency
@@ -105,9 +105,12 @@ class Explanation:
 def prepare_face(image: ImageLike, backbone: Backbone, device: str | torch.device = "cpu",
                  max_pixels: int = MAX_PIXELS, detector: str = DEFAULT_DETECTOR) -> PreparedFace:
     """Load (refusing images above ``max_pixels`` before decoding them), detect (the largest face, with
-    ``detector``) and align to ``backbone``'s crop; raises InputError subclasses."""
+    ``detector``) and align to ``backbone``'s crop; raises InputError subclasses. With ``detector`` "aligned"
+    (``detection.ALIGNED``) the image is the aligned crop already: ``alignment.take_aligned``."""
     source = describe(image)
     photo = load_image(image, max_pixels)
+    if detector == ALIGNED:
+        return PreparedFace(source, photo, *take_aligned(photo, source, backbone.crop_size, backbone.template))
     detection = detect_faces(photo, source, device=str(device), detector=detector)
     aligned = align_face(photo, detection, backbone.crop_size, backbone.template)
     return PreparedFace(source, photo, detection, aligned)

@@ -31,3 +31,42 @@ def test_real_face_lands_on_arcface_template_and_maps_warp_back():
     x1, y1, x2, y2 = det.box.astype(int)
     assert cover[(y1 + y2) // 2, (x1 + x2) // 2] and not cover[0, 0]
     assert back[cover].mean() > 0.95
+
+
+def test_aligned_crops_are_taken_as_they_are(faces_dir, tmp_path):
+    import csv
+
+    import cv2
+    import pytest
+
+    from plqa_nb.alignment import take_aligned
+    from plqa_nb.cli import main
+    from plqa_nb.errors import InputError
+    from plqa_nb.pipeline import Explainer
+
+    photos, aligned = Explainer(), Explainer(detector="aligned")
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    for name in ("001", "002"):
+        face = photos.prepare(faces_dir / "london" / "neutral" / f"{name}.jpg")
+        cv2.imwrite(str(folder / f"{name}.png"), face.aligned.crop[..., ::-1])
+        again = aligned.prepare(folder / f"{name}.png")
+        np.testing.assert_array_equal(again.aligned.crop, face.aligned.crop)
+        np.testing.assert_allclose(again.aligned.landmarks, photos.backbone.template)
+        assert again.detection.faces_found == 1
+        # what a detector makes of the same crop: resampled and cut a little differently
+        redetected = photos.prepare(folder / f"{name}.png")
+        assert np.abs(redetected.aligned.crop.astype(int) - face.aligned.crop).mean() > 5
+        # a crop at twice the size is brought to the network's
+        big = cv2.resize(face.aligned.crop, (300, 300), interpolation=cv2.INTER_CUBIC)
+        cv2.imwrite(str(tmp_path / "big.png"), big[..., ::-1])
+        assert np.abs(aligned.prepare(tmp_path / "big.png").aligned.crop.astype(int) - face.aligned.crop).mean() < 2
+    cv2.imwrite(str(folder / "wide.png"), np.zeros((150, 200, 3), np.uint8))
+    with pytest.raises(InputError, match="wide.png.*must be square"):
+        aligned.prepare(folder / "wide.png")
+    with pytest.raises(ValueError, match="landmark template"):
+        take_aligned(np.zeros((160, 160, 3), np.uint8), "x.png", 160, None)
+    assert main(["explain", str(folder), "--detector", "aligned", "--out", str(tmp_path / "out")]) == 0
+    rows = {r["file"].rsplit("/", 1)[-1]: r for r in csv.DictReader(open(tmp_path / "out" / "results.csv"))}
+    assert [rows[f]["status"] for f in ("001.png", "002.png", "wide.png")] == ["ok", "ok", "error"]
+    assert "must be square" in rows["wide.png"]["error"]

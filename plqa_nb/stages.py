@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, NamedTuple, Union
@@ -32,6 +33,7 @@ from .plq import merge_channels, overlay_on_photo, plq_from_saliency
 from .quality import QualityEstimator
 from .regression import quality_weights
 
+_CROP_SIZED_SEEN: set[str] = set()  # backbones whose crop-sized inputs prepare_face has warned about
 CLIP_NORM_FLOOR = 1e-12  # as in regression._ClipGradNorm: gradient norms below this count as this
 
 
@@ -111,6 +113,11 @@ def prepare_face(image: ImageLike, backbone: Backbone, device: str | torch.devic
     photo = load_image(image, max_pixels)
     if detector == ALIGNED:
         return PreparedFace(source, photo, *take_aligned(photo, source, backbone.crop_size, backbone.template))
+    if photo.shape[0] == photo.shape[1] == backbone.crop_size and backbone.name not in _CROP_SIZED_SEEN:
+        _CROP_SIZED_SEEN.add(backbone.name)  # once per process and backbone: a folder of crops gets one warning
+        warnings.warn(f"{source} is {backbone.crop_size}×{backbone.crop_size} px, the size of {backbone.name}'s aligned "
+                      f"crop: if it is one, detector '{ALIGNED}' (--detector {ALIGNED}) takes it as it is; a detector "
+                      "cuts it again, resampled and a little off", stacklevel=2)
     detection = detect_faces(photo, source, device=str(device), detector=detector)
     aligned = align_face(photo, detection, backbone.crop_size, backbone.template)
     return PreparedFace(source, photo, detection, aligned)

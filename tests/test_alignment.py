@@ -35,6 +35,7 @@ def test_real_face_lands_on_arcface_template_and_maps_warp_back():
 
 def test_aligned_crops_are_taken_as_they_are(faces_dir, tmp_path):
     import csv
+    import warnings
 
     import cv2
     import pytest
@@ -44,6 +45,9 @@ def test_aligned_crops_are_taken_as_they_are(faces_dir, tmp_path):
     from plqa_nb.errors import InputError
     from plqa_nb.pipeline import Explainer
 
+    from plqa_nb import stages
+
+    stages._CROP_SIZED_SEEN.discard("dlib-resnet")
     photos, aligned = Explainer(), Explainer(detector="aligned")
     folder = tmp_path / "crops"
     folder.mkdir()
@@ -54,8 +58,11 @@ def test_aligned_crops_are_taken_as_they_are(faces_dir, tmp_path):
         np.testing.assert_array_equal(again.aligned.crop, face.aligned.crop)
         np.testing.assert_allclose(again.aligned.landmarks, photos.backbone.template)
         assert again.detection.faces_found == 1
-        # what a detector makes of the same crop: resampled and cut a little differently
-        redetected = photos.prepare(folder / f"{name}.png")
+        # what a detector makes of the same crop: resampled and cut a little differently (and it says so)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            redetected = photos.prepare(folder / f"{name}.png")
+        assert len([w for w in said if "--detector aligned" in str(w.message)]) == (name == "001")  # once a run
         assert np.abs(redetected.aligned.crop.astype(int) - face.aligned.crop).mean() > 5
         # a crop at twice the size is brought to the network's
         big = cv2.resize(face.aligned.crop, (300, 300), interpolation=cv2.INTER_CUBIC)

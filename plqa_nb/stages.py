@@ -115,9 +115,10 @@ def prepare_face(image: ImageLike, backbone: Backbone, device: str | torch.devic
         return PreparedFace(source, photo, *take_aligned(photo, source, backbone.crop_size, backbone.template))
     if photo.shape[0] == photo.shape[1] == backbone.crop_size and backbone.name not in _CROP_SIZED_SEEN:
         _CROP_SIZED_SEEN.add(backbone.name)  # once per process and backbone: a folder of crops gets one warning
-        warnings.warn(f"{source} is {backbone.crop_size}×{backbone.crop_size} px, the size of {backbone.name}'s aligned "
-                      f"crop: if it is one, detector '{ALIGNED}' (--detector {ALIGNED}) takes it as it is; a detector "
-                      "cuts it again, resampled and a little off", stacklevel=2)
+        side = backbone.crop_size
+        warnings.warn(f"{source} is {side}×{side} px, the size of {backbone.name}'s aligned crop: if it is one, "
+                      f"detector '{ALIGNED}' (--detector {ALIGNED}) takes it as it is; a detector cuts it again, "
+                      "resampled and a little off", stacklevel=2)
     detection = detect_faces(photo, source, device=str(device), detector=detector)
     aligned = align_face(photo, detection, backbone.crop_size, backbone.template)
     return PreparedFace(source, photo, detection, aligned)

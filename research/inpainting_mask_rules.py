@@ -1,11 +1,12 @@
 """The inpainting shares under several mask rules, on the ICAO generator's occlusion variants drawn on the crop.
 
     python research/inpainting_mask_rules.py ../shared/faces/london/smiling --backbone sface [--limit 21]
-        [--rules counterfactual region:6 region:10 region:14 explanation]
+        [--rules counterfactual region:6 region:10 region:14 explanation occluder]
 
 Rules: ``counterfactual`` (``inpainting.defect_mask`` of the counterfactual map alone), ``region:PX`` (the region the
 deviation map flags, widened by PX px on the 112-px scale: ``inpainting.flag_mask``) and ``explanation`` (the
-rule of ``--mask-from plq``: ``inpainting.explanation_mask``). Mean-face fill, one repeat, seed 0; per rule and
+rule of ``--mask-from plq``: ``inpainting.explanation_mask``); ``occluder``, not a rule but the bound it is
+judged against: every pixel the occluder was painted on (its mask, widened by the paint's soft edge). Mean-face fill, one repeat, seed 0; per rule and
 occluder the shares of variants whose raw quality rose / fell and whose mask was empty. Run it on development
 photos: the rule and its widening were chosen there (docs/results/analyses.md, the sface section).
 """
@@ -17,13 +18,17 @@ from pathlib import Path
 
 import numpy as np
 
+from plqa_nb import degradations as dg
 from plqa_nb.experiments import common, icao, inpainting
 from plqa_nb.pipeline import Explainer
 from plqa_nb.stages import aligned_faces
 
 
-def masks_of(rule: str, explainer: Explainer, faces: list[common.FaceCrop]) -> list[np.ndarray]:
-    """The masks [S, S] of ``rule`` for the occluded faces."""
+def masks_of(rule: str, explainer: Explainer, faces: list[common.FaceCrop],
+             occluders: list[np.ndarray]) -> list[np.ndarray]:
+    """The masks [S, S] of ``rule`` for the occluded faces (``occluders``: their painted occluders' masks)."""
+    if rule == "occluder":
+        return [dg.soft_alpha(o) >= 1 / 255 for o in occluders]
     images = [f.crop for f in faces]
     norm = explainer.compliant_norm().features
     deviations = common.deviation_maps(explainer, images)
@@ -55,13 +60,13 @@ def main() -> None:
     args = ap.parse_args()
     explainer = Explainer(args.backbone, seed=0)
     faces = aligned_faces(args.folder, explainer.prepare, args.limit)
-    variants = [(v.name, common.FaceCrop(f"{f.name}:{v.name}", v.image, v.landmarks))
-                for f in faces for v in icao.make_variants(f, "occlusion", 0)]
+    drawn = [(f, v) for f in faces for v in icao.make_variants(f, "occlusion", 0)]
+    variants = [(v.name, common.FaceCrop(f"{f.name}:{v.name}", v.image, v.landmarks)) for f, v in drawn]
     occluded = [face for _, face in variants]
     print(f"{len(faces)} faces, {len(occluded)} occlusion variants, {args.backbone}")
     for rule in args.rules:
         t0 = time.perf_counter()
-        masks = masks_of(rule, explainer, occluded)
+        masks = masks_of(rule, explainer, occluded, [v.occluder for _, v in drawn])
         rows = common.table(inpainting.run(explainer, occluded, masks, "mean-face", repeats=1, mask_from=rule))
         print(f"{rule:15s} all            {shares(rows)}  ({time.perf_counter() - t0:.0f} s)")
         for name in dict.fromkeys(n for n, _ in variants):

@@ -89,6 +89,10 @@ def align_face(rgb: np.ndarray, detection: Detection, crop_size: int, template: 
     return AlignedFace(crop=crop, matrix=matrix, landmarks=apply_affine(matrix, detection.landmarks))
 
 
+NEEDS_TEMPLATE = ("aligned crops (detector 'aligned') need a backbone with a landmark template; this one crops the "
+                  "detector's box: give it photos and a detector")
+
+
 def take_aligned(rgb: np.ndarray, source: str, crop_size: int, template: np.ndarray | None
                  ) -> tuple[Detection, AlignedFace]:
     """An image that is already a backbone's aligned crop (``detection.ALIGNED``), taken as it is, without a
@@ -101,8 +105,7 @@ def take_aligned(rgb: np.ndarray, source: str, crop_size: int, template: np.ndar
     template (its crop is a detector box: there are no landmarks to assume).
     """
     if template is None:
-        raise ValueError("aligned crops need a backbone with a landmark template; this backbone crops the detector's "
-                         "box: give it photos and a detector")
+        raise ValueError(NEEDS_TEMPLATE)
     h, w = rgb.shape[:2]
     if h != w:
         raise InputError(source, f"image is {w}×{h} px: an aligned crop (--detector aligned) must be square")

@@ -21,7 +21,7 @@ from typing import Any, Callable, Mapping, TypeVar
 import numpy as np
 import torch
 
-from .alignment import AlignedFace, align_face
+from .alignment import NEEDS_TEMPLATE, AlignedFace, align_face
 from .attribution.base import AttributionMethod, missing_norm
 from .attribution.compliant_norm import CompliantNorm, parse_compliant_norm
 from .attribution.deviation import deviation_from_features
@@ -70,8 +70,7 @@ class Explainer:
             self.backbone, quality, calibration, norm=norm, clip_grad=clip_grad, quality_params=quality_params,
             seed=seed, detector=detector, max_pixels=max_pixels)
         if self.config.detector == ALIGNED and self.backbone.template is None:
-            raise ValueError(f"detector 'aligned' needs a backbone with a landmark template; {self.backbone.name} "
-                             "crops the detector's box: give it photos and a detector")
+            raise ValueError(f"{self.backbone.name}: {NEEDS_TEMPLATE}")
         if self.config.backbone != self.backbone.name:
             raise ValueError(f"configuration for backbone '{self.config.backbone}' given with '{self.backbone.name}'")
         check_weights(self.config, self.backbone)

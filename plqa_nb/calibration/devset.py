@@ -16,11 +16,10 @@ Images are made again from the seed whenever they are needed, so the set costs n
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Sequence
-
-import sys
 
 import cv2
 import numpy as np

@@ -71,7 +71,9 @@ def register(sub) -> None:
     c.add_argument("--only", action="append", default=None, metavar="CATEGORY",
                    help=f"keep a category ({', '.join(options.ICAO_CATEGORIES)}) or a violation "
                         f"({', '.join(options.ICAO_VIOLATIONS)}); repeatable")
-    c.add_argument("--save-images", action="store_true", help="write every variant to DIR/images/<input>/, as the aligned crop (read it back with --detector aligned)")
+    c.add_argument("--save-images", action="store_true",
+                   help="write every variant to DIR/images/<input>/, as the aligned crop (read it back with "
+                        "--detector aligned)")
     c.add_argument("--as-is", action="store_true",
                    help="no synthetic violations: the region table of the photos as they are (real non-compliance)")
     c.add_argument("--reference", type=Path, default=None,

@@ -6,9 +6,10 @@
 Rules: ``counterfactual`` (``inpainting.defect_mask`` of the counterfactual map alone), ``region:PX`` (the region the
 deviation map flags, widened by PX px on the 112-px scale: ``inpainting.flag_mask``) and ``explanation`` (the
 rule of ``--mask-from plq``: ``inpainting.explanation_mask``); ``occluder``, not a rule but the bound it is
-judged against: every pixel the occluder was painted on (its mask, widened by the paint's soft edge). Mean-face fill, one repeat, seed 0; per rule and
-occluder the shares of variants whose raw quality rose / fell and whose mask was empty. Run it on development
-photos: the rule and its widening were chosen there (docs/results/analyses.md, the sface section).
+judged against: every pixel the occluder was painted on (its mask, widened by the paint's soft edge). Mean-face
+fill, one repeat, seed 0; per rule and occluder the shares of variants whose raw quality rose / fell and whose
+mask was empty. Run it on development photos: the rule and its widening were chosen there (docs/results/analyses.md,
+the sface section).
 """
 from __future__ import annotations
 

@@ -1,10 +1,19 @@
 """Alignment geometry and detection on real photos."""
-import numpy as np
+import csv
+import warnings
 
+import cv2
+import numpy as np
+import pytest
+
+from plqa_nb import stages
 from plqa_nb.alignment import (ARCFACE_TEMPLATE_112, align_face, apply_affine, box_transform, similarity_transform,
-                               warp_to_image)
+                               take_aligned, warp_to_image)
+from plqa_nb.cli import main
 from plqa_nb.data import astronaut
 from plqa_nb.detection import detect_faces
+from plqa_nb.errors import InputError
+from plqa_nb.pipeline import Explainer
 
 
 def test_similarity_transform_recovers_a_known_one():
@@ -34,19 +43,6 @@ def test_real_face_lands_on_arcface_template_and_maps_warp_back():
 
 
 def test_aligned_crops_are_taken_as_they_are(faces_dir, tmp_path):
-    import csv
-    import warnings
-
-    import cv2
-    import pytest
-
-    from plqa_nb.alignment import take_aligned
-    from plqa_nb.cli import main
-    from plqa_nb.errors import InputError
-    from plqa_nb.pipeline import Explainer
-
-    from plqa_nb import stages
-
     stages._CROP_SIZED_SEEN.discard("dlib-resnet")
     photos, aligned = Explainer(), Explainer(detector="aligned")
     folder = tmp_path / "crops"

@@ -62,9 +62,7 @@ def flag_mask(deviation: np.ndarray, landmarks: np.ndarray, norm, dilate: float 
     region, _ = flag_region(np.asarray(deviation, np.float64), masks, norm)
     if not region:
         return np.zeros(deviation.shape, bool)
-    r = dg.to_crop_px(dilate, deviation.shape[0])
-    grown = cv2.dilate(masks[region].astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1,) * 2))
-    return grown.astype(bool) & masks["face"]
+    return _widen(masks[region], dilate) & masks["face"]
 
 
 def explanation_mask(defect: np.ndarray, deviation: np.ndarray, landmarks: np.ndarray, norm) -> np.ndarray:
@@ -95,9 +93,14 @@ def _regions(pixels: np.ndarray, face: np.ndarray, min_area: float, dilate: floa
     """Connected regions of ``pixels`` covering at least ``min_area`` of ``face``, dilated (112-px scale)."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(pixels.astype(np.uint8), connectivity=8)
     keep = np.flatnonzero(stats[:, cv2.CC_STAT_AREA] >= min_area * face.sum())
-    mask = np.isin(labels, keep[keep > 0]).astype(np.uint8)
-    r = dg.to_crop_px(dilate, face.shape[0])
-    return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool)
+    return _widen(np.isin(labels, keep[keep > 0]), dilate)
+
+
+def _widen(mask: np.ndarray, px: float) -> np.ndarray:
+    """bool [S, S] ``mask`` dilated by a disc of radius ``px`` on the 112-px scale."""
+    r = dg.to_crop_px(px, mask.shape[0])
+    disc = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    return cv2.dilate(mask.astype(np.uint8), disc).astype(bool)
 
 
 def user_mask(path: str | Path, face: PreparedFace) -> np.ndarray:

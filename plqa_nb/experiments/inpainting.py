@@ -150,22 +150,25 @@ def fill(crop: np.ndarray, mask: np.ndarray, how: str = DEFAULT_FILL, landmarks:
         out[mask & clean] = mirrored[mask & clean]
         rest = mask & ~clean
         return fill(out, rest, "mean-face", landmarks, mean_face) if rest.any() else out
-    return _poisson_blend(np.ascontiguousarray(mean_face), crop, mask, radius)
+    return _poisson_blend(np.ascontiguousarray(mean_face), crop, mask)
 
 
-def _poisson_blend(source: np.ndarray, crop: np.ndarray, mask: np.ndarray, radius: float) -> np.ndarray:
-    """``source`` blended into ``crop`` under ``mask`` by ``cv2.seamlessClone`` (both uint8 [S, S, 3], aligned).
+#: px by which the mask handed to ``cv2.seamlessClone`` is widened: OpenCV erodes it by 3 px (three 3×3 erosions)
+#: before solving and keeps the destination's gradients there, and its gradient stencil reaches one pixel further.
+#: Unwidened, an occluder's rim stays in the fill and sets its level (dark glasses stay dark).
+CLONE_MARGIN = 4
 
-    OpenCV drops the mask's pixels on the image's 1-px frame and cannot solve a mask that is then under 3 px
-    across (it raises): such a sliver, e.g. what the mirror leaves on the face's axis, is filled from its border
-    (Telea) instead."""
-    inner = mask.copy()
-    inner[[0, -1], :] = inner[:, [0, -1]] = False
-    ys, xs = np.nonzero(inner)
-    if len(xs) == 0 or min(xs.max() - xs.min(), ys.max() - ys.min()) < 2:
-        return fill(crop, mask, "telea", radius=radius)
-    centre = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))
-    return cv2.seamlessClone(source, crop, inner.astype(np.uint8) * 255, centre, cv2.NORMAL_CLONE)
+
+def _poisson_blend(source: np.ndarray, crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``source`` blended into ``crop`` under ``mask`` by ``cv2.seamlessClone`` (both uint8 [S, S, 3], aligned):
+    solved on the mask widened by ``CLONE_MARGIN`` px, then only the masked pixels are taken. OpenCV leaves the
+    image's 1-px frame as it is."""
+    wide = cv2.dilate(mask.astype(np.uint8), np.ones((2 * CLONE_MARGIN + 1,) * 2, np.uint8))
+    wide[[0, -1], :] = wide[:, [0, -1]] = 0
+    ys, xs = np.nonzero(wide)
+    centre = (int((xs.min() + xs.max() + 1) // 2), int((ys.min() + ys.max() + 1) // 2))  # patch stays in place
+    cloned = cv2.seamlessClone(source, crop, wide * 255, centre, cv2.NORMAL_CLONE)
+    return np.where(mask[..., None], cloned, crop)
 
 
 def change(before: float, before_std: float, after: float, after_std: float) -> str:

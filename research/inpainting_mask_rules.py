@@ -1,15 +1,15 @@
 """The inpainting shares under several mask rules, on the ICAO generator's occlusion variants drawn on the crop.
 
     python research/inpainting_mask_rules.py ../shared/faces/london/smiling --backbone sface [--limit 21]
-        [--rules counterfactual region:6 region:10 region:14 explanation occluder]
+        [--rules RULE ...]
 
-Rules: ``counterfactual`` (``inpainting.defect_mask`` of the counterfactual map alone), ``region:PX`` (the region the
-deviation map flags, widened by PX px on the 112-px scale: ``inpainting.flag_mask``) and ``explanation`` (the
-rule of ``--mask-from plq``: ``inpainting.explanation_mask``); ``occluder``, not a rule but the bound it is
-judged against: every pixel the occluder was painted on (its mask, widened by the paint's soft edge). Mean-face
-fill, one repeat, seed 0; per rule and occluder the shares of variants whose raw quality rose / fell and whose
-mask was empty. Run it on development photos: the rule and its widening were chosen there (docs/results/analyses.md,
-the sface section).
+Rules (default: all of them, the widenings compared): ``counterfactual`` (``inpainting.defect_mask`` of the
+counterfactual map alone), ``region:PX`` (the region the deviation map flags, widened by PX px on the 112-px scale:
+``inpainting.flag_mask``) and ``explanation[:PX]`` (the rule of ``--mask-from plq``, ``inpainting.explanation_mask``,
+its flagged region widened by PX px); ``occluder``, not a rule but the bound it is judged against: every pixel the
+occluder was painted on (its mask, widened by the paint's soft edge). Mean-face fill, one repeat, seed 0; per rule
+and occluder the shares of variants whose raw quality rose / fell and whose mask was empty. Run it on development
+photos: the rule and its widening were chosen there (docs/results/analyses.md, the sface section).
 """
 from __future__ import annotations
 
@@ -25,23 +25,41 @@ from plqa_nb.pipeline import Explainer
 from plqa_nb.stages import aligned_faces
 
 
-def masks_of(rule: str, explainer: Explainer, faces: list[common.FaceCrop],
-             occluders: list[np.ndarray]) -> list[np.ndarray]:
-    """The masks [S, S] of ``rule`` for the occluded faces (``occluders``: their painted occluders' masks)."""
-    if rule == "occluder":
-        return [dg.soft_alpha(o) >= 1 / 255 for o in occluders]
-    images = [f.crop for f in faces]
-    norm = explainer.compliant_norm().features
-    deviations = common.deviation_maps(explainer, images)
-    if rule.startswith("region:"):
-        widen = float(rule.split(":")[1])
-        return [inpainting.flag_mask(d, f.landmarks, norm, widen) for d, f in zip(deviations, faces)]
-    defects = common.counterfactual_maps(explainer, images)
-    if rule == "counterfactual":
-        return [inpainting.defect_mask(c, f.landmarks) for c, f in zip(defects, faces)]
-    if rule == "explanation":
-        return [inpainting.explanation_mask(c, d, f.landmarks, norm) for c, d, f in zip(defects, deviations, faces)]
-    raise SystemExit(f"unknown rule {rule!r}")
+class Masks:
+    """The masks [S, S] of each rule for the occluded faces (``occluders``: their painted occluders' masks); the
+    deviation and counterfactual maps are computed once, when a rule first needs them."""
+
+    def __init__(self, explainer: Explainer, faces: list[common.FaceCrop], occluders: list[np.ndarray]):
+        self.explainer, self.faces, self.occluders = explainer, faces, occluders
+        self.norm = explainer.compliant_norm().features
+        self._deviations: list[np.ndarray] | None = None
+        self._defects: list[np.ndarray] | None = None
+
+    @property
+    def deviations(self) -> list[np.ndarray]:
+        if self._deviations is None:
+            self._deviations = common.deviation_maps(self.explainer, [f.crop for f in self.faces])
+        return self._deviations
+
+    @property
+    def defects(self) -> list[np.ndarray]:
+        if self._defects is None:
+            self._defects = common.counterfactual_maps(self.explainer, [f.crop for f in self.faces])
+        return self._defects
+
+    def of(self, rule: str) -> list[np.ndarray]:
+        name, _, px = rule.partition(":")
+        widen = float(px) if px else inpainting.FLAG_DILATE
+        if name == "occluder":
+            return [dg.soft_alpha(o) >= 1 / 255 for o in self.occluders]
+        if name == "region":
+            return [inpainting.flag_mask(d, f.landmarks, self.norm, widen) for d, f in zip(self.deviations, self.faces)]
+        if name == "counterfactual":
+            return [inpainting.defect_mask(c, f.landmarks) for c, f in zip(self.defects, self.faces)]
+        if name == "explanation":
+            return [inpainting.explanation_mask(c, d, f.landmarks, self.norm, widen)
+                    for c, d, f in zip(self.defects, self.deviations, self.faces)]
+        raise SystemExit(f"unknown rule {rule!r}")
 
 
 def shares(rows: list[dict]) -> str:
@@ -56,8 +74,8 @@ def main() -> None:
     ap.add_argument("folder", type=Path)
     ap.add_argument("--backbone", default="dlib-resnet")
     ap.add_argument("--limit", type=int, default=21)
-    ap.add_argument("--rules", nargs="+", default=["counterfactual", "region:6", "region:10", "region:14",
-                                                   "explanation"])
+    ap.add_argument("--rules", nargs="+", default=["counterfactual", "region:4", "explanation:2", "explanation:3",
+                                                   "explanation:4", "explanation:6", "explanation:10", "occluder"])
     args = ap.parse_args()
     explainer = Explainer(args.backbone, seed=0)
     faces = aligned_faces(args.folder, explainer.prepare, args.limit)
@@ -65,9 +83,10 @@ def main() -> None:
     variants = [(v.name, common.FaceCrop(f"{f.name}:{v.name}", v.image, v.landmarks)) for f, v in drawn]
     occluded = [face for _, face in variants]
     print(f"{len(faces)} faces, {len(occluded)} occlusion variants, {args.backbone}")
+    rules = Masks(explainer, occluded, [v.occluder for _, v in drawn])
     for rule in args.rules:
-        t0 = time.perf_counter()
-        masks = masks_of(rule, explainer, occluded, [v.occluder for _, v in drawn])
+        t0 = time.perf_counter()  # the first rule that needs a map pays for it
+        masks = rules.of(rule)
         rows = common.table(inpainting.run(explainer, occluded, masks, "mean-face", repeats=1, mask_from=rule))
         print(f"{rule:15s} all            {shares(rows)}  ({time.perf_counter() - t0:.0f} s)")
         for name in dict.fromkeys(n for n, _ in variants):

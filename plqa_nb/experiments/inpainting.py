@@ -49,9 +49,10 @@ def defect_mask(defect: np.ndarray, landmarks: np.ndarray, share: float = 0.5, m
 
 
 #: px (112-px scale) by which ``flag_mask`` widens the flagged region: the region masks hug the eyes, mouth or
-#: cheek, an occluder reaches past them. Chosen on the development photos among 6 / 10 / 14 px
-#: (``research/inpainting_mask_rules.py``; docs/results/analyses.md).
-FLAG_DILATE = 10.0
+#: cheek, an occluder reaches past them. Chosen on the development photos among 2 / 3 / 4 / 6 / 10 px, the one
+#: whose worse network (sface, dlib-resnet) lowers the raw quality least often (``research/inpainting_mask_rules.py``;
+#: docs/results/analyses.md).
+FLAG_DILATE = 4.0
 
 
 def flag_mask(deviation: np.ndarray, landmarks: np.ndarray, norm, dilate: float = FLAG_DILATE) -> np.ndarray:
@@ -65,12 +66,14 @@ def flag_mask(deviation: np.ndarray, landmarks: np.ndarray, norm, dilate: float 
     return _widen(masks[region], dilate) & masks["face"]
 
 
-def explanation_mask(defect: np.ndarray, deviation: np.ndarray, landmarks: np.ndarray, norm) -> np.ndarray:
+def explanation_mask(defect: np.ndarray, deviation: np.ndarray, landmarks: np.ndarray, norm,
+                     dilate: float = FLAG_DILATE) -> np.ndarray:
     """What the explanation blames, bool [S, S]: the counterfactual's ``defect_mask``, or, where no window of the
     compliant face would raise the quality (a network that a blurred patch costs as much as an occluder, such as
-    SFace, often has none), the flagged region (``flag_mask``). Empty when neither blames anything."""
+    SFace, often has none), the flagged region (``flag_mask``, widened by ``dilate``). Empty when neither blames
+    anything."""
     mask = defect_mask(defect, landmarks)
-    return mask if mask.any() else flag_mask(deviation, landmarks, norm)
+    return mask if mask.any() else flag_mask(deviation, landmarks, norm, dilate)
 
 
 def plq_mask(plq: np.ndarray, landmarks: np.ndarray, level: float = 0.5, smooth: float = 0.08,

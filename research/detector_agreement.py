@@ -3,11 +3,18 @@
 1. On the London photos (``FACES/london/{neutral,smiling}``): the share of photos each detector finds a face
    in, the distance of YuNet's five landmarks from MTCNN's in MTCNN's inter-ocular distances (median, 95th
    percentile, per landmark too), and the median |ΔQ̂| of the default model between the two detectors' crops.
+   Then how well each detector's crops let genuine pairs match (neutral against smiling, same person): the
+   mean and 5th percentile of their cosine on dlib-resnet and SFace, for MTCNN, YuNet, and YuNet in one pass
+   over the whole photo at its size (what it did before its two passes), with the detection's ms per photo on
+   one core (one OpenCV and one torch thread).
 2. With ``--occlusion DIR`` (written by ``plqa experiment icao PHOTOS --only occlusion --save-images --out DIR``):
    how many of the occluded variants (DIR/images/<photo>/<violation>.png) each detector finds a face in, per
-   occluder kind (and in the clean crops, reference.png).
+   occluder kind (and in the clean crops, reference.png). With ``--enlarge K`` each variant is first enlarged K
+   times (bicubic), so that the detectors see the face as in a photo: YuNet's two passes run only on an image
+   larger than its first pass (``yunet.COARSE_SIDE``), which a saved crop is not.
 
-    python research/detector_agreement.py [--faces ../shared/faces] [--occlusion DIR [--skip-london]] [--limit N]
+    python research/detector_agreement.py [--faces ../shared/faces] [--occlusion DIR [--enlarge K] [--skip-london]]
+                                           [--limit N]
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import os
 from collections import defaultdict
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from plqa_nb.detection import DETECTORS, detect_faces
@@ -83,7 +91,45 @@ def agreement(photos: list[Path]) -> None:
           f"median {np.median(delta):.4f}, 95th percentile {np.percentile(delta, 95):.4f}, max {delta.max():.4f}")
 
 
-def occlusion(folder: Path) -> None:
+def genuine_pairs(photos: list[Path]) -> None:
+    """Cosine of each person's neutral and smiling crops, per detector and backbone (see the module)."""
+    import time
+
+    import torch
+
+    from plqa_nb.alignment import align_face
+    from plqa_nb.backbones import load_backbone
+    from plqa_nb.backbones.base import crops_to_tensor
+    from plqa_nb.detection import yunet
+
+    neutral = {p.name: p for p in photos if p.parent.name == "neutral"}
+    pairs = [(neutral[p.name], p) for p in photos if p.parent.name == "smiling" and p.name in neutral]
+    images = {p: load_image(p) for pair in pairs for p in pair}
+    networks = [load_backbone(name) for name in ("dlib-resnet", "sface")]
+    print(f"genuine pairs (neutral against smiling, {len(pairs)} people): cosine mean / 5th percentile")
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    for label, detector, coarse in (("mtcnn", "mtcnn", None), ("yunet", "yunet", None),
+                                    ("yunet, one pass at full size", "yunet", 10 ** 6)):
+        saved = yunet.COARSE_SIDE
+        yunet.COARSE_SIDE = coarse or saved  # above the photo's side: the first pass is the only one
+        try:
+            t0 = time.perf_counter()
+            found = {p: detect_faces(rgb, str(p), detector=detector) for p, rgb in images.items()}
+            ms = (time.perf_counter() - t0) / len(images) * 1000
+        finally:
+            yunet.COARSE_SIDE = saved
+        scores = []
+        for net in networks:
+            crops = {p: align_face(images[p], d, net.crop_size, net.template).crop for p, d in found.items()}
+            with torch.no_grad():
+                emb = {p: net(crops_to_tensor([c]))[0] for p, c in crops.items()}
+            cos = np.array([float(emb[a] @ emb[b]) for a, b in pairs])
+            scores.append(f"{net.name} {cos.mean():.4f} / {np.percentile(cos, 5):.4f}")
+        print(f"  {label:30s} {ms:5.1f} ms per photo   " + "   ".join(scores))
+
+
+def occlusion(folder: Path, enlarge: int = 1) -> None:
     variants = sorted(p for p in (folder / "images").rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not variants:
         raise SystemExit(f"{folder / 'images'}: no variants; run plqa experiment icao ... --save-images --out {folder}")
@@ -91,6 +137,8 @@ def occlusion(folder: Path) -> None:
     for path in variants:
         kind = path.stem
         rgb = load_image(path)
+        if enlarge > 1:
+            rgb = cv2.resize(rgb, None, fx=enlarge, fy=enlarge, interpolation=cv2.INTER_CUBIC)
         counts[kind]["variants"] += 1
         for d in DETECTORS:
             try:
@@ -98,7 +146,8 @@ def occlusion(folder: Path) -> None:
                 counts[kind][d] += 1
             except NoFaceError:
                 pass
-    print(f"occluded variants with a face found ({len(variants)} under {folder / 'images'}):")
+    size = f", enlarged {enlarge}x" if enlarge > 1 else ""
+    print(f"occluded variants with a face found ({len(variants)} under {folder / 'images'}{size}):")
     print("kind\tvariants\t" + "\t".join(DETECTORS))
     for kind in sorted(counts):
         print(f"{kind}\t{counts[kind]['variants']}\t" + "\t".join(str(counts[kind][d]) for d in DETECTORS))
@@ -114,13 +163,16 @@ def main() -> None:
                                                              / "faces"), help="the real-photo folder (PLQA_FACES)")
     parser.add_argument("--occlusion", type=Path, default=None, help="output folder of plqa experiment icao "
                                                                      "--only occlusion --save-images")
+    parser.add_argument("--enlarge", type=int, default=1, help="--occlusion: enlarge each variant K times first")
     parser.add_argument("--limit", type=int, default=None, help="first N London photos only (a quick look)")
     parser.add_argument("--skip-london", action="store_true", help="only the occluded variants")
     args = parser.parse_args()
     if not args.skip_london:
-        agreement(london_photos(args.faces, args.limit))
+        photos = london_photos(args.faces, args.limit)
+        agreement(photos)
+        genuine_pairs(photos)
     if args.occlusion is not None:
-        occlusion(args.occlusion)
+        occlusion(args.occlusion, args.enlarge)
 
 
 if __name__ == "__main__":

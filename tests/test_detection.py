@@ -11,6 +11,7 @@ from conftest import skip_or_fail
 from plqa_nb.cli import main
 from plqa_nb.commands.common import check_settings
 from plqa_nb.detection import DETECTORS, detect_faces
+from plqa_nb.detection import yunet as yunet_module
 from plqa_nb.detection.yunet import model_path
 from plqa_nb.errors import InvalidValuesError, ModelUnavailableError, NoFaceError
 from plqa_nb.images import load_image
@@ -49,6 +50,50 @@ def test_yunet_finds_the_face_where_mtcnn_puts_its_landmarks(london, yunet):
         assert distance.max() < DETECTOR_LANDMARK_IOD, (name, distance)
         x1, y1, x2, y2 = det.box
         assert x1 < det.landmarks[:, 0].min() and det.landmarks[:, 0].max() < x2 and y1 < det.landmarks[:, 1].min()
+
+
+def test_yunet_passes_come_back_in_the_photos_pixels(london, yunet):
+    """Each YuNet pass sees a part of the photo, resized; its boxes and landmarks must come back in the photo's
+    pixels (cv2.resize's pixel centres). A crop whose corner lies on YuNet's 32-px grid, and a 2x nearest-neighbour
+    enlargement seen at half size, give the network the same input as the photo: the answers must agree exactly."""
+    import cv2
+
+    rgb = london["neutral/001.jpg"]
+    boxes, scores, points = yunet_module._detect(rgb)
+    assert len(scores) == 1
+    b, s, p = yunet_module._detect(np.ascontiguousarray(rgb[64:, 32:]), origin=(32, 64))
+    np.testing.assert_allclose(p, points, atol=1e-3)
+    np.testing.assert_allclose(b, boxes, atol=1e-3)
+    twice = cv2.resize(rgb, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+    b, s, p = yunet_module._detect(twice, 0.5)
+    np.testing.assert_allclose(p, 2 * points + 0.5, atol=1e-3)  # pixel centre x of the photo is 2x + 0.5 there
+    np.testing.assert_allclose(s, scores)
+
+
+def test_yunet_finds_a_face_too_small_for_its_first_pass(london, yunet):
+    """A face of 1/12 of the photo's side is below what the first pass (the photo at COARSE_SIDE px) sees: the
+    photo is then searched at its full size, and the face found where it was put."""
+    import cv2
+
+    canvas = np.full((1200, 1200, 3), 128, np.uint8)
+    canvas[700:800, 300:400] = cv2.resize(london["neutral/001.jpg"], (100, 100), interpolation=cv2.INTER_AREA)
+    assert not (yunet_module._detect(canvas, yunet_module.COARSE_SIDE / 1200)[1] >= yunet_module.MIN_CONFIDENCE).any()
+    det = detect_faces(canvas, "small face", detector=yunet)
+    assert det.faces_found == 1
+    assert 300 <= det.landmarks[:, 0].min() and det.landmarks[:, 0].max() <= 400
+    assert 700 <= det.landmarks[:, 1].min() and det.landmarks[:, 1].max() <= 800
+
+
+def test_yunet_on_two_threads_answers_as_on_one(london, yunet):
+    """Each thread has its own YuNet (one holds its input size): two threads at once give the serial answers."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    photos = list(london.values()) * 2
+    serial = [detect_faces(rgb, "photo", detector=yunet).landmarks for rgb in photos]
+    with ThreadPoolExecutor(2) as pool:
+        threaded = list(pool.map(lambda rgb: detect_faces(rgb, "photo", detector=yunet).landmarks, photos))
+    for a, b in zip(serial, threaded):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_no_face_in_noise_is_the_same_error(detector):

@@ -74,6 +74,6 @@ RENDERED_MAP_PIXEL_SHARE = 0.01
 SHIPPED_SCALING_REL = 1e-3
 
 # YuNet's five landmarks against MTCNN's on the same photo, in MTCNN's inter-ocular distances (the two
-# detectors place eye centres, nose tip and mouth corners a little differently): measured max 0.203 over the
-# 204 London photos × 5 landmarks, median 0.053, 95th percentile 0.125 (research/detector_agreement.py).
+# detectors place eye centres, nose tip and mouth corners a little differently): measured max 0.236 over the
+# 204 London photos × 5 landmarks, median 0.067, 95th percentile 0.149 (research/detector_agreement.py).
 DETECTOR_LANDMARK_IOD = 0.3

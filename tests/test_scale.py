@@ -287,3 +287,38 @@ def test_scheduler_of_a_running_cluster(faces_dir, tmp_path):
                 assert abs(float(rb[c]) - float(ra[c])) <= PATH_QUALITY_ATOL, (ra["file"], c)
             elif c != "seconds":
                 assert rb[c] == ra[c], (ra["file"], c)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have their own niceness on Linux only")
+def test_overlapped_run_lowers_its_helpers_not_the_network_thread(tmp_path):
+    """An overlapped serial run prepares and writes on threads of niceness ``HELPER_NICE``, so that the thread that
+    runs the network, the slowest stage, has a core whenever it can run; that thread keeps its niceness."""
+    import threading
+
+    from plqa_nb import batch
+
+    def niceness() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    files = []
+    for name in ("a.png", "b.png", "c.png"):
+        files.append(tmp_path / "in" / name)
+        files[-1].parent.mkdir(exist_ok=True)
+        files[-1].write_bytes(b"")
+    seen = {"prepare": set(), "compute": set(), "write": set()}
+
+    def prepare(file):
+        seen["prepare"].add(niceness())
+        return file
+
+    def compute(items):
+        seen["compute"].add(niceness())
+        batch.write_output(str(items[0][0]), lambda: seen["write"].add(niceness()))
+        return [{"file": str(f), "status": "ok", "error": "", "seconds": "0"} for f, _ in items]
+
+    before = niceness()
+    table = batch.ResultTable(tmp_path / "out" / "results.csv", ["file", "status", "error", "seconds"])
+    summary = batch.run_batch([tmp_path / "in"], table, prepare, compute, batch_size=1, overlap=True)
+    assert summary.ok == 3
+    assert seen == {"prepare": {batch.HELPER_NICE}, "compute": {before}, "write": {batch.HELPER_NICE}}
+    assert niceness() == before

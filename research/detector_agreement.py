@@ -6,7 +6,9 @@
    Then how well each detector's crops let genuine pairs match (neutral against smiling, same person): the
    mean and 5th percentile of their cosine on dlib-resnet and SFace, for MTCNN, YuNet, and YuNet in one pass
    over the whole photo at its size (what it did before its two passes), with the detection's ms per photo on
-   one core (one OpenCV and one torch thread).
+   one core (one OpenCV and one torch thread); and how far each detector's eye centres are from the pupils hand-
+   placed on the photos that have a ``.landmarks.csv`` (the London neutral ones: points 0 and 1 of the webmorph
+   template), in those pupils' inter-ocular distances.
 2. With ``--occlusion DIR`` (written by ``plqa experiment icao PHOTOS --only occlusion --save-images --out DIR``):
    how many of the occluded variants (DIR/images/<photo>/<violation>.png) each detector finds a face in, per
    occluder kind (and in the clean crops, reference.png). With ``--enlarge K`` each variant is first enlarged K
@@ -91,8 +93,18 @@ def agreement(photos: list[Path]) -> None:
           f"median {np.median(delta):.4f}, 95th percentile {np.percentile(delta, 95):.4f}, max {delta.max():.4f}")
 
 
-def genuine_pairs(photos: list[Path]) -> None:
-    """Cosine of each person's neutral and smiling crops, per detector and backbone (see the module)."""
+def hand_placed_pupils(photo: Path) -> np.ndarray | None:
+    """The pupils [2, 2] (left, right as seen) of the webmorph template hand-placed on ``photo``, from
+    ``<photo>.landmarks.csv`` (points 0 and 1), or None where the photo has no such file."""
+    path = photo.with_suffix(".landmarks.csv")
+    if not path.is_file():
+        return None
+    return np.loadtxt(path, delimiter=",", skiprows=1, max_rows=2)
+
+
+def genuine_pairs_and_eyes(photos: list[Path]) -> None:
+    """Per detector: the cosine of each person's neutral and smiling crops, per backbone, and the distance of the
+    detector's eye centres from the hand-placed pupils (see the module)."""
     import time
 
     import torch
@@ -105,8 +117,11 @@ def genuine_pairs(photos: list[Path]) -> None:
     neutral = {p.name: p for p in photos if p.parent.name == "neutral"}
     pairs = [(neutral[p.name], p) for p in photos if p.parent.name == "smiling" and p.name in neutral]
     images = {p: load_image(p) for pair in pairs for p in pair}
+    pupils = {p: q for p in images if (q := hand_placed_pupils(p)) is not None}
     networks = [load_backbone(name) for name in ("dlib-resnet", "sface")]
-    print(f"genuine pairs (neutral against smiling, {len(pairs)} people): cosine mean / 5th percentile")
+    print(f"genuine pairs (neutral against smiling, {len(pairs)} people): cosine mean / 5th percentile; eye centres "
+          f"against the hand-placed pupils of {len(pupils)} photos, in their inter-ocular distances: median / 95th "
+          "percentile / max")
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
     for label, detector, coarse in (("mtcnn", "mtcnn", None), ("yunet", "yunet", None),
@@ -126,6 +141,10 @@ def genuine_pairs(photos: list[Path]) -> None:
                 emb = {p: net(crops_to_tensor([c]))[0] for p, c in crops.items()}
             cos = np.array([float(emb[a] @ emb[b]) for a, b in pairs])
             scores.append(f"{net.name} {cos.mean():.4f} / {np.percentile(cos, 5):.4f}")
+        eyes = np.array([np.linalg.norm(found[p].landmarks[:2] - q, axis=1) / np.linalg.norm(q[1] - q[0])
+                         for p, q in pupils.items()])
+        if len(eyes):
+            scores.append(f"eyes {np.median(eyes):.3f} / {np.percentile(eyes, 95):.3f} / {eyes.max():.3f}")
         print(f"  {label:30s} {ms:5.1f} ms per photo   " + "   ".join(scores))
 
 
@@ -170,7 +189,7 @@ def main() -> None:
     if not args.skip_london:
         photos = london_photos(args.faces, args.limit)
         agreement(photos)
-        genuine_pairs(photos)
+        genuine_pairs_and_eyes(photos)
     if args.occlusion is not None:
         occlusion(args.occlusion, args.enlarge)
 

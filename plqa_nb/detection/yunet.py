@@ -4,7 +4,7 @@ from its folder without importing the package), run by ``cv2.FaceDetectorYN``: f
 Two passes, so that the cost does not grow with the photo's pixels: the first sees the whole photo at
 ``COARSE_SIDE`` px and finds the faces and their size; the second sees a crop around the largest face, scaled so
 that the face is about ``FACE_SIDE`` px (never above the photo's own pixels), and places its box and landmarks.
-On a 600-px London portrait that is 7 instead of 18 ms a photo on one core, and genuine pairs match about as well
+On a 600-px London portrait that is 7.5 instead of 18.7 ms a photo on one core, and genuine pairs match about as well
 as from one pass over the whole photo (docs/results/verification.md). A photo whose faces are all too small for
 the first pass is searched once at its full size. Faces other than the largest are counted from the first pass.
 

@@ -56,9 +56,9 @@ def _yunet():
 
 def _detect(rgb: np.ndarray, scale: float = 1.0, origin: tuple[int, int] = (0, 0), sharp: bool = True
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """One YuNet pass over ``rgb`` resized by ``scale`` (area interpolation if ``sharp``, else bilinear: 0.1
-    against 1.2 ms from 600 to 160 px): boxes [N, 4], scores [N], landmarks [N, 5, 2] in the pixels of ``rgb``,
-    shifted by ``origin`` (x, y), float64."""
+    """One YuNet pass over ``rgb`` resized by ``scale`` (area interpolation if ``sharp``, else bilinear, about ten
+    times cheaper, for a pass that only finds faces): boxes [N, 4], scores [N], landmarks [N, 5, 2] in the pixels
+    of ``rgb``, shifted by ``origin`` (x, y), float64."""
     import cv2
 
     if scale != 1.0:
@@ -78,6 +78,14 @@ def _detect(rgb: np.ndarray, scale: float = 1.0, origin: tuple[int, int] = (0, 0
     return points[:, :2].reshape(-1, 4), faces[:, 14], points[:, 2:]
 
 
+def _largest_confident(boxes: np.ndarray, scores: np.ndarray) -> int | None:
+    """Index of the largest box whose score reaches ``MIN_CONFIDENCE``, or None."""
+    confident = scores >= MIN_CONFIDENCE
+    if not confident.any():
+        return None
+    return int(np.argmax(np.where(confident, (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), -1.0)))
+
+
 def candidates(rgb: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every face YuNet proposes in uint8 RGB [H, W, 3] (on the CPU whatever ``device``; two passes, see the
     module): boxes [N, 4] (x1, y1, x2, y2), scores [N], landmarks [N, 5, 2] (left eye, right eye, nose tip, left
@@ -85,12 +93,11 @@ def candidates(rgb: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.nda
     h, w = rgb.shape[:2]
     coarse = min(1.0, COARSE_SIDE / max(h, w))
     boxes, scores, points = _detect(rgb, coarse, sharp=False)
-    confident = scores >= MIN_CONFIDENCE
     if coarse == 1.0:
         return boxes, scores, points
-    if not confident.any():
+    i = _largest_confident(boxes, scores)
+    if i is None:
         return _detect(rgb)
-    i = int(np.argmax(np.where(confident, (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), -1.0)))
     side = float(np.max(boxes[i, 2:] - boxes[i, :2]))
     fine = min(1.0, FACE_SIDE / side)
     if fine <= coarse:  # the first pass saw this face at its size already
@@ -98,8 +105,8 @@ def candidates(rgb: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.nda
     x1, y1 = np.maximum(np.floor(boxes[i, :2] - CONTEXT * side).astype(int), 0)
     x2, y2 = np.minimum(np.ceil(boxes[i, 2:] + CONTEXT * side).astype(int), (w, h))
     b, s, p = _detect(np.ascontiguousarray(rgb[y1:y2, x1:x2]), fine, (x1, y1))
-    if not (s >= MIN_CONFIDENCE).any():
+    j = _largest_confident(b, s)
+    if j is None:
         return boxes, scores, points
-    j = int(np.argmax(np.where(s >= MIN_CONFIDENCE, (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), -1.0)))
     boxes[i], scores[i], points[i] = b[j], s[j], p[j]
     return boxes, scores, points

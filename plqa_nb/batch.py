@@ -517,8 +517,8 @@ def run_batch(inputs: Sequence[str | os.PathLike], table: ResultTable, prepare: 
 def lower_thread_priority(nice: int = HELPER_NICE) -> None:
     """Give the calling thread the niceness ``nice`` (Linux, where a thread is scheduled on its own; elsewhere
     nothing). An overlapped run's helpers take it, so that the network's thread, the slowest stage, has a core
-    whenever it can run and the helpers use what it leaves: with YuNet on 2 cores, 47 files/s against 39 in runs
-    taken in turn (docs/results/benchmark.md)."""
+    whenever it can run and the helpers use what it leaves: with YuNet on 2 cores, 47-52 files/s against 44-48 in
+    runs taken in turn (docs/results/benchmark.md)."""
     if sys.platform.startswith("linux"):
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)

@@ -194,8 +194,9 @@ class ModelConfig:
     stochastic step; estimator_state: the estimator's fitted state from the bundle (sorted (key, value) pairs, e.g.
     ERS's centre); compliant_norm: the bundle's compliant-face norm for localising defects (JSON text, "" = none);
     weights_sha1: the fingerprint of the weights the bundle was fitted for ("" = any); detector: the face detector
-    ("mtcnn" or "yunet"); max_pixels: photos above this many pixels are refused before decoding; bundle: the calibration
-    bundle the values came from (not part of equality); source: where α, r, γ came from (not part of equality).
+    (a name of ``detection.DETECTORS``); max_pixels: photos above this many pixels are refused before decoding;
+    bundle: the calibration bundle the values came from (not part of equality); source: where α, r, γ came from
+    (not part of equality).
     """
 
     backbone: str = DEFAULT_BACKBONE

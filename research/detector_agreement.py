@@ -1,17 +1,18 @@
-"""YuNet against MTCNN: who finds the faces, how far apart their landmarks are, and what that does to Q̂.
+"""The face detectors against MTCNN: who finds the faces, how far apart their landmarks are, what that does to Q̂.
 
 1. On the London photos (``FACES/london/{neutral,smiling}``): the share of photos each detector finds a face
-   in, the distance of YuNet's five landmarks from MTCNN's in MTCNN's inter-ocular distances (median, 95th
-   percentile, per landmark too), and the median |ΔQ̂| of the default model between the two detectors' crops.
+   in, the distance of each other detector's five landmarks from MTCNN's in MTCNN's inter-ocular distances
+   (median, 95th percentile, per landmark too), and |ΔQ̂| of the default model between its crops and MTCNN's.
    Then how well each detector's crops let genuine pairs match (neutral against smiling, same person): the
-   mean and 5th percentile of their cosine on dlib-resnet and SFace, for MTCNN, YuNet, and YuNet in one pass
+   mean and 5th percentile of their cosine on dlib-resnet and SFace, for each detector and for YuNet in one pass
    over the whole photo at its size (what it did before its two passes), with the detection's ms per photo on
    one core (one OpenCV and one torch thread); and how far each detector's eye centres are from the pupils hand-
    placed on the photos that have a ``.landmarks.csv`` (the London neutral ones: points 0 and 1 of the webmorph
    template), in those pupils' inter-ocular distances.
 2. With ``--occlusion DIR`` (written by ``plqa experiment icao PHOTOS --only occlusion --save-images --out DIR``):
    how many of the occluded variants (DIR/images/<photo>/<violation>.png) each detector finds a face in, per
-   occluder kind (and in the clean crops, reference.png). With ``--enlarge K`` each variant is first enlarged K
+   occluder kind (and in the clean crops, reference.png), and how far its landmarks move from those it places
+   on the clean crop. With ``--enlarge K`` each variant is first enlarged K
    times (bicubic), so that the detectors see the face as in a photo: YuNet's two passes run only on an image
    larger than its first pass (``yunet.COARSE_SIDE``), which a saved crop is not.
 
@@ -73,24 +74,26 @@ def agreement(photos: list[Path]) -> None:
     n = len(photos)
     for d in DETECTORS:
         print(f"{d}: face found in {len(found[d])} of {n} photos ({len(found[d]) / n:.1%})")
-    both = [p for p in photos if p in found["mtcnn"] and p in found["yunet"]]
-    dist = []
-    for p in both:
-        ref, other = found["mtcnn"][p].landmarks, found["yunet"][p].landmarks
-        iod = np.linalg.norm(ref[1] - ref[0])
-        dist.append(np.linalg.norm(other - ref, axis=1) / iod)
-    dist = np.asarray(dist)  # [photos, 5] in MTCNN inter-ocular distances
-    print(f"landmark distance YuNet-MTCNN over {len(both)} photos × 5 landmarks, in inter-ocular distances: "
-          f"median {np.median(dist):.3f}, 95th percentile {np.percentile(dist, 95):.3f}, max {dist.max():.3f}")
-    for k, name in enumerate(LANDMARKS):
-        print(f"  {name:19s} median {np.median(dist[:, k]):.3f}  95th percentile {np.percentile(dist[:, k], 95):.3f}")
-    worst = np.argsort(-dist.max(1))[:3]
-    print("  largest: " + ", ".join(f"{both[i].parent.name}/{both[i].name} {dist[i].max():.2f}" for i in worst))
-    q = {d: qualities(d, both) for d in DETECTORS}
-    common = [p for p in both if p in q["mtcnn"] and p in q["yunet"]]
-    delta = np.abs(np.array([q["yunet"][p] - q["mtcnn"][p] for p in common]))
-    print(f"|ΔQ̂| (dlib-resnet, utility) between the two detectors' crops over {len(common)} photos: "
-          f"median {np.median(delta):.4f}, 95th percentile {np.percentile(delta, 95):.4f}, max {delta.max():.4f}")
+    q = {d: qualities(d, [p for p in photos if p in found[d]]) for d in DETECTORS}
+    for d in DETECTORS[1:]:
+        both = [p for p in photos if p in found["mtcnn"] and p in found[d]]
+        dist = []
+        for p in both:
+            ref, other = found["mtcnn"][p].landmarks, found[d][p].landmarks
+            iod = np.linalg.norm(ref[1] - ref[0])
+            dist.append(np.linalg.norm(other - ref, axis=1) / iod)
+        dist = np.asarray(dist)  # [photos, 5] in MTCNN inter-ocular distances
+        print(f"landmark distance {d} - mtcnn over {len(both)} photos × 5 landmarks, in inter-ocular distances: "
+              f"median {np.median(dist):.3f}, 95th percentile {np.percentile(dist, 95):.3f}, max {dist.max():.3f}")
+        for k, name in enumerate(LANDMARKS):
+            print(f"  {name:19s} median {np.median(dist[:, k]):.3f}  "
+                  f"95th percentile {np.percentile(dist[:, k], 95):.3f}")
+        worst = np.argsort(-dist.max(1))[:3]
+        print("  largest: " + ", ".join(f"{both[i].parent.name}/{both[i].name} {dist[i].max():.2f}" for i in worst))
+        common = [p for p in both if p in q["mtcnn"] and p in q[d]]
+        delta = np.abs(np.array([q[d][p] - q["mtcnn"][p] for p in common]))
+        print(f"  |ΔQ̂| (dlib-resnet, utility) against mtcnn's crops over {len(common)} photos: median "
+              f"{np.median(delta):.4f}, 95th percentile {np.percentile(delta, 95):.4f}, max {delta.max():.4f}")
 
 
 def hand_placed_pupils(photo: Path) -> np.ndarray | None:
@@ -124,8 +127,8 @@ def genuine_pairs_and_eyes(photos: list[Path]) -> None:
           "percentile / max")
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
-    for label, detector, coarse in (("mtcnn", "mtcnn", None), ("yunet", "yunet", None),
-                                    ("yunet, one pass at full size", "yunet", 10 ** 6)):
+    for label, detector, coarse in [(d, d, None) for d in DETECTORS] + [("yunet, one pass at full size", "yunet",
+                                                                          10 ** 6)]:
         saved = yunet.COARSE_SIDE
         yunet.COARSE_SIDE = coarse or saved  # above the photo's side: the first pass is the only one
         try:
@@ -149,10 +152,14 @@ def genuine_pairs_and_eyes(photos: list[Path]) -> None:
 
 
 def occlusion(folder: Path, enlarge: int = 1) -> None:
+    """Per occluder kind: the variants each detector finds a face in, and how far its landmarks move from those it
+    places on the same face's clean crop (reference.png): the occluders are painted on that crop, so the face's
+    true landmarks are the same in every variant."""
     variants = sorted(p for p in (folder / "images").rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if not variants:
         raise SystemExit(f"{folder / 'images'}: no variants; run plqa experiment icao ... --save-images --out {folder}")
     counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    found: dict[tuple[str, Path, str], np.ndarray] = {}  # (detector, face folder, kind): landmarks [5, 2]
     for path in variants:
         kind = path.stem
         rgb = load_image(path)
@@ -161,19 +168,26 @@ def occlusion(folder: Path, enlarge: int = 1) -> None:
         counts[kind]["variants"] += 1
         for d in DETECTORS:
             try:
-                detect_faces(rgb, str(path), detector=d)
+                found[d, path.parent, kind] = detect_faces(rgb, str(path), detector=d).landmarks
                 counts[kind][d] += 1
             except NoFaceError:
                 pass
     size = f", enlarged {enlarge}x" if enlarge > 1 else ""
-    print(f"occluded variants with a face found ({len(variants)} under {folder / 'images'}{size}):")
-    print("kind\tvariants\t" + "\t".join(DETECTORS))
+    print(f"occluded variants with a face found ({len(variants)} under {folder / 'images'}{size}); landmark drift from "
+          "the clean crop's, the farthest of the five, in inter-ocular distances: median / max")
+    print("kind\tvariants\t" + "\t".join(f"{d}\tdrift" for d in DETECTORS))
     for kind in sorted(counts):
-        print(f"{kind}\t{counts[kind]['variants']}\t" + "\t".join(str(counts[kind][d]) for d in DETECTORS))
+        cells = []
+        for d in DETECTORS:
+            drift = [np.linalg.norm(lm - ref, axis=1).max() / np.linalg.norm(ref[1] - ref[0])
+                     for (dd, face, k), lm in found.items()
+                     if dd == d and k == kind != "reference" and (ref := found.get((d, face, "reference"))) is not None]
+            cells.append(f"{counts[kind][d]}\t" + (f"{np.median(drift):.3f} / {np.max(drift):.3f}" if drift else "-"))
+        print(f"{kind}\t{counts[kind]['variants']}\t" + "\t".join(cells))
     occluded = [c for kind, c in counts.items() if kind != "reference"]  # reference.png: the photo's clean crop
     n = sum(c["variants"] for c in occluded)
     total = {d: sum(c[d] for c in occluded) for d in DETECTORS}
-    print(f"all occluded\t{n}\t" + "\t".join(f"{total[d]} ({total[d] / n:.1%})" for d in DETECTORS))
+    print(f"all occluded\t{n}\t" + "\t".join(f"{total[d]} ({total[d] / n:.1%})\t" for d in DETECTORS))
 
 
 def main() -> None:

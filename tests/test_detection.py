@@ -1,4 +1,4 @@
-"""The two face detectors on real photos: the same Detection, the same errors, and YuNet end to end."""
+"""The face detectors on real photos: the same Detection, the same errors, each end to end."""
 from __future__ import annotations
 
 import csv
@@ -32,7 +32,9 @@ def yunet() -> str:
 
 @pytest.fixture(params=DETECTORS)
 def detector(request) -> str:
-    return request.getfixturevalue(request.param) if request.param == "yunet" else request.param
+    if request.param.startswith("yunet"):  # its model file must be there
+        request.getfixturevalue("yunet")
+    return request.param
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +42,34 @@ def london(faces_dir):
     return {name: load_image(faces_dir / "london" / name) for name in PHOTOS}
 
 
-def test_yunet_finds_the_face_where_mtcnn_puts_its_landmarks(london, yunet):
-    for name, rgb in london.items():
-        ref, det = detect_faces(rgb, name, detector="mtcnn"), detect_faces(rgb, name, detector=yunet)
-        assert det.faces_found == 1 and det.confidence >= 0.9, name
+@pytest.mark.parametrize("name", [d for d in DETECTORS if d != "mtcnn"])
+def test_each_detector_finds_the_face_where_mtcnn_puts_its_landmarks(london, yunet, name):
+    median, largest = DETECTOR_LANDMARK_IOD[name]
+    distances = []
+    for photo, rgb in london.items():
+        ref, det = detect_faces(rgb, photo, detector="mtcnn"), detect_faces(rgb, photo, detector=name)
+        assert det.faces_found == 1 and det.confidence >= 0.9, photo
         assert det.box.shape == (4,) and det.landmarks.shape == (5, 2) and det.landmarks.dtype == np.float64
         iod = np.linalg.norm(ref.landmarks[1] - ref.landmarks[0])
-        distance = np.linalg.norm(det.landmarks - ref.landmarks, axis=1) / iod
-        assert distance.max() < DETECTOR_LANDMARK_IOD, (name, distance)
+        distances.append(np.linalg.norm(det.landmarks - ref.landmarks, axis=1) / iod)
         x1, y1, x2, y2 = det.box
         assert x1 < det.landmarks[:, 0].min() and det.landmarks[:, 0].max() < x2 and y1 < det.landmarks[:, 1].min()
+    assert np.median(distances) < median and np.max(distances) < largest, np.round(distances, 3)
+
+
+def test_mtcnn_refines_a_box_it_did_not_find(london):
+    """MTCNN's R-Net and O-Net placed on a box moved off MTCNN's own (a tenth of its side right and down, a fifth
+    wider) come back to MTCNN's landmarks: what yunet-mtcnn relies on to correct YuNet's box."""
+    from plqa_nb.detection import mtcnn
+
+    for photo, rgb in london.items():
+        ref = detect_faces(rgb, photo, detector="mtcnn")
+        side = ref.box[2:] - ref.box[:2]
+        moved = np.concatenate([ref.box[:2] + 0.1 * side, ref.box[2:] + 0.3 * side])
+        box, landmarks = mtcnn.refine(rgb, moved)
+        iod = np.linalg.norm(ref.landmarks[1] - ref.landmarks[0])
+        assert np.max(np.linalg.norm(landmarks - ref.landmarks, axis=1)) / iod < DETECTOR_LANDMARK_IOD["yunet-mtcnn"][1]
+        assert np.abs(box - ref.box).max() < 0.1 * side.max(), photo
 
 
 def test_yunet_passes_come_back_in_the_photos_pixels(london, yunet):
@@ -108,7 +128,7 @@ def test_bad_arrays_and_names_are_refused(detector, london):
         detect_faces(rgb[:, :, 0], "grey.png", detector=detector)
     with pytest.raises(InvalidValuesError, match="float32"):
         detect_faces(rgb.astype(np.float32), "float.png", detector=detector)
-    with pytest.raises(ValueError, match="unknown face detector 'dlib'; available: mtcnn, yunet"):
+    with pytest.raises(ValueError, match="unknown face detector 'dlib'; available: mtcnn, yunet, yunet-mtcnn"):
         detect_faces(rgb, "photo.png", detector="dlib")
 
 
@@ -124,22 +144,23 @@ def test_two_faces_takes_the_largest_and_counts(detector, london):
     assert det.box[2] <= a.shape[1] + 5  # the larger face is the left one
 
 
-def test_plqa_explain_with_yunet(faces_dir, tmp_path, yunet):
+def test_plqa_explain_with_each_detector(faces_dir, tmp_path, yunet):
     photos = [faces_dir / "london" / "neutral" / "001.jpg", faces_dir / "london" / "smiling" / "002.jpg"]
-    runs = {}
+    runs, crops = {}, {}
     for detector in DETECTORS:
         out = tmp_path / detector
         assert main(["explain", *map(str, photos), "--out", str(out), "--detector", detector]) == 0
         with open(out / "results.csv", newline="") as f:
             runs[detector] = list(csv.DictReader(f))
-    assert [r["status"] for r in runs["yunet"]] == ["ok", "ok"]
-    assert [r["faces_found"] for r in runs["yunet"]] == ["1", "1"]
-    with np.load(tmp_path / "yunet" / runs["yunet"][0]["output"]) as z, \
-            np.load(tmp_path / "mtcnn" / runs["mtcnn"][0]["output"]) as m:
-        assert z["crop"].shape == m["crop"].shape == (150, 150, 3)
-        assert not np.array_equal(z["crop"], m["crop"])  # the detector was used: other landmarks, another crop
-    for y, m in zip(runs["yunet"], runs["mtcnn"]):  # both crops of a studio portrait: the network matches them
-        assert float(y["quality"]) > 0.9 and float(m["quality"]) > 0.9
+        assert [r["status"] for r in runs[detector]] == ["ok", "ok"], detector
+        assert [r["faces_found"] for r in runs[detector]] == ["1", "1"], detector
+        with np.load(out / runs[detector][0]["output"]) as z:
+            crops[detector] = z["crop"]
+        assert crops[detector].shape == (150, 150, 3)
+        # both crops of a studio portrait: the network matches them
+        assert all(float(r["quality"]) > 0.9 for r in runs[detector]), detector
+    for detector in DETECTORS[1:]:  # the detector was used: other landmarks, another crop
+        assert not np.array_equal(crops[detector], crops["mtcnn"]), detector
 
 
 def test_a_results_folder_keys_on_the_detector(tmp_path):

@@ -21,6 +21,7 @@ import threading
 import numpy as np
 
 from ..errors import ModelUnavailableError
+from .boxes import largest_confident
 
 MODEL_FILE = "face_detection_yunet_2023mar_int8bq.onnx"
 MIN_CONFIDENCE = 0.90  # YuNet score for a detection to count as a face (OpenCV Zoo's demo threshold)
@@ -78,34 +79,38 @@ def _detect(rgb: np.ndarray, scale: float = 1.0, origin: tuple[int, int] = (0, 0
     return points[:, :2].reshape(-1, 4), faces[:, 14], points[:, 2:]
 
 
-def _largest_confident(boxes: np.ndarray, scores: np.ndarray) -> int | None:
-    """Index of the largest box whose score reaches ``MIN_CONFIDENCE``, or None."""
-    confident = scores >= MIN_CONFIDENCE
-    if not confident.any():
-        return None
-    return int(np.argmax(np.where(confident, (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]), -1.0)))
+def _first_pass(rgb: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray, np.ndarray], float]:
+    """The faces of the whole photo seen at ``COARSE_SIDE`` px, or at its size where that finds no confident face;
+    and the scale it was seen at."""
+    coarse = min(1.0, COARSE_SIDE / max(rgb.shape[:2]))
+    found = _detect(rgb, coarse, sharp=False)
+    if coarse < 1.0 and largest_confident(found[0], found[1], MIN_CONFIDENCE) is None:
+        return _detect(rgb), 1.0
+    return found, coarse
+
+
+def proposals(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first pass alone (see the module): boxes [N, 4], scores [N], landmarks [N, 5, 2] in ``rgb``'s pixels."""
+    return _first_pass(rgb)[0]
 
 
 def candidates(rgb: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every face YuNet proposes in uint8 RGB [H, W, 3] (on the CPU whatever ``device``; two passes, see the
     module): boxes [N, 4] (x1, y1, x2, y2), scores [N], landmarks [N, 5, 2] (left eye, right eye, nose tip, left
     and right mouth corner, as seen), float64 pixels. The largest confident face's row comes from the second pass."""
-    h, w = rgb.shape[:2]
-    coarse = min(1.0, COARSE_SIDE / max(h, w))
-    boxes, scores, points = _detect(rgb, coarse, sharp=False)
-    if coarse == 1.0:
-        return boxes, scores, points
-    i = _largest_confident(boxes, scores)
+    (boxes, scores, points), seen = _first_pass(rgb)
+    i = largest_confident(boxes, scores, MIN_CONFIDENCE)
     if i is None:
-        return _detect(rgb)
+        return boxes, scores, points
     side = float(np.max(boxes[i, 2:] - boxes[i, :2]))
     fine = min(1.0, FACE_SIDE / side)
-    if fine <= coarse:  # the first pass saw this face at its size already
+    if fine <= seen:  # the first pass saw this face at its size already
         return boxes, scores, points
+    h, w = rgb.shape[:2]
     x1, y1 = np.maximum(np.floor(boxes[i, :2] - CONTEXT * side).astype(int), 0)
     x2, y2 = np.minimum(np.ceil(boxes[i, 2:] + CONTEXT * side).astype(int), (w, h))
     b, s, p = _detect(np.ascontiguousarray(rgb[y1:y2, x1:x2]), fine, (x1, y1))
-    j = _largest_confident(b, s)
+    j = largest_confident(b, s, MIN_CONFIDENCE)
     if j is None:
         return boxes, scores, points
     boxes[i], scores[i], points[i] = b[j], s[j], p[j]

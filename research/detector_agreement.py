@@ -2,7 +2,9 @@
 
 1. On the London photos (``FACES/london/{neutral,smiling}``): the share of photos each detector finds a face
    in, the distance of each other detector's five landmarks from MTCNN's in MTCNN's inter-ocular distances
-   (median, 95th percentile, per landmark too), and |ΔQ̂| of the default model between its crops and MTCNN's.
+   (median, 95th percentile, per landmark too), and how far Q̂ of each shipped network's default model (its
+   bundle, fitted on MTCNN's crops) and its logit move between its crops and MTCNN's, against how far they move
+   when the photo is shifted by one pixel.
    Then how well each detector's crops let genuine pairs match (neutral against smiling, same person): the
    mean and 5th percentile of their cosine on dlib-resnet and SFace, for each detector and for YuNet in one pass
    over the whole photo at its size (what it did before its two passes), with the detection's ms per photo on
@@ -34,6 +36,8 @@ from plqa_nb.errors import NoFaceError
 from plqa_nb.images import IMAGE_SUFFIXES, load_image
 from plqa_nb.pipeline import Explainer
 
+BACKBONES = ("dlib-resnet", "sface")  # the shipped networks
+SUMMARY = (np.median, lambda x: np.percentile(x, 95), np.max)
 LANDMARKS = ("left eye", "right eye", "nose tip", "left mouth corner", "right mouth corner")
 REPO = Path(__file__).resolve().parents[1]
 
@@ -44,13 +48,16 @@ def london_photos(faces: Path, limit: int | None) -> list[Path]:
     return photos[:limit] if limit else photos
 
 
-def qualities(detector: str, photos: list[Path], batch: int = 8) -> dict[Path, float]:
-    """Q̂ of the default model (dlib-resnet) per photo whose face ``detector`` finds."""
-    explainer = Explainer("dlib-resnet", detector=detector)
+def qualities(detector: str, photos: list[Path], backbone: str, shift: int = 0, batch: int = 8
+              ) -> dict[Path, np.ndarray]:
+    """Per photo whose face ``detector`` finds: Q̂ of ``backbone``'s default model (its shipped bundle) and α Q, the
+    logit of Q̂ up to a constant (Eq. 2), which does not flatten where Q̂ nears 1. ``shift``: the photo without its
+    first ``shift`` rows and columns."""
+    explainer = Explainer(backbone, detector=detector)
     prepared = {}
     for photo in photos:
         try:
-            prepared[photo] = explainer.prepare(photo)
+            prepared[photo] = explainer.prepare(np.ascontiguousarray(load_image(photo)[shift:, shift:]))
         except NoFaceError:
             pass
     found = list(prepared)
@@ -58,7 +65,7 @@ def qualities(detector: str, photos: list[Path], batch: int = 8) -> dict[Path, f
     for i in range(0, len(found), batch):
         chunk = found[i:i + batch]
         for photo, r in zip(chunk, explainer.explain_prepared([prepared[p] for p in chunk], keep_photo=False)):
-            out[photo] = r.quality
+            out[photo] = np.array([r.quality, explainer.config.alpha * r.quality_raw])
     return out
 
 
@@ -74,7 +81,15 @@ def agreement(photos: list[Path]) -> None:
     n = len(photos)
     for d in DETECTORS:
         print(f"{d}: face found in {len(found[d])} of {n} photos ({len(found[d]) / n:.1%})")
-    q = {d: qualities(d, [p for p in photos if p in found[d]]) for d in DETECTORS}
+    q = {(d, net, shift): qualities(d, [p for p in photos if p in found[d]], net, shift)
+         for d in DETECTORS for net in BACKBONES for shift in (0, 1)}
+    print("how far the logit of Q̂ moves when the photo loses its first row and column (a shift of one pixel), per "
+          "network's default model, median / 95th percentile / max:")
+    for d in DETECTORS:
+        for net in BACKBONES:
+            common = [p for p in q[d, net, 0] if p in q[d, net, 1]]
+            delta = np.abs(np.array([q[d, net, 1][p][1] - q[d, net, 0][p][1] for p in common]))
+            print(f"  {d:12s} {net:12s} " + " / ".join(f"{f(delta):.3f}" for f in SUMMARY))
     for d in DETECTORS[1:]:
         both = [p for p in photos if p in found["mtcnn"] and p in found[d]]
         dist = []
@@ -90,10 +105,13 @@ def agreement(photos: list[Path]) -> None:
                   f"95th percentile {np.percentile(dist[:, k], 95):.3f}")
         worst = np.argsort(-dist.max(1))[:3]
         print("  largest: " + ", ".join(f"{both[i].parent.name}/{both[i].name} {dist[i].max():.2f}" for i in worst))
-        common = [p for p in both if p in q["mtcnn"] and p in q[d]]
-        delta = np.abs(np.array([q[d][p] - q["mtcnn"][p] for p in common]))
-        print(f"  |ΔQ̂| (dlib-resnet, utility) against mtcnn's crops over {len(common)} photos: median "
-              f"{np.median(delta):.4f}, 95th percentile {np.percentile(delta, 95):.4f}, max {delta.max():.4f}")
+        for net in BACKBONES:
+            common = [p for p in both if p in q["mtcnn", net, 0] and p in q[d, net, 0]]
+            delta = np.array([q[d, net, 0][p] - q["mtcnn", net, 0][p] for p in common])  # [photos, 2]
+            print(f"  {net} (its default model) against mtcnn's crops over {len(common)} photos, median / 95th "
+                  f"percentile / max: |ΔQ̂| " + " / ".join(f"{f(abs(delta[:, 0])):.4f}" for f in SUMMARY) +
+                  ", |Δ logit Q̂| " + " / ".join(f"{f(abs(delta[:, 1])):.3f}" for f in SUMMARY) +
+                  f", mean Δ logit Q̂ {delta[:, 1].mean():+.3f}")
 
 
 def hand_placed_pupils(photo: Path) -> np.ndarray | None:
@@ -121,7 +139,7 @@ def genuine_pairs_and_eyes(photos: list[Path]) -> None:
     pairs = [(neutral[p.name], p) for p in photos if p.parent.name == "smiling" and p.name in neutral]
     images = {p: load_image(p) for pair in pairs for p in pair}
     pupils = {p: q for p in images if (q := hand_placed_pupils(p)) is not None}
-    networks = [load_backbone(name) for name in ("dlib-resnet", "sface")]
+    networks = [load_backbone(name) for name in BACKBONES]
     print(f"genuine pairs (neutral against smiling, {len(pairs)} people): cosine mean / 5th percentile; eye centres "
           f"against the hand-placed pupils of {len(pupils)} photos, in their inter-ocular distances: median / 95th "
           "percentile / max")

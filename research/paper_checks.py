@@ -20,6 +20,7 @@ import json
 import time
 from pathlib import Path
 
+from plqa_nb.detection import DEFAULT_DETECTOR, DETECTORS
 from plqa_nb.experiments import icao, inpainting, masking
 from plqa_nb.experiments.common import FaceCrop, table
 from plqa_nb.pipeline import Explainer
@@ -68,6 +69,7 @@ def main() -> None:
     ap.add_argument("folder", type=Path, help="compliant face photos")
     ap.add_argument("--limit", type=int, default=None, help="first N photos (sorted by name)")
     ap.add_argument("--backbone", default="dlib-resnet")
+    ap.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS)
     ap.add_argument("--quality", default=None, help="estimator (default: the backbone's)")
     ap.add_argument("--calibration", default=None, help="calibration JSON")
     ap.add_argument("--norm", default=None, choices=("signed", "l1"),
@@ -81,7 +83,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = ap.parse_args()
     explainer = Explainer(args.backbone, quality=args.quality, calibration=args.calibration, seed=args.seed,
-                          norm=args.norm)
+                          norm=args.norm, detector=args.detector)
     t0 = time.perf_counter()
     faces = prepare(explainer, args.folder, args.limit)
     seconds = {"prepare": round(time.perf_counter() - t0, 1)}

@@ -26,6 +26,7 @@ import numpy as np
 
 from plqa_nb import degradations as dg
 from plqa_nb.backbones.base import crops_to_tensor
+from plqa_nb.detection import DEFAULT_DETECTOR, DETECTORS
 from plqa_nb.experiments import icao, masking, table
 from plqa_nb.pipeline import Explainer
 from plqa_nb.stages import FaceCrop, aligned_faces
@@ -76,11 +77,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("faces", type=Path, help="the shared faces folder (london/neutral, public_domain, cc0)")
     ap.add_argument("--backbone", default="dlib-resnet")
+    ap.add_argument("--detector", default=DEFAULT_DETECTOR, choices=DETECTORS)
     ap.add_argument("--estimators", nargs="+", default=["utility", "ers", "serfiq"])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
-    prep = Explainer(args.backbone)
+    prep = Explainer(args.backbone, detector=args.detector)
     t0 = time.perf_counter()
     neutral = faces_of(prep, args.faces / "london" / "neutral")
     others = faces_of(prep, args.faces / "public_domain") + faces_of(prep, args.faces / "cc0")

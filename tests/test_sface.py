@@ -46,7 +46,7 @@ def sface(model_path) -> SFace:
 @pytest.fixture(scope="module")
 def london(faces_dir, sface) -> dict[str, np.ndarray]:
     """Aligned 112-px crops uint8 [N, 112, 112, 3] of the first N_IDENTITIES London identities, neutral and
-    smiling, through our own detection (MTCNN) and alignment (ArcFace's template)."""
+    smiling, through our own detection (the default detector) and alignment (ArcFace's template)."""
     names = sorted(p.name for p in (faces_dir / "london" / "smiling").glob("*.jpg"))[:N_IDENTITIES]
     return {kind: np.stack([prepare_face(faces_dir / "london" / kind / n, sface).aligned.crop for n in names])
             for kind in ("neutral", "smiling")}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..calibration import TARGETS
 from . import VERBS
-from .common import DEFAULT_DETECTOR, add_model_options, writes_out
+from .common import add_model_options, writes_out
 
 DEFAULT_ESTIMATORS = ("utility", "ers", "serfiq")  # FaceQAN costs 29 passes a face: asked for by name
 
@@ -118,7 +118,7 @@ def command_line(args: argparse.Namespace, estimators: dict[str, int | None], de
     """The command that reproduces a bundle (stored in it as ``made_with``), with the note after a dash."""
     names = " ".join(name if n is None else f"{name}:{n}" for name, n in estimators.items())
     compliant = f" --compliant {args.compliant}" if args.compliant else ""
-    compliant += f" --detector {args.detector}" if args.detector != DEFAULT_DETECTOR else ""
+    compliant += f" --detector {args.detector}"  # the crops depend on it, whatever the default of the day
     line = (f"plqa calibrate {args.folder} --backbone {args.backbone} --estimators {names} --default-estimator "
             f"{default} --norm {norm} --target {args.target}{compliant} --folds {args.folds} --seed {args.seed}")
     return line + (f" — {args.note}" if args.note else "")

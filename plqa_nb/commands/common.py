@@ -16,7 +16,7 @@ from ..images import MAX_PIXELS
 from ..quality import available_estimators
 
 Verb = Callable[[argparse.Namespace], int]
-SETTINGS_RECORDED_LATER = {"detector": DEFAULT_DETECTOR}  # not in older settings.json files: what their runs used
+SETTINGS_RECORDED_LATER = {"detector": "mtcnn"}  # not in older settings.json files: what their runs used
 
 
 def _megapixels(text: str) -> int:
@@ -59,7 +59,7 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
 
 def add_detector_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--detector", choices=DETECTORS + (ALIGNED,), default=DEFAULT_DETECTOR,
-                   help=f"face detector (default {DEFAULT_DETECTOR}; both work offline), or '{ALIGNED}': every image "
+                   help=f"face detector (default {DEFAULT_DETECTOR}; all work offline), or '{ALIGNED}': every image "
                         "is already the backbone's aligned crop (square; e.g. what --save-images writes), taken as it "
                         "is, without detection")
 

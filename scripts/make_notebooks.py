@@ -56,17 +56,19 @@ print("model:", config.describe())
 print(f"example face: {session.name} (Q̂ = {q_hat:.3f}, the highest of the London neutral photos tried)")"""),
     (M, """## Steps 1 and 2 · Detection and alignment
 
-MTCNN finds the face and five landmarks (eye centres, nose tip, mouth corners). A similarity transform
-(rotation, scale, shift) then moves those landmarks as close as possible to the backbone's **template**:
-where the network expects them in its square crop. Left: the detection on the photo; right: the aligned crop,
-its landmarks (green) and the template (magenta crosses)."""),
+YuNet finds the face and MTCNN places five landmarks on it (eye centres, nose tip, mouth corners). A
+similarity transform (rotation, scale, shift) then moves those landmarks as close as possible to the backbone's
+**template**: where the network expects them in its square crop. Left: the detection on the photo; right: the
+aligned crop, its landmarks (green) and the template (magenta crosses)."""),
     (C, """alignment_figure(session, config.backbone)"""),
     (M, """## Steps 3 and 4 · Quality Q and its scaling Q̂
 
 The **quality estimator** measures how useful the network's embedding of this face is:
 
-* **ERS** (the default of `dlib-resnet`) scores how far the embedding lies from the network's "unrecognisable
-  identity", the place where it puts faces it cannot recognise (one forward pass);
+* **utility** (the default of both shipped networks) is a linear head that predicts the genuine similarity the
+  face will reach, from the network's own features and embedding (one forward pass, fitted per network);
+* **ERS** scores how far the embedding lies from the network's "unrecognisable identity", the place where it
+  puts faces it cannot recognise (one forward pass);
 * **SER-FIQ** repeats the network's last layers *m* times with dropout (probability *p*) and scores how close
   the *m* embeddings stay (Eq. 1);
 * **FaceQAN** pushes *k* noisy copies of the face *l* steps towards a different embedding (adversarial noise)

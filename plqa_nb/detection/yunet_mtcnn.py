@@ -1,9 +1,10 @@
 """YuNet finds the faces, MTCNN's last two networks place the largest: the ``yunet-mtcnn`` detector.
 
-MTCNN's cost is its first network searching a pyramid of the whole photo (about 85 ms on one core for a 600-px
+MTCNN's cost is its first network searching a pyramid of the whole photo (83–109 ms on one core for a 600-px
 portrait); YuNet finds the same faces on the photo seen at ``yunet.COARSE_SIDE`` px for a fraction of that. MTCNN's
-R-Net then moves YuNet's box and O-Net places the five landmarks, each on one window: together about 8 ms, with
-landmarks at least as close to hand-placed pupils as MTCNN's own (docs/results/verification.md#detectors).
+R-Net then moves YuNet's box and O-Net places the five landmarks, each on one window: together 7–8 ms, with
+landmarks at least as close to hand-placed pupils as MTCNN's own, and Q̂ as close to MTCNN's as a one-pixel shift
+of the photo leaves it (docs/results/verification.md#detectors).
 Whether a face counts, and how many faces a photo has, is YuNet's answer.
 """
 from __future__ import annotations

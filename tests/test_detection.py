@@ -72,6 +72,22 @@ def test_mtcnn_refines_a_box_it_did_not_find(london):
         assert np.abs(box - ref.box).max() < 0.1 * side.max(), photo
 
 
+def test_yunet_mtcnn_leaves_a_face_yunet_is_unsure_of_to_mtcnn(london, yunet):
+    """A portrait blurred (σ 10 px) and JPEG-compressed (quality 5), as in the README's figure: YuNet scores the face
+    below its threshold, MTCNN is sure of it. yunet-mtcnn then gives MTCNN's answer, not "no face found"."""
+    from plqa_nb import degradations as dg
+    from plqa_nb.detection import mtcnn, yunet_mtcnn
+
+    assert yunet_mtcnn.MIN_CONFIDENCE == mtcnn.MIN_CONFIDENCE  # one threshold, whichever network answers
+    poor = dg.jpeg(dg.gaussian_blur(london["neutral/001.jpg"], 10.0), 5)
+    with pytest.raises(NoFaceError, match="^poor.png: no face found"):
+        detect_faces(poor, "poor.png", detector=yunet)
+    ours = detect_faces(poor, "poor.png", detector="yunet-mtcnn")
+    theirs = detect_faces(poor, "poor.png", detector="mtcnn")
+    np.testing.assert_array_equal(ours.landmarks, theirs.landmarks)
+    assert ours.confidence == theirs.confidence >= 0.9 and ours.faces_found == theirs.faces_found == 1
+
+
 def test_yunet_passes_come_back_in_the_photos_pixels(london, yunet):
     """Each YuNet pass sees a part of the photo, resized; its boxes and landmarks must come back in the photo's
     pixels (cv2.resize's pixel centres). A crop whose corner lies on YuNet's 32-px grid, and a 2x nearest-neighbour

@@ -98,8 +98,8 @@ clean:
 	rm -rf $(VENV) results site
 
 # the calibration bundles shipped for the built-in networks: `plqa calibrate` on the London *smiling* photos (the
-# neutral ones stay held out), on MTCNN's crops (the default detector's give the same Q̂ to 0.001, see
-# docs/results/verification.md). `make calibrations` refits and writes them; `make check-calibrations` refits and
+# neutral ones stay held out), on MTCNN's crops (the default detector's crops move Q̂ about as much as a one-pixel
+# shift of the photo does, see docs/results/verification.md#detectors). `make calibrations` refits and writes them; `make check-calibrations` refits and
 # compares with the shipped files, writing nothing.
 
 DEV_PHOTOS := $(FACES)/london/smiling

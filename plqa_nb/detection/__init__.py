@@ -78,10 +78,9 @@ def detect_faces(rgb: np.ndarray, source: str = "<image>", device: str = "cpu",
     boxes, probs, points = module.candidates(small, device)
     if len(boxes) == 0:
         raise NoFaceError(source, "no face found")
-    keep = probs >= module.MIN_CONFIDENCE
-    if not keep.any():
+    i = largest_confident(boxes, probs, module.MIN_CONFIDENCE)
+    if i is None:
         raise NoFaceError(source, f"no face found (best detector confidence {float(np.max(probs)):.2f} "
                                   f"< {module.MIN_CONFIDENCE})")
-    boxes, probs, points = boxes[keep] / scale, probs[keep], points[keep] / scale
-    i = largest_confident(boxes, probs, module.MIN_CONFIDENCE)
-    return Detection(box=boxes[i], landmarks=points[i], confidence=float(probs[i]), faces_found=int(keep.sum()))
+    return Detection(box=boxes[i] / scale, landmarks=points[i] / scale, confidence=float(probs[i]),
+                     faces_found=int((probs >= module.MIN_CONFIDENCE).sum()))

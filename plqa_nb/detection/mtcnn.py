@@ -62,9 +62,10 @@ def refine(rgb: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ``box`` [4]: R-Net moves the box, O-Net places the five landmarks. Returns O-Net's box [4] and landmarks [5, 2]
     (the order of ``candidates``), float64 pixels. On the CPU: one window per network."""
     r_net, o_net = _refiners()
+    box = square(box)
     with torch.no_grad():
-        offsets, _ = r_net(_window(rgb, square(box), R_NET_SIDE))
-        box = square(_regress(square(box), offsets))
+        offsets, _ = r_net(_window(rgb, box, R_NET_SIDE))
+        box = square(_regress(box, offsets))
         offsets, points, _ = o_net(_window(rgb, box, O_NET_SIDE))
     points = points[0].numpy().astype(np.float64).reshape(2, 5).T  # x0..x4, y0..y4 in units of the box
     landmarks = points * (box[2:] - box[:2] + 1) + box[:2] - 1

@@ -6,11 +6,12 @@ A verb hands ``run_files`` a *step factory*: a picklable callable without argume
 * Without ``workers`` or ``scheduler`` the factory is called once here and ``batch.run_batch`` walks the files,
   preparing the next two batches and writing the last one's files on threads beside the compute (``overlap``):
   dask is not imported.
-* With ``workers=N`` a ``distributed.LocalCluster`` of N worker processes (one task at a time each) starts, and
-  the machine's cores are split between them for torch; with ``scheduler=ADDRESS`` the run joins an existing
-  cluster (e.g. ``dask-jobqueue``'s, see docs/cluster.md). The files go to the workers in batches of
+* With ``workers=N`` a ``distributed.LocalCluster`` of N worker processes (``TASK_THREADS`` tasks at a time each)
+  starts, and the machine's cores are split between them for torch; with ``scheduler=ADDRESS`` the run joins an
+  existing cluster (e.g. ``dask-jobqueue``'s, see docs/cluster.md). The files go to the workers in batches of
   ``batch_size``; each worker builds the step once per configuration and keeps it (``worker_step``) and writes
-  its per-face files itself (atomically, as in a serial run). This process stays the one writer of the table:
+  its per-face files itself (atomically, as in a serial run). A worker runs one network pass at a time; its other
+  task threads prepare the next batch and write the last one's files meanwhile (``run_batch_on_worker``). This process stays the one writer of the table:
   it holds the folder lock (the verb's ``output_lock``) and appends the batches' rows in file order, so the
   table is the serial run's, except for the ``seconds`` column. At most ``WINDOW_PER_THREAD`` batches per
   worker thread are in flight or waiting to be written, so the client's memory does not grow with the dataset.
@@ -33,12 +34,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
-from .batch import (BatchRows, BatchSummary, ResultTable, RowWriter, chunks, pending_files, process_files,
-                    remove_stale_temporaries, run_batch)
+from .batch import (BatchRows, BatchSummary, ResultTable, RowWriter, chunks, compute_prepared, deferred_writes,
+                    pending_files, prepare_files, remove_stale_temporaries, run_batch, write_batch)
 
 WINDOW_PER_THREAD = 4  # batches in flight or unwritten per worker thread (at least MIN_WINDOW in all)
 MIN_WINDOW = 8
 CACHED_STEPS = 2  # steps (models) a worker keeps, most recently used first
+TASK_THREADS = 2  # Dask threads of a local cluster's worker: one batch is prepared while another's network runs
 # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's mmap threshold at 128 KiB:
 # every batch's tensors are then mapped and faulted in anew (11x the page faults, 50 % more CPU per file).
 # Unset for the local cluster's workers; docs/cluster.md says how to unset it on a cluster of one's own.
@@ -137,10 +139,10 @@ def cluster_client(workers: int | None, scheduler: str | None, threads: int | No
     if scheduler is not None:
         client = Client(scheduler)
     else:
-        # one task at a time per worker; torch gets the threads (the nanny would otherwise set OMP_NUM_THREADS=1);
-        # a failed task's error reaches the client, which reports it: the workers' own logs stay quiet
+        # torch gets the threads (the nanny would otherwise set OMP_NUM_THREADS=1); a failed task's error reaches
+        # the client, which reports it: the workers' own logs stay quiet
         with dask.config.set(WORKER_ENVIRON):
-            cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+            cluster = LocalCluster(n_workers=workers, threads_per_worker=TASK_THREADS, processes=True,
                                    silence_logs=logging.CRITICAL, dashboard_address=":0",
                                    env={"OMP_NUM_THREADS": str(threads)})
         client = Client(cluster)
@@ -197,6 +199,7 @@ def _identity(x):
 
 _steps: OrderedDict[str, Step] = OrderedDict()
 _steps_lock = threading.Lock()
+_network_lock = threading.Lock()  # one batch's compute at a time in a worker process
 
 
 def worker_step(key: str, make_step: StepFactory, threads: int | None) -> Step:
@@ -217,6 +220,12 @@ def worker_step(key: str, make_step: StepFactory, threads: int | None) -> Step:
 
 def run_batch_on_worker(key: str, make_step: StepFactory, files: list[Path], debug: bool,
                         threads: int | None) -> BatchRows:
-    """A worker's task: the rows of one batch of files (``batch.process_files`` with this worker's step)."""
+    """A worker's task: the rows of one batch of files, as ``batch.process_files`` gives them with this worker's
+    step. Only the compute (the network pass) holds the worker's ``_network_lock``: the files are prepared before
+    it and the outputs written after it, so that on a worker with several task threads the network of one batch
+    runs while the next is prepared, as in a serial run (``batch.run_batch``'s overlap)."""
     step = worker_step(key, make_step, threads)
-    return process_files(files, step.prepare, step.compute, debug)
+    batch = prepare_files(files, step.prepare, debug)
+    with deferred_writes() as writes, _network_lock:
+        rows_of = compute_prepared(batch, step.compute, debug)
+    return write_batch(batch, rows_of, writes, debug)

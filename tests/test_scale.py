@@ -251,7 +251,8 @@ def test_bench_scaling_table(faces_dir, tmp_path, capsys):
 @pytest.mark.slow
 def test_scheduler_of_a_running_cluster(faces_dir, tmp_path):
     """`plqa quality --scheduler ADDRESS` on a cluster started with dask's own commands (as dask-jobqueue's jobs
-    start theirs) gives the serial table: its worker runs one torch thread, the serial run too (--threads 1)."""
+    start theirs, with the two Dask threads of docs/cluster.md) gives the serial table: its worker runs one torch
+    thread (dask's nanny sets OMP_NUM_THREADS=1), the serial run too (--threads 1)."""
     import socket
 
     with socket.socket() as s:
@@ -262,7 +263,7 @@ def test_scheduler_of_a_running_cluster(faces_dir, tmp_path):
                                   "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"], env=ENV,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     worker = subprocess.Popen([sys.executable, "-c", "from distributed.cli.dask_worker import main; main()", address,
-                               "--nthreads", "1", "--nworkers", "1", "--no-dashboard"], env=ENV,
+                               "--nthreads", "2", "--nworkers", "1", "--no-dashboard"], env=ENV,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         from distributed import Client
@@ -322,3 +323,51 @@ def test_overlapped_run_lowers_its_helpers_not_the_network_thread(tmp_path):
     assert summary.ok == 3
     assert seen == {"prepare": {batch.HELPER_NICE}, "compute": {before}, "write": {batch.HELPER_NICE}}
     assert niceness() == before
+
+
+def test_a_worker_prepares_the_next_batch_while_the_network_runs(tmp_path):
+    """On a worker with several task threads (``TASK_THREADS``) one batch is prepared while another's compute, the
+    network pass, runs; the computes take turns (``scale.run_batch_on_worker``), and each batch's files are written
+    and its rows returned as in a serial run."""
+    import threading
+
+    from plqa_nb import batch, scale
+
+    in_compute, prepared_beside = threading.Event(), threading.Event()
+    counter, active, most, waited, written = threading.Lock(), [0], [0], [], []
+
+    class Step:
+        def prepare(self, file):
+            if in_compute.is_set():
+                prepared_beside.set()
+            return file
+
+        def compute(self, items):
+            with counter:
+                active[0] += 1
+                most[0] = max(most[0], active[0])
+            in_compute.set()
+            waited.append(prepared_beside.wait(timeout=30))  # False if preparing had to wait for this compute
+            with counter:
+                active[0] -= 1
+            for f, _ in items:
+                batch.write_output(str(f), written.append, f.name)
+            return [{"file": str(f), "status": "ok", "error": "", "seconds": 0.0} for f, _ in items]
+
+    key = f"test-{tmp_path.name}"
+    results = {}
+
+    def run(name: str) -> None:
+        results[name] = scale.run_batch_on_worker(key, Step, [tmp_path / name], False, None)
+
+    first = threading.Thread(target=run, args=("a.png",))
+    first.start()
+    assert in_compute.wait(timeout=30)
+    second = threading.Thread(target=run, args=("b.png",))
+    second.start()
+    first.join(timeout=60)
+    second.join(timeout=60)
+    assert waited == [True, True] and most[0] == 1
+    assert sorted(written) == ["a.png", "b.png"]
+    assert [[r["file"] for r in results[n].rows] for n in ("a.png", "b.png")] == \
+        [[str(tmp_path / "a.png")], [str(tmp_path / "b.png")]]

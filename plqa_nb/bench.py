@@ -366,23 +366,69 @@ def traced_run(argv: list[str], table: os.PathLike, period: float = 0.2) -> Trac
 
 
 def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_size: int = 8,
-                  detector: str = DEFAULT_DETECTOR, log: Callable[[str], None] = lambda msg: None) -> dict:
+                  detector: str = DEFAULT_DETECTOR, rounds: int = 1,
+                  log: Callable[[str], None] = lambda msg: None) -> dict:
     """``plqa explain`` (with ``detector``) over ``inputs`` serially and with ``--workers`` 1 … ``max_workers``
-    (outputs under ``work``, replaced). Per run: files, wall seconds and files/s (imports, model loads and cluster
-    start included), steady files/s (from the first row to the last), efficiency (steady files/s over workers × that
-    of 1 worker), the client's and the largest worker's peak resident memory (MiB, sampled every 0.2 s).
+    (outputs under ``work``, replaced), ``rounds`` times in turn, so that the floors compare runs taken side by side
+    while the machine's speed drifts.
 
-    End to end: ``map_only_faces_per_s``, PLQ maps/s of the default backbone at ``batch_size`` in this process
-    (``plq_throughput``, right after the serial run), ``serial_over_map_only`` (the serial run's steady files/s
-    over it; target ``TARGETS``) and, for the serial run, ``stage_ms_per_file``, ``stage_share`` (of the summed
-    stage seconds) and ``stage_wall_s`` (first batch to last row: the stages overlap, see ``plqa explain
-    --timings``)."""
+    ``runs`` (the first round's): per run files, wall seconds and files/s (imports, model loads and cluster start
+    included), steady files/s (from the first row to the last), efficiency (steady files/s over workers × that of 1
+    worker), the client's and the largest worker's peak resident memory (MiB, sampled every 0.2 s); for the serial
+    run ``stage_ms_per_file``, ``stage_share`` (of the summed stage seconds) and ``stage_wall_s`` (first batch to
+    last row: the stages overlap, see ``plqa explain --timings``). ``map_only_faces_per_s``: PLQ maps/s of the
+    default backbone at ``batch_size`` in this process (``plq_throughput``), the mean of a measurement right before
+    and one right after the serial run.
+
+    ``rounds``: per round the serial steady files/s, the two map-only measurements, ``serial_over_map_only`` and
+    ``workers_over_serial`` (each worker count's steady files/s over the same round's serial run). The verdicts
+    ``serial_over_map_only`` and ``workers_over_serial`` are the medians of the rounds' ratios (target
+    ``TARGETS``)."""
+    net = load_backbone(DEFAULT_BACKBONE, torch.device("cpu"))
+    explainer, crop = Explainer(net), astronaut_crop(net, torch.device("cpu"))
+
+    def map_only() -> float:
+        log(f"map-only throughput at batch {batch_size}")
+        return plq_throughput(explainer, crop, [batch_size], FULL.repeats, FULL.warmup)[0]["faces_per_s"]
+
+    per_round = []
+    for k in range(rounds):
+        before = map_only()
+        runs = _scaling_runs(inputs, work, max_workers, batch_size, detector, map_only,
+                             lambda msg: log(f"round {k + 1} of {rounds}: {msg}"))
+        after = runs.pop()
+        serial = runs[0]["steady_files_per_s"]
+        per_round.append({"runs": runs, "map_only_faces_per_s": [before, after],
+                          "serial_files_per_s": serial,
+                          "serial_over_map_only": serial / statistics.mean([before, after]) if serial else None,
+                          "workers_over_serial": {str(r["workers"]): r["steady_files_per_s"] / serial
+                                                  for r in runs[1:] if serial and r["steady_files_per_s"]}})
+
+    def median(values: list) -> float | None:
+        values = [v for v in values if v is not None]
+        return statistics.median(values) if values else None
+
+    first = per_round[0]
+    return {"runs": first["runs"], "batch_size": batch_size, "detector": detector, "cpu_count": os.cpu_count(),
+            "load_average": _load_average(), "map_only_faces_per_s": statistics.mean(first["map_only_faces_per_s"]),
+            "rounds": [{k: v for k, v in r.items() if k != "runs"} | {"steady_files_per_s": [
+                x["steady_files_per_s"] for x in r["runs"]]} for r in per_round],
+            "serial_over_map_only": median([r["serial_over_map_only"] for r in per_round]),
+            "workers_over_serial": {str(n): median([r["workers_over_serial"].get(str(n)) for r in per_round])
+                                    for n in range(1, max_workers + 1)}}
+
+
+def _scaling_runs(inputs: list[str], work: os.PathLike, max_workers: int, batch_size: int, detector: str,
+                  map_only: Callable[[], float], log: Callable[[str], None]) -> list:
+    """One round of ``scaling_table``: the runs (serial first), then the map-only throughput measured right after
+    the serial run (the list's last item)."""
     import json
     import shutil
     from pathlib import Path
 
-    runs = []
+    runs: list = []
     timings = Path(work) / "serial-timings.json"
+    after = None
     for workers in [None, *range(1, max_workers + 1)]:
         out = Path(work) / (f"workers-{workers}" if workers else "serial")
         shutil.rmtree(out, ignore_errors=True)  # else the first samples count the last run's rows
@@ -401,17 +447,11 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
             runs[0]["stage_wall_s"] = timed["wall_s"]
             runs[0]["stage_ms_per_file"] = {k: v * 1000.0 / max(files, 1) for k, v in stages.items()}
             runs[0]["stage_share"] = {k: v / (sum(stages.values()) or 1.0) for k, v in stages.items()}
-            log(f"map-only throughput at batch {batch_size}")
-            net = load_backbone(DEFAULT_BACKBONE, torch.device("cpu"))
-            map_only = plq_throughput(Explainer(net), astronaut_crop(net, torch.device("cpu")), [batch_size],
-                                      FULL.repeats, FULL.warmup)[0]["faces_per_s"]
+            after = map_only()
     one = runs[1]["steady_files_per_s"] if len(runs) > 1 else None
     for r in runs[1:]:
         r["efficiency"] = r["steady_files_per_s"] / (r["workers"] * one) if one and r["steady_files_per_s"] else None
-    serial = runs[0]["steady_files_per_s"]
-    return {"runs": runs, "batch_size": batch_size, "detector": detector, "cpu_count": os.cpu_count(),
-            "load_average": _load_average(), "map_only_faces_per_s": map_only,
-            "serial_over_map_only": serial / map_only if serial else None}
+    return runs + [after]
 
 
 def _or_dash(v, fmt: str) -> str:
@@ -431,11 +471,27 @@ def format_scaling(result: dict) -> str:
         lines.append(f"| {r['workers'] or 'serial'} | {r['files']} | {r['wall_s']:.1f} | {r['files_per_s']:.2f} | "
                      f"{f(r['steady_files_per_s'], '.2f')} | {f(r.get('efficiency'), '.2f')} | "
                      f"{f(r['client_peak_mb'], '.0f')} | {f(r['worker_peak_mb'], '.0f')} |")
-    lines += ["", f"serial end to end: {f(serial['steady_files_per_s'], '.2f')} files/s steady against "
+    rounds = result["rounds"]
+    lines += ["", f"serial end to end (round 1): {f(serial['steady_files_per_s'], '.2f')} files/s steady against "
                   f"{result['map_only_faces_per_s']:.1f} PLQ maps/s of the network alone at batch "
-                  f"{result['batch_size']}: {f(result['serial_over_map_only'], '.0%')} "
-                  f"(target ≥ {TARGETS['serial_over_map_only']:.0%})", "",
-              f"serial stages (prepare on two threads, beside network and maps, beside output) over "
+                  f"{result['batch_size']} (mean of right before and right after the serial run)", ""]
+    if len(rounds) > 1:
+        counts = list(result["workers_over_serial"])
+        lines += [f"{len(rounds)} rounds, each run in turn:", "",
+                  "| round | serial files/s | network alone maps/s (before, after) | serial / network | "
+                  + " | ".join(f"--workers {n} / serial" for n in counts) + " |",
+                  "|---:|---:|---|---:|" + "---:|" * len(counts)]
+        for i, r in enumerate(rounds, 1):
+            lines.append(f"| {i} | {f(r['serial_files_per_s'], '.1f')} | "
+                         + ", ".join(f"{v:.1f}" for v in r["map_only_faces_per_s"])
+                         + f" | {f(r['serial_over_map_only'], '.0%')} | "
+                         + " | ".join(f(r["workers_over_serial"].get(n), ".2f") for n in counts) + " |")
+        lines.append("")
+    median = "median of the rounds: " if len(rounds) > 1 else ""
+    lines += [f"{median}serial / network alone {f(result['serial_over_map_only'], '.0%')} "
+              f"(target ≥ {TARGETS['serial_over_map_only']:.0%}); "
+              + "; ".join(f"--workers {n} / serial {f(v, '.2f')}" for n, v in result["workers_over_serial"].items()),
+              "", f"serial stages (prepare on two threads, beside network and maps, beside output) over "
               f"{serial['stage_wall_s']:.1f} s from the first batch to the last row:",
               "", "| stage | ms per file | share of the stages' seconds |", "|---|---:|---:|",
               *(f"| {k} | {v:.1f} | {serial['stage_share'][k]:.0%} |" for k, v in serial["stage_ms_per_file"].items())]

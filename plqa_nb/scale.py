@@ -10,11 +10,12 @@ A verb hands ``run_files`` a *step factory*: a picklable callable without argume
   starts, and the machine's cores are split between them for torch; with ``scheduler=ADDRESS`` the run joins an
   existing cluster (e.g. ``dask-jobqueue``'s, see docs/cluster.md). The files go to the workers in batches of
   ``batch_size``; each worker builds the step once per configuration and keeps it (``worker_step``) and writes
-  its per-face files itself (atomically, as in a serial run). A worker runs one network pass at a time; its other
-  task threads prepare the next batch and write the last one's files meanwhile (``run_batch_on_worker``). This process stays the one writer of the table:
-  it holds the folder lock (the verb's ``output_lock``) and appends the batches' rows in file order, so the
-  table is the serial run's, except for the ``seconds`` column. At most ``WINDOW_PER_THREAD`` batches per
-  worker thread are in flight or waiting to be written, so the client's memory does not grow with the dataset.
+  its per-face files itself (atomically, as in a serial run). A worker runs one network pass at a time; its other task
+  threads prepare the next batch and write the last one's files meanwhile (``run_batch_on_worker``). This process
+  stays the one writer of the table: it holds the folder lock (the verb's ``output_lock``) and appends the batches'
+  rows in file order, so the table is the serial run's, except for the ``seconds`` column. At most
+  ``WINDOW_PER_THREAD`` batches per worker thread are in flight or waiting to be written, so the client's memory does
+  not grow with the dataset.
 * If a worker dies, the scheduler runs its batches again on another worker (up to dask's
   ``distributed.scheduler.allowed-failures``, then the run stops with ``KilledWorker``); a batch's rows are
   written once, when its result arrives. A killed client leaves the table as a killed serial run does, and a

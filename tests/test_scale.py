@@ -245,7 +245,8 @@ def test_bench_scaling_table(faces_dir, tmp_path, capsys):
     assert set(serial["stage_ms_per_file"]) == {"prepare", "network", "maps", "output"}
     assert all(v > 0 for v in serial["stage_ms_per_file"].values()) and 0 < serial["stage_wall_s"] < serial["wall_s"]
     assert abs(sum(serial["stage_share"].values()) - 1) < 1e-9
-    assert result["map_only_faces_per_s"] > 0 and "serial end to end:" in table
+    assert result["map_only_faces_per_s"] > 0 and "serial end to end (round 1):" in table
+    assert "serial / network alone" in table and set(result["workers_over_serial"]) == {"1"}
 
 
 @pytest.mark.slow
@@ -371,3 +372,33 @@ def test_a_worker_prepares_the_next_batch_while_the_network_runs(tmp_path):
     assert sorted(written) == ["a.png", "b.png"]
     assert [[r["file"] for r in results[n].rows] for n in ("a.png", "b.png")] == \
         [[str(tmp_path / "a.png")], [str(tmp_path / "b.png")]]
+
+
+def test_bench_scaling_rounds_judge_by_the_median_of_side_by_side_ratios(monkeypatch):
+    """`plqa bench --scaling --rounds R`: each round's serial run is set against the network alone measured right
+    before and right after it, and each worker count against the same round's serial run; the verdicts are the
+    medians of the rounds' ratios, so that the machine's drift between rounds cancels."""
+    from plqa_nb import bench
+
+    speeds = iter([100.0, 80.0, 50.0, 70.0, 90.0, 110.0])  # maps/s before and after each round's serial run
+    serial = iter([45.0, 40.0, 50.0])
+    monkeypatch.setattr(bench, "plq_throughput", lambda *a, **k: [{"faces_per_s": next(speeds)}])
+
+    def one_round(inputs, work, max_workers, batch_size, detector, map_only, log):
+        s = next(serial)
+        runs = [{"workers": 0, "files": 8, "wall_s": 1.0, "files_per_s": 8.0, "steady_files_per_s": s,
+                 "client_peak_mb": 1.0, "worker_peak_mb": None, "stage_wall_s": 0.5,
+                 "stage_ms_per_file": {"network": 1.0}, "stage_share": {"network": 1.0}}]
+        runs += [{"workers": n, "files": 8, "wall_s": 1.0, "files_per_s": 8.0, "steady_files_per_s": s * (0.8 + n / 10),
+                  "client_peak_mb": 1.0, "worker_peak_mb": 1.0, "efficiency": 1.0} for n in (1, 2)]
+        return runs + [map_only()]
+
+    monkeypatch.setattr(bench, "_scaling_runs", one_round)
+    result = bench.scaling_table(["x"], "unused", 2, rounds=3)
+    assert [r["serial_over_map_only"] for r in result["rounds"]] == pytest.approx([0.5, 2 / 3, 0.5])
+    assert result["serial_over_map_only"] == pytest.approx(0.5)
+    assert result["workers_over_serial"] == pytest.approx({"1": 0.9, "2": 1.0})
+    assert result["map_only_faces_per_s"] == pytest.approx(90.0) and result["runs"][0]["steady_files_per_s"] == 45.0
+    table = bench.format_scaling(result)
+    assert "3 rounds" in table and "| 2 | 40.0 | 50.0, 70.0 | 67% | 0.90 | 1.00 |" in table
+    assert "median of the rounds: serial / network alone 50%" in table

@@ -137,7 +137,8 @@ def register(sub) -> None:
                        description="Serve the tutorial explorer (the PLQ map of a sample or uploaded photo) and the "
                                    "ICAO explorer as one page without code cells. Listens on 127.0.0.1 unless "
                                    "--host says otherwise; the address it prints carries a random token (--token sets "
-                                   f"it; only on this machine may it be empty). Uploads above {MAX_UPLOAD_BYTES / 2**20:g} MB or that are "
+                                   f"it; only on this machine may it be empty). Uploads above "
+                                   f"{MAX_UPLOAD_BYTES / 2**20:g} MB or that are "
                                    "not images are refused with a message; photos stay in memory.")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8866, help="port (default 8866)")

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..backbones import DEFAULT_BACKBONE, FACENET_RANDOM, available_backbones
 from ..batch import atomic_write_bytes
 from . import VERBS
-from .common import add_detector_option
+from .common import add_detector_option, positive_int
 
 
 def _sizes(text: str) -> list[int]:
@@ -46,6 +46,9 @@ def register(sub) -> None:
     p.add_argument("--scaling-out", type=Path, default=Path("results/bench-scaling"),
                    help="--scaling: where the runs write (replaced; default results/bench-scaling)")
     p.add_argument("--batch-size", type=int, default=8, help="--scaling: files per batch (default 8)")
+    p.add_argument("--rounds", type=positive_int, default=1,
+                   help="--scaling: run the serial run and the workers' runs this many times in turn and judge the "
+                        "floors by the median of the rounds' ratios (default 1)")
     add_detector_option(p)
     p.add_argument("--ui", type=Path, default=None, metavar="TIMINGS",
                    help="instead: the page-latency table of the browser test's timings file (make bench-ui): "
@@ -66,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.scaling is not None:
         result = scaling_table(list(map(str, args.scaling)), args.scaling_out, args.max_workers, args.batch_size,
-                               args.detector, log)
+                               args.detector, args.rounds, log)
         table = format_scaling(result)
     else:
         if args.threads is not None:

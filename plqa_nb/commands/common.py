@@ -30,7 +30,7 @@ def _megapixels(text: str) -> int:
     return round(value * 1e6)
 
 
-def _positive(text: str) -> int:
+def positive_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:
@@ -47,7 +47,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     add_detector_option(p)
     p.add_argument("--quality", choices=available_estimators(), default=None,
                    help="quality estimator (default: the backbone's own choice)")
-    p.add_argument("--calibration", type=Path, default=None, help="calibration bundle from `plqa calibrate` (default: the one shipped for the backbone)")
+    p.add_argument("--calibration", type=Path, default=None,
+                   help="calibration bundle from `plqa calibrate` (default: the one shipped for the backbone)")
     p.add_argument("--norm", choices=("signed", "l1"), default=None,
                    help="Eq. 3 denominator: signed Σe (authors' code) or ‖e‖₁ (paper); default: the backbone's")
     p.add_argument("--device", default="cpu", help="cpu or cuda")
@@ -66,7 +67,7 @@ def add_detector_option(p: argparse.ArgumentParser) -> None:
 
 def add_batch_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders (searched recursively)")
-    p.add_argument("--batch-size", type=_positive, default=8, help="faces per network pass")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="faces per network pass")
     p.add_argument("--overwrite", action="store_true", help="redo files already done and replace their outputs")
     p.add_argument("--debug", action="store_true", help="print tracebacks")
 
@@ -88,12 +89,12 @@ def add_scale_options(p: argparse.ArgumentParser) -> None:
     """--workers / --scheduler / --threads: run the files on a Dask cluster (``plqa_nb.scale``)."""
     g = p.add_argument_group("scale (Dask; see docs/cluster.md)")
     where = g.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=_positive, default=None, metavar="N",
+    where.add_argument("--workers", type=positive_int, default=None, metavar="N",
                        help="start a local cluster of N worker processes, the cores split between them; the "
                             "files go to them in batches of --batch-size")
     where.add_argument("--scheduler", default=None, metavar="ADDRESS",
                        help="run on the Dask cluster whose scheduler is at ADDRESS (e.g. tcp://host:8786)")
-    g.add_argument("--threads", type=_positive, default=None, metavar="T",
+    g.add_argument("--threads", type=positive_int, default=None, metavar="T",
                    help="torch threads per worker, or of this process without --workers/--scheduler (default: with "
                         "--workers, the cores split between the workers; otherwise the cores but one, left to "
                         "decoding and detecting the next batches)")

@@ -70,7 +70,8 @@ def register(sub) -> None:
 
 
 def _settings(args: argparse.Namespace) -> dict:
-    return {"backbone": args.backbone, "detector": args.detector, "quality": args.quality, "calibration": str(args.calibration or ""),
+    return {"backbone": args.backbone, "detector": args.detector, "quality": args.quality,
+            "calibration": str(args.calibration or ""),
             "steps": args.steps, "step": args.step, "filler": args.filler, "random": args.random,
             "infidelity": args.infidelity, "sensitivity": args.sensitivity, "road": args.road, "seed": args.seed}
 

@@ -28,6 +28,7 @@ Keys of ``run_benchmark``'s result:
 """
 from __future__ import annotations
 
+import math
 import os
 import platform
 import resource
@@ -308,13 +309,19 @@ class TracedRun:
     wall_s: float
     samples: list[tuple[float, int, float, float]]
 
-    def steady_files_per_s(self) -> float | None:
-        """Rows per second between the first and the last sample that saw a new row (None: too few samples)."""
-        first = next((s for s in self.samples if s[1] > 0), None)
-        last = max(self.samples, key=lambda s: (s[1], -s[0]), default=None)
-        if first is None or last is None or last[0] <= first[0]:
+    def steady_files_per_s(self, low: float = 0.1, high: float = 0.9) -> float | None:
+        """Rows per second over the middle of the run: from the first sample that holds ``low`` of the final rows to
+        the first that holds ``high`` of them (None: too few rows or samples). The first rows leave out imports,
+        model loads and the cluster's start, but on a cluster they can arrive as a burst (batches finished out of
+        order wait for the first); the last ones, the tail where fewer workers are busy."""
+        final = max((s[1] for s in self.samples), default=0)
+        if final < 2:
             return None
-        return (last[1] - first[1]) / (last[0] - first[0])
+        lo = max(1, math.ceil(low * final))
+        hi = max(lo + 1, math.ceil(high * final))
+        a = next(s for s in self.samples if s[1] >= lo)
+        b = next(s for s in self.samples if s[1] >= hi)
+        return (b[1] - a[1]) / (b[0] - a[0]) if b[0] > a[0] else None
 
 
 def _rows_in(table: os.PathLike) -> int:
@@ -373,12 +380,12 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
     while the machine's speed drifts.
 
     ``runs`` (the first round's): per run files, wall seconds and files/s (imports, model loads and cluster start
-    included), steady files/s (from the first row to the last), efficiency (steady files/s over workers × that of 1
-    worker), the client's and the largest worker's peak resident memory (MiB, sampled every 0.2 s); for the serial
-    run ``stage_ms_per_file``, ``stage_share`` (of the summed stage seconds) and ``stage_wall_s`` (first batch to
-    last row: the stages overlap, see ``plqa explain --timings``). ``map_only_faces_per_s``: PLQ maps/s of the
-    default backbone at ``batch_size`` in this process (``plq_throughput``), the mean of a measurement right before
-    and one right after the serial run.
+    included), steady files/s (``TracedRun.steady_files_per_s``: over the middle 80 % of the rows), efficiency
+    (steady files/s over workers × that of 1 worker), the client's and the largest worker's peak resident memory
+    (MiB, sampled every 0.2 s); for the serial run ``stage_ms_per_file``, ``stage_share`` (of the summed stage
+    seconds) and ``stage_wall_s`` (first batch to last row: the stages overlap, see ``plqa explain --timings``).
+    ``map_only_faces_per_s``: PLQ maps/s of the default backbone at ``batch_size`` in this process
+    (``plq_throughput``), the mean of a measurement right before and one right after the serial run.
 
     ``rounds``: per round the serial steady files/s, the two map-only measurements, ``serial_over_map_only`` and
     ``workers_over_serial`` (each worker count's steady files/s over the same round's serial run). The verdicts

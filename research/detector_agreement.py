@@ -43,9 +43,14 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def london_photos(faces: Path, limit: int | None) -> list[Path]:
+    """The London photos of both sessions; with ``limit``, those of the first ``limit`` people (by file name), so
+    that a quick look still has genuine pairs."""
     photos = sorted(p for session in ("neutral", "smiling") for p in (faces / "london" / session).iterdir()
                     if p.suffix.lower() in IMAGE_SUFFIXES)
-    return photos[:limit] if limit else photos
+    if limit:
+        people = set(sorted({p.name for p in photos})[:limit])
+        photos = [p for p in photos if p.name in people]
+    return photos
 
 
 def qualities(detector: str, photos: list[Path], backbone: str, shift: int = 0, batch: int = 8
@@ -137,6 +142,9 @@ def genuine_pairs_and_eyes(photos: list[Path]) -> None:
 
     neutral = {p.name: p for p in photos if p.parent.name == "neutral"}
     pairs = [(neutral[p.name], p) for p in photos if p.parent.name == "smiling" and p.name in neutral]
+    if not pairs:
+        print("genuine pairs: none among these photos (a person needs a neutral and a smiling photo)")
+        return
     images = {p: load_image(p) for pair in pairs for p in pair}
     pupils = {p: q for p in images if (q := hand_placed_pupils(p)) is not None}
     networks = [load_backbone(name) for name in BACKBONES]
@@ -215,7 +223,8 @@ def main() -> None:
     parser.add_argument("--occlusion", type=Path, default=None, help="output folder of plqa experiment icao "
                                                                      "--only occlusion --save-images")
     parser.add_argument("--enlarge", type=int, default=1, help="--occlusion: enlarge each variant K times first")
-    parser.add_argument("--limit", type=int, default=None, help="first N London photos only (a quick look)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="the photos of the first N London people only (a quick look)")
     parser.add_argument("--skip-london", action="store_true", help="only the occluded variants")
     args = parser.parse_args()
     if not args.skip_london:

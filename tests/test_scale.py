@@ -402,3 +402,15 @@ def test_bench_scaling_rounds_judge_by_the_median_of_side_by_side_ratios(monkeyp
     table = bench.format_scaling(result)
     assert "3 rounds" in table and "| 2 | 40.0 | 50.0, 70.0 | 67% | 0.90 | 1.00 |" in table
     assert "median of the rounds: serial / network alone 50%" in table
+
+
+def test_steady_rate_leaves_out_the_start_the_first_burst_and_the_tail():
+    """``TracedRun.steady_files_per_s``: the middle 80 % of the rows. A cluster's first rows can arrive together
+    (batches finished out of order wait for the first), and the last batches run on fewer workers."""
+    from plqa_nb.bench import TracedRun
+
+    samples = [(t, 0, 1.0, 1.0) for t in (0.0, 5.0)]  # start-up
+    samples += [(5.0 + k, 30 + 10 * k, 1.0, 1.0) for k in range(7)]  # a burst of 30 rows, then 10 rows a second
+    samples += [(12.0, 95, 1.0, 1.0), (20.0, 100, 1.0, 1.0)]  # the tail
+    assert TracedRun(20.0, samples).steady_files_per_s() == pytest.approx(10.0)
+    assert TracedRun(1.0, [(0.0, 0, 1.0, 1.0), (1.0, 1, 1.0, 1.0)]).steady_files_per_s() is None

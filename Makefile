@@ -8,8 +8,8 @@ LOCK := requirements.lock
 ISA_AVX2 := ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2
 ISA_SSE41 := ONEDNN_MAX_CPU_ISA=SSE41 ATEN_CPU_CAPABILITY=default
 
-.PHONY: demo test test-under-load test-numerics test-numerics-quick lab app bench bench-ui bench-gpu docs docs-serve notebooks readme-figure lock clean \
-	calibrations check-calibrations
+.PHONY: demo test test-under-load test-numerics test-numerics-quick lab app bench bench-ui bench-gpu bench-scaling \
+	docs docs-serve notebooks readme-figure lock clean calibrations check-calibrations
 
 # the exact versions of requirements.lock, then the package itself without resolving anything again
 $(STAMP): $(LOCK) pyproject.toml Makefile
@@ -65,6 +65,17 @@ bench-gpu: $(STAMP)
 	$(BIN)/plqa bench --device cuda --backbone facenet-random --json results/bench_gpu_facenet.json
 	$(BIN)/plqa bench --device cuda --json results/bench_gpu_dlib.json
 
+# end to end: `plqa explain` serially and on 1 and 2 workers, three rounds in turn, over the 102 London neutral photos
+# four times under other names (408 files; docs/results/benchmark.md, "End to end and on several workers"): hard
+# links where the filesystem allows, else copies (the file walk counts symbolic links to one file once)
+SCALING_INPUT := results/bench-scaling-input
+bench-scaling: $(STAMP)
+	rm -rf $(SCALING_INPUT)
+	for c in a b c d; do mkdir -p $(SCALING_INPUT)/$$c && { ln $(FACES)/london/neutral/*.jpg $(SCALING_INPUT)/$$c/ \
+		2>/dev/null || cp $(FACES)/london/neutral/*.jpg $(SCALING_INPUT)/$$c/; } || exit 1; done
+	$(BIN)/plqa bench --scaling $(SCALING_INPUT) --max-workers 2 --rounds 3 --scaling-out results/bench-scaling \
+		--json results/bench_scaling.json
+
 # the documentation site (mkdocs.yml, docs/) into site/; --strict: a broken link or a missing page fails
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
@@ -99,8 +110,8 @@ clean:
 
 # the calibration bundles shipped for the built-in networks: `plqa calibrate` on the London *smiling* photos (the
 # neutral ones stay held out), on MTCNN's crops (the default detector's crops move Q̂ about as much as a one-pixel
-# shift of the photo does, see docs/results/verification.md#detectors). `make calibrations` refits and writes them; `make check-calibrations` refits and
-# compares with the shipped files, writing nothing.
+# shift of the photo does, see docs/results/verification.md#detectors). `make calibrations` refits and writes them;
+# `make check-calibrations` refits and compares with the shipped files, writing nothing.
 
 DEV_PHOTOS := $(FACES)/london/smiling
 LONDON := photos: Face Research Lab London Set, smiling, CC BY 4.0, DeBruine & Jones 2017

@@ -401,9 +401,8 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
     per_round = []
     for k in range(rounds):
         before = map_only()
-        runs = _scaling_runs(inputs, work, max_workers, batch_size, detector, map_only,
-                             lambda msg: log(f"round {k + 1} of {rounds}: {msg}"))
-        after = runs.pop()
+        runs, after = _scaling_runs(inputs, work, max_workers, batch_size, detector, map_only,
+                                    lambda msg: log(f"round {k + 1} of {rounds}: {msg}"))
         serial = runs[0]["steady_files_per_s"]
         per_round.append({"runs": runs, "map_only_faces_per_s": [before, after],
                           "serial_files_per_s": serial,
@@ -426,16 +425,16 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
 
 
 def _scaling_runs(inputs: list[str], work: os.PathLike, max_workers: int, batch_size: int, detector: str,
-                  map_only: Callable[[], float], log: Callable[[str], None]) -> list:
-    """One round of ``scaling_table``: the runs (serial first), then the map-only throughput measured right after
-    the serial run (the list's last item)."""
+                  map_only: Callable[[], float], log: Callable[[str], None]) -> tuple[list[dict], float]:
+    """One round of ``scaling_table``: its runs (serial first) and the map-only throughput measured right after
+    the serial run."""
     import json
     import shutil
     from pathlib import Path
 
-    runs: list = []
+    runs: list[dict] = []
     timings = Path(work) / "serial-timings.json"
-    after = None
+    after = 0.0
     for workers in [None, *range(1, max_workers + 1)]:
         out = Path(work) / (f"workers-{workers}" if workers else "serial")
         shutil.rmtree(out, ignore_errors=True)  # else the first samples count the last run's rows
@@ -458,7 +457,7 @@ def _scaling_runs(inputs: list[str], work: os.PathLike, max_workers: int, batch_
     one = runs[1]["steady_files_per_s"] if len(runs) > 1 else None
     for r in runs[1:]:
         r["efficiency"] = r["steady_files_per_s"] / (r["workers"] * one) if one and r["steady_files_per_s"] else None
-    return runs + [after]
+    return runs, after
 
 
 def _or_dash(v, fmt: str) -> str:

@@ -391,7 +391,7 @@ def test_bench_scaling_rounds_judge_by_the_median_of_side_by_side_ratios(monkeyp
                  "stage_ms_per_file": {"network": 1.0}, "stage_share": {"network": 1.0}}]
         runs += [{"workers": n, "files": 8, "wall_s": 1.0, "files_per_s": 8.0, "steady_files_per_s": s * (0.8 + n / 10),
                   "client_peak_mb": 1.0, "worker_peak_mb": 1.0, "efficiency": 1.0} for n in (1, 2)]
-        return runs + [map_only()]
+        return runs, map_only()
 
     monkeypatch.setattr(bench, "_scaling_runs", one_round)
     result = bench.scaling_table(["x"], "unused", 2, rounds=3)

@@ -387,10 +387,10 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
     ``map_only_faces_per_s``: PLQ maps/s of the default backbone at ``batch_size`` in this process
     (``plq_throughput``), the mean of a measurement right before and one right after the serial run.
 
-    ``rounds``: per round the serial steady files/s, the two map-only measurements, ``serial_over_map_only`` and
-    ``workers_over_serial`` (each worker count's steady files/s over the same round's serial run). The verdicts
-    ``serial_over_map_only`` and ``workers_over_serial`` are the medians of the rounds' ratios (target
-    ``TARGETS``)."""
+    ``rounds``: per round each run's steady files/s (serial first), the two map-only measurements,
+    ``serial_over_map_only`` and ``workers_over_serial`` (each worker count's steady files/s over the same round's
+    serial run). The verdicts ``serial_over_map_only`` and ``workers_over_serial`` are the medians of the rounds'
+    ratios (target ``TARGETS``)."""
     net = load_backbone(DEFAULT_BACKBONE, torch.device("cpu"))
     explainer, crop = Explainer(net), astronaut_crop(net, torch.device("cpu"))
 
@@ -398,29 +398,28 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
         log(f"map-only throughput at batch {batch_size}")
         return plq_throughput(explainer, crop, [batch_size], FULL.repeats, FULL.warmup)[0]["faces_per_s"]
 
-    per_round = []
+    rounds_out, first_runs = [], None
     for k in range(rounds):
         before = map_only()
         runs, after = _scaling_runs(inputs, work, max_workers, batch_size, detector, map_only,
                                     lambda msg: log(f"round {k + 1} of {rounds}: {msg}"))
+        first_runs = first_runs or runs
         serial = runs[0]["steady_files_per_s"]
-        per_round.append({"runs": runs, "map_only_faces_per_s": [before, after],
-                          "serial_files_per_s": serial,
-                          "serial_over_map_only": serial / statistics.mean([before, after]) if serial else None,
-                          "workers_over_serial": {str(r["workers"]): r["steady_files_per_s"] / serial
-                                                  for r in runs[1:] if serial and r["steady_files_per_s"]}})
+        rounds_out.append({"steady_files_per_s": [r["steady_files_per_s"] for r in runs],
+                           "map_only_faces_per_s": [before, after],
+                           "serial_over_map_only": serial / statistics.mean([before, after]) if serial else None,
+                           "workers_over_serial": {str(r["workers"]): r["steady_files_per_s"] / serial
+                                                   for r in runs[1:] if serial and r["steady_files_per_s"]}})
 
     def median(values: list) -> float | None:
         values = [v for v in values if v is not None]
         return statistics.median(values) if values else None
 
-    first = per_round[0]
-    return {"runs": first["runs"], "batch_size": batch_size, "detector": detector, "cpu_count": os.cpu_count(),
-            "load_average": _load_average(), "map_only_faces_per_s": statistics.mean(first["map_only_faces_per_s"]),
-            "rounds": [{k: v for k, v in r.items() if k != "runs"} | {"steady_files_per_s": [
-                x["steady_files_per_s"] for x in r["runs"]]} for r in per_round],
-            "serial_over_map_only": median([r["serial_over_map_only"] for r in per_round]),
-            "workers_over_serial": {str(n): median([r["workers_over_serial"].get(str(n)) for r in per_round])
+    return {"runs": first_runs, "batch_size": batch_size, "detector": detector, "cpu_count": os.cpu_count(),
+            "load_average": _load_average(),
+            "map_only_faces_per_s": statistics.mean(rounds_out[0]["map_only_faces_per_s"]), "rounds": rounds_out,
+            "serial_over_map_only": median([r["serial_over_map_only"] for r in rounds_out]),
+            "workers_over_serial": {str(n): median([r["workers_over_serial"].get(str(n)) for r in rounds_out])
                                     for n in range(1, max_workers + 1)}}
 
 
@@ -488,7 +487,7 @@ def format_scaling(result: dict) -> str:
                   + " | ".join(f"--workers {n} / serial" for n in counts) + " |",
                   "|---:|---:|---|---:|" + "---:|" * len(counts)]
         for i, r in enumerate(rounds, 1):
-            lines.append(f"| {i} | {f(r['serial_files_per_s'], '.1f')} | "
+            lines.append(f"| {i} | {f(r['steady_files_per_s'][0], '.1f')} | "
                          + ", ".join(f"{v:.1f}" for v in r["map_only_faces_per_s"])
                          + f" | {f(r['serial_over_map_only'], '.0%')} | "
                          + " | ".join(f(r["workers_over_serial"].get(n), ".2f") for n in counts) + " |")

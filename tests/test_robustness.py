@@ -105,7 +105,7 @@ KILLS = 6
 
 
 def test_kills_at_many_moments_then_resume(faces_dir, tmp_path):
-    """SIGKILLs `plqa explain` (28 photos, --batch-size 2) at 6 seeded random moments, then reruns it.
+    """SIGKILLs `plqa explain` (60 photos, --batch-size 2) at 6 seeded random moments, then reruns it.
 
     After the run's first appended batch (the first run: its second, to time a batch), each kill waits a
     random fraction of a batch's time, so the kills land anywhere in a batch: loading, detection, the
@@ -113,7 +113,7 @@ def test_kills_at_many_moments_then_resume(faces_dir, tmp_path):
     and a user's files that look alike, are added before the rerun. Costs 7 model loads: about 50 s.
     """
     src, out = tmp_path / "in", tmp_path / "out"
-    names = _copy_photos(faces_dir, src, 28)
+    names = _copy_photos(faces_dir, src, 60)  # with the default detector 28 photos went by in a second
     cmd = _cli("explain", src, "--out", out, "--batch-size", "2")
     rng = random.Random(17)
     period = None  # seconds between two appended batches

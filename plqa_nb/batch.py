@@ -492,22 +492,23 @@ def write_batch(batch: PreparedBatch, rows_of: dict[str, list[dict]], writes: li
 
 def run_batch(inputs: Sequence[str | os.PathLike], table: ResultTable, prepare: Callable[[Path], Any],
               compute: Callable[[list[tuple[Path, Any]]], list[dict]], batch_size: int = 8,
-              debug: bool = False, desc: str = "plqa", overlap: bool = False) -> BatchSummary:
+              debug: bool = False, desc: str = "plqa", overlap: bool = False, computes: int = 1) -> BatchSummary:
     """Walk ``inputs`` (files and folders), skip the files the table holds as done, and process the others in
     batches of ``batch_size`` files in this process (``process_files``), appending each batch's rows in file
     order. Counts in the summary are per file.
 
     ``overlap``: ``PREPARE_AHEAD`` threads prepare the next batches (one each; on 2 cores MTCNN leaves room for a
-    second detection beside the first), this one computes them in order, and one runs the writes ``compute``
-    queued with ``write_output`` and then appends each batch's rows, so that rows still follow their files. The
-    helpers run at niceness ``HELPER_NICE`` (``lower_thread_priority``). The
-    rows and files are those of a run without ``overlap`` (up to ``seconds``); ``prepare`` must be safe to run on
-    several threads at once and beside ``compute``.
+    second detection beside the first), ``computes`` threads compute them, and one runs the writes ``compute``
+    queued with ``write_output`` and then appends each batch's rows, in the batches' order, so that rows still
+    follow their files. The helpers that prepare and write run at niceness ``HELPER_NICE``
+    (``lower_thread_priority``). The rows and files are those of a run without ``overlap`` (up to ``seconds``);
+    ``prepare`` must be safe to run on several threads at once and beside ``compute``, and ``compute`` too where
+    ``computes`` > 1.
     """
     files, todo = pending_files(inputs, table)
     with RowWriter(table, len(todo), desc) as writer:
         if overlap:
-            _run_overlapped(chunks(todo, batch_size), writer, prepare, compute, debug)
+            _run_overlapped(chunks(todo, batch_size), writer, prepare, compute, debug, computes)
         else:
             for batch in chunks(todo, batch_size):
                 writer.add(process_files(batch, prepare, compute, debug))
@@ -527,25 +528,38 @@ def lower_thread_priority(nice: int = HELPER_NICE) -> None:
 
 
 def _run_overlapped(batches: Iterator[list[Path]], writer: RowWriter, prepare: Callable[[Path], Any],
-                    compute: Callable[[list[tuple[Path, Any]]], list[dict]], debug: bool) -> None:
+                    compute: Callable[[list[tuple[Path, Any]]], list[dict]], debug: bool, computes: int) -> None:
     """``run_batch``'s threads (see there)."""
+    def compute_when_prepared(prepared: Future) -> tuple[PreparedBatch, dict[str, list[dict]], list]:
+        batch = prepared.result()
+        with deferred_writes() as writes:
+            return batch, compute_prepared(batch, compute, debug), writes
+
     def finish(batch: PreparedBatch, rows_of: dict[str, list[dict]], writes: list) -> None:
         writer.add(write_batch(batch, rows_of, writes, debug))
 
     with ThreadPoolExecutor(PREPARE_AHEAD, "plqa-prepare", initializer=lower_thread_priority) as preparer, \
+            ThreadPoolExecutor(computes, "plqa-compute") as computer, \
             ThreadPoolExecutor(1, "plqa-write", initializer=lower_thread_priority) as output:
-        def prepare_next(n: int) -> list[Future]:
-            return [preparer.submit(prepare_files, b, prepare, debug) for b in itertools.islice(batches, n)]
+        computed: deque[Future] = deque()  # in the batches' order
 
-        ahead = deque(prepare_next(PREPARE_AHEAD))
+        def submit(n: int) -> None:
+            for b in itertools.islice(batches, n):
+                computed.append(computer.submit(compute_when_prepared, preparer.submit(prepare_files, b, prepare,
+                                                                                        debug)))
+
+        submit(PREPARE_AHEAD + computes - 1)
         written = None
-        while ahead:
-            batch = ahead.popleft().result()
-            ahead.extend(prepare_next(1))
-            with deferred_writes() as writes:
-                rows_of = compute_prepared(batch, compute, debug)
-            if written is not None:
-                written.result()  # one batch at a time waits for its writes; re-raises the writer's error
-            written = output.submit(finish, batch, rows_of, writes)
+        try:
+            while computed:
+                batch, rows_of, writes = computed.popleft().result()
+                submit(1)
+                if written is not None:
+                    written.result()  # one batch at a time waits for its writes; re-raises the writer's error
+                written = output.submit(finish, batch, rows_of, writes)
+        except BaseException:  # an error or Ctrl-C: the batches not started yet are dropped, not computed
+            for f in computed:
+                f.cancel()
+            raise
         if written is not None:
             written.result()

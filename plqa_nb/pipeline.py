@@ -116,6 +116,14 @@ class Explainer:
     def norm(self) -> str:
         return self.config.norm
 
+    @property
+    def reentrant(self) -> bool:
+        """True where ``explain_tensor`` and ``quality`` may run on several threads at once: the backbone keeps no
+        state in its modules (``Backbone.reentrant``) and the method is the paper's saliency. The estimators draw
+        from generators of their own; other attribution methods may hook modules or seed torch's global
+        generator."""
+        return self.backbone.reentrant and self.method == "saliency"
+
     # -- stages -------------------------------------------------------------------------------------
     def prepare(self, image: ImageLike) -> PreparedFace:
         """Load, detect (largest face) and align to the backbone's crop; raises InputError subclasses."""

@@ -4,8 +4,8 @@ A verb hands ``run_files`` a *step factory*: a picklable callable without argume
 ``prepare(file)`` and ``compute(items)`` (see ``batch.process_files``), i.e. the model and where outputs go.
 
 * Without ``workers`` or ``scheduler`` the factory is called once here and ``batch.run_batch`` walks the files,
-  preparing the next two batches and writing the last one's files on threads beside the compute (``overlap``):
-  dask is not imported.
+  preparing the next two batches and writing the last one's files on threads beside the compute (``overlap``),
+  and computing two batches at once where the step is ``concurrent``: dask is not imported.
 * With ``workers=N`` a ``distributed.LocalCluster`` of N worker processes (``TASK_THREADS`` tasks at a time each)
   starts, and the machine's cores are split between them for torch; with ``scheduler=ADDRESS`` the run joins an
   existing cluster (e.g. ``dask-jobqueue``'s, see docs/cluster.md). The files go to the workers in batches of
@@ -41,6 +41,7 @@ from .batch import (BatchRows, BatchSummary, ResultTable, RowWriter, chunks, com
 WINDOW_PER_THREAD = 4  # batches in flight or unwritten per worker thread (at least MIN_WINDOW in all)
 MIN_WINDOW = 8
 CACHED_STEPS = 2  # steps (models) a worker keeps, most recently used first
+SERIAL_COMPUTES = 2  # batches a serial run computes at once where its step is ``concurrent`` (see ``Step``)
 TASK_THREADS = 2  # Dask threads of a local cluster's worker: one batch is prepared while another's network runs
 # Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's mmap threshold at 128 KiB:
 # every batch's tensors are then mapped and faulted in anew (11x the page faults, 50 % more CPU per file).
@@ -51,7 +52,9 @@ WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": 
 class Step(Protocol):
     """What a verb runs on each file (``prepare``) and on each batch of prepared files (``compute``). A step may
     keep ``seconds`` (a Counter of seconds by stage, e.g. with ``batch.timed``): a serial run reports them in its
-    summary's ``stage_seconds``."""
+    summary's ``stage_seconds``; and ``concurrent``: True where two batches may compute at once on threads and gain
+    from it (a reentrant network, ``Explainer.reentrant``, on the CPU), so that a serial run does
+    (``SERIAL_COMPUTES``)."""
 
     def prepare(self, file: Path) -> Any: ...
 
@@ -69,11 +72,12 @@ def available_cores() -> int:
         return os.cpu_count() or 1
 
 
-def serial_threads() -> int:
-    """torch's threads in a serial run by default: the available cores but one, which is left to the threads that
-    prepare the next batches (``batch.run_batch``'s overlap). On 2 cores torch's own 2 threads spin beside them:
-    ``plqa explain`` went from 25.6 to 34.6 files/s with YuNet, 12.7 to 13.3 with MTCNN (docs/results/benchmark.md)."""
-    return max(1, available_cores() - 1)
+def serial_threads(computes: int = 1) -> int:
+    """torch's threads in a serial run by default, with ``computes`` batches computed at once: the available cores
+    but one, which is left to the threads that prepare the next batches (``batch.run_batch``'s overlap), shared
+    between the computes; at least one. On 2 cores torch's own 2 threads spin beside the helpers: ``plqa explain``
+    went from 25.6 to 34.6 files/s with YuNet, 12.7 to 13.3 with MTCNN (docs/results/benchmark.md)."""
+    return max(1, (available_cores() - 1) // computes)
 
 
 @contextmanager
@@ -96,8 +100,8 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
 
     ``workers`` (≥ 1) and ``scheduler`` exclude each other. ``threads``: torch threads per worker, or of this
     process in a serial run (default: with ``workers``, the available cores split between them; in a serial run
-    ``serial_threads()``, restored afterwards; on an existing cluster torch's own setting, which dask's nanny makes
-    1). ``outputs``: the folder the workers write their files into; after a cluster run the temporaries that a
+    ``serial_threads``, shared by its computes and restored afterwards; on an existing cluster torch's own
+    setting, which dask's nanny makes 1). ``outputs``: the folder the workers write their files into; after a cluster run the temporaries that a
     worker killed inside a write left there are removed (the caller holds its ``output_lock``).
     """
     if workers is not None and scheduler is not None:
@@ -109,10 +113,11 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
     if batch_size < 1:
         raise ValueError(f"--batch-size must be ≥ 1, not {batch_size}")
     if workers is None and scheduler is None:
-        with torch_threads(serial_threads() if threads is None else threads):
-            step = make_step()
+        step = make_step()
+        computes = SERIAL_COMPUTES if getattr(step, "concurrent", False) else 1
+        with torch_threads(serial_threads(computes) if threads is None else threads):
             summary = run_batch(inputs, table, step.prepare, step.compute, batch_size=batch_size, debug=debug,
-                                desc=desc, overlap=True)
+                                desc=desc, overlap=True, computes=computes)
         summary.stage_seconds = dict(getattr(step, "seconds", {}))
         return summary
     if workers is not None and threads is None:

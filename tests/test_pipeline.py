@@ -232,3 +232,46 @@ def test_network_pass_gradient_is_that_of_the_unit_model(analyses):
     (g,) = torch.autograd.grad(load_backbone("dlib-resnet")(xr).sum(), xr)
     torch.testing.assert_close(net.unit_gradient, g)
     torch.testing.assert_close(net.unit_norm, g.flatten(1).norm(dim=1))
+
+
+@pytest.mark.parametrize("backbone", ["dlib-resnet", "sface", "facenet-random"])
+def test_two_threads_explain_at_once_as_one_does_after_the_other(london_crops, backbone):
+    """A reentrant network (``Backbone.reentrant``) explains two batches at once on two threads, as a serial run does
+    (``scale.SERIAL_COMPUTES``), with the results of one batch after the other, bit for bit: Q̂, embedding, PLQ map
+    and, where the network has a compliant-face norm, the deviation map from the feature maps each pass taps for
+    itself (``backbones.base.module_outputs``). FaceNet's random weights stand for the architecture here."""
+    import threading
+
+    import cv2
+
+    from plqa_nb.scale import torch_threads
+
+    from plqa_nb.bench import load_bench_backbone, timing_bundle
+
+    net = load_bench_backbone(backbone, torch.device("cpu"))[0]
+    size = net.crop_size
+    crops = [cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in london_crops[:4]]
+    batches = [crops_to_tensor(crops[:2], "cpu"), crops_to_tensor(crops[2:], "cpu")]
+    explainer = Explainer(net, calibration=timing_bundle(net, batches[0][:1]) if backbone == "facenet-random" else None)
+    assert explainer.reentrant and explainer.has_compliant_norm == (backbone != "facenet-random")
+    keys = ("quality", "embedding", "plq", "deviation")[:4 if explainer.has_compliant_norm else 3]
+    with torch_threads(1):  # one thread per pass, the serial run's setting on 2 cores
+        alone = [explainer.explain_tensor(x) for x in batches]
+        together: dict[int, list] = {0: [], 1: []}
+        start = threading.Barrier(2)
+
+        def run(k: int) -> None:
+            for _ in range(3):
+                start.wait(timeout=60)
+                together[k].append(explainer.explain_tensor(batches[k]))
+
+        threads = [threading.Thread(target=run, args=(k,)) for k in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+    for k in (0, 1):
+        assert len(together[k]) == 3
+        for out in together[k]:
+            for key in keys:
+                assert torch.equal(out[key], alone[k][key]), (k, key)

@@ -124,15 +124,25 @@ def test_overlapped_serial_run_writes_the_plain_runs_rows_and_files(faces_dir, t
 
     monkeypatch.setattr(ExplainStep, "compute", failing)
     runs = {}
-    for overlap in (False, True):
-        out = tmp_path / f"overlap-{overlap}"
+    for overlap, computes in ((False, 1), (True, 1), (True, 2)):
+        out = tmp_path / f"overlap-{overlap}-{computes}"
         (out / blocked).mkdir(parents=True)  # an output path that cannot be written
-        monkeypatch.setattr(scale, "run_batch", lambda *a, **k: batch.run_batch(*a, **{**k, "overlap": overlap}))
-        assert main(["explain", str(src), "--out", str(out), "--batch-size", "3"]) == 0
+
+        def run_batch(*a, **k):
+            assert k["computes"] == scale.SERIAL_COMPUTES  # dlib's network and the saliency: a concurrent step
+            return batch.run_batch(*a, **{**k, "overlap": overlap, "computes": computes})
+
+        monkeypatch.setattr(scale, "run_batch", run_batch)
+        assert main(["explain", str(src), "--out", str(out), "--batch-size", "2"]) == 0
         rows = [{c: _masked(v, out) for c, v in r.items() if c != "seconds"} for r in _rows(out / "results.csv")]
         files = {p.relative_to(out): p.read_bytes() for p in (out / "maps").rglob("*") if p.is_file()}
-        runs[overlap] = rows, files, _masked(capsys.readouterr().err, out)
-    (plain, plain_files, plain_err), (rows, files, err) = runs[False], runs[True]
+        runs[overlap, computes] = rows, files, _masked(capsys.readouterr().err, out)
+    plain, plain_files, plain_err = runs[False, 1]
+    for rows, files, err in (runs[True, 1], runs[True, 2]):
+        _check_same_run(plain, plain_files, plain_err, rows, files, err)
+
+
+def _check_same_run(plain, plain_files, plain_err, rows, files, err) -> None:
     assert rows == plain
     assert [r["status"] for r in rows] == ["ok", "ok", "error", "error", "ok", "error", "ok", "ok"]
     assert "IsADirectoryError" in rows[2]["error"] and "always fails" in rows[5]["error"]
@@ -324,6 +334,79 @@ def test_overlapped_run_lowers_its_helpers_not_the_network_thread(tmp_path):
     assert summary.ok == 3
     assert seen == {"prepare": {batch.HELPER_NICE}, "compute": {before}, "write": {batch.HELPER_NICE}}
     assert niceness() == before
+
+
+def test_a_serial_run_computes_two_batches_at_once_and_keeps_their_order(tmp_path):
+    """With ``computes=2`` (a concurrent step, ``scale.SERIAL_COMPUTES``) two batches compute at once on threads at
+    the caller's niceness; a batch that finishes before the one ahead of it waits for it, so that rows follow their
+    files, and each batch's files are written before its rows are appended."""
+    import threading
+
+    from plqa_nb import batch
+
+    names = ["a.png", "b.png", "c.png", "d.png", "e.png"]
+    for name in names:
+        (tmp_path / "in").mkdir(exist_ok=True)
+        (tmp_path / "in" / name).write_bytes(b"")
+    b_done, counter, active, most, waited, niceness = threading.Event(), threading.Lock(), [0], [0], [], set()
+    written: list[str] = []
+    rows_at_b: list[int] = []
+    table = batch.ResultTable(tmp_path / "out" / "results.csv", ["file", "status", "error", "seconds"])
+
+    def compute(items):
+        name = items[0][0].name
+        with counter:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        niceness.add(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        if name == "a.png":
+            waited.append(b_done.wait(timeout=30))  # b's compute runs and ends while a's is still running
+        with counter:
+            active[0] -= 1
+        if name == "b.png":
+            rows_at_b.append(len(_rows(tmp_path / "out" / "results.csv")))  # none: a's come first
+            b_done.set()
+        batch.write_output(str(items[0][0]), written.append, name)
+        return [{"file": str(f), "status": "ok", "error": "", "seconds": "0"} for f, _ in items]
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    summary = batch.run_batch([tmp_path / "in"], table, lambda f: f, compute, batch_size=1, overlap=True, computes=2)
+    assert summary.ok == 5 and waited == [True] and rows_at_b == [0] and most[0] == 2 and niceness == {before}
+    assert sorted(written) == names
+    assert [Path(r["file"]).name for r in _rows(tmp_path / "out" / "results.csv")] == names
+
+
+def test_a_serial_run_computes_two_at_once_only_where_the_step_allows(monkeypatch, tmp_path):
+    """``run_files`` asks ``run_batch`` for ``SERIAL_COMPUTES`` computes where the step is ``concurrent`` and for one
+    otherwise, with torch's threads shared between them (``serial_threads``); the verbs' steps are concurrent with
+    a reentrant network and the saliency on the CPU only (``commands.common.computes_concurrently``)."""
+    import torch
+
+    from plqa_nb import batch, scale
+    from plqa_nb.commands.common import computes_concurrently
+    from plqa_nb.pipeline import Explainer
+
+    seen = []
+
+    def run_batch(*args, computes, **kwargs):
+        seen.append((computes, torch.get_num_threads()))
+        return batch.BatchSummary(0, 0, 0, 0, tmp_path)
+
+    monkeypatch.setattr(scale, "run_batch", run_batch)
+
+    class Step:
+        def __init__(self, concurrent):
+            self.concurrent = concurrent
+            self.prepare = self.compute = None
+
+    table = batch.ResultTable(tmp_path / "results.csv", ["file", "status", "error", "seconds"])
+    for concurrent in (True, False):
+        scale.run_files([tmp_path], table, lambda: Step(concurrent))
+    assert seen == [(scale.SERIAL_COMPUTES, serial_threads(scale.SERIAL_COMPUTES)), (1, serial_threads(1))]
+    assert serial_threads(2) == max(1, (scale.available_cores() - 1) // 2)
+    explainer = Explainer()
+    assert explainer.backbone.reentrant and computes_concurrently(explainer)
+    assert not computes_concurrently(Explainer(explainer.backbone, method="integrated_gradients"))
 
 
 def test_a_worker_prepares_the_next_batch_while_the_network_runs(tmp_path):

@@ -13,6 +13,7 @@ It is split in two at the last dropout site:
 from __future__ import annotations
 
 import hashlib
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -34,14 +35,21 @@ def crops_to_tensor(crops: np.ndarray | list[np.ndarray], device: str | torch.de
 @contextmanager
 def module_outputs(network: nn.Module, names: Sequence[str]) -> Iterator[dict[str, torch.Tensor]]:
     """Inside the block, the output of each module named in ``names`` (``named_modules``) by the last forward pass
-    is kept in the yielded dict under its name (as computed: detach it if the pass records a graph); ValueError
-    naming the modules ``network`` lacks."""
+    on this thread is kept in the yielded dict under its name (as computed: detach it if the pass records a graph);
+    passes that other threads run meanwhile are not (``Backbone.reentrant``). ValueError naming the modules
+    ``network`` lacks."""
     modules = dict(network.named_modules())
     missing = [n for n in names if n not in modules]
     if missing:
         raise ValueError(f"{type(network).__name__} has no module {', '.join(missing)} (feature_taps)")
     out: dict[str, torch.Tensor] = {}
-    handles = [modules[n].register_forward_hook(lambda _m, _i, o, n=n: out.__setitem__(n, o)) for n in names]
+    thread = threading.get_ident()
+
+    def keep(name: str, output: torch.Tensor) -> None:
+        if threading.get_ident() == thread:
+            out[name] = output
+
+    handles = [modules[n].register_forward_hook(lambda _m, _i, o, n=n: keep(n, o)) for n in names]
     try:
         yield out
     finally:
@@ -81,6 +89,9 @@ class Backbone(nn.Module):
         feature_taps: names of modules (``named_modules``) whose feature maps the deviation map compares with
             compliant faces (``attribution.deviation``): one fine and one coarse map, about 1/8 and 1/16 of the
             crop; empty means the last feature map with more than one cell.
+        reentrant: True where a forward pass keeps no state in the modules, so that passes may run on several
+            threads at once (a serial run then computes two batches at a time, ``batch.run_batch``); False for a
+            network of unknown make.
     """
 
     name: str = "backbone"
@@ -88,6 +99,7 @@ class Backbone(nn.Module):
     template: np.ndarray | None = None
     defaults: BackboneDefaults = BackboneDefaults("serfiq")
     feature_taps: tuple[str, ...] = ()
+    reentrant: bool = False
 
     def trunk(self, x: torch.Tensor) -> torch.Tensor:
         """Crops [B,3,S,S] in 0..255 → features [B,F] before the last dropout site."""

@@ -116,6 +116,7 @@ class DlibResNet(Backbone):
     defaults = BackboneDefaults(quality="utility", norm="l1")
     # 17×17 after the first block of the 64-channel stage, 8×8 at the end of the 128-channel stage (150-px crop)
     feature_taps = ("blocks.3", "blocks.9")
+    reentrant = True
 
     def __init__(self):
         super().__init__()

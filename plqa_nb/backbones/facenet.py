@@ -36,6 +36,7 @@ class FaceNet(Backbone):
     # uncalibrated, it starts from the paper's FaceNet values (plqa_nb/shipped/paper/facenet.json)
     defaults = BackboneDefaults(quality="serfiq", family="facenet")
     feature_taps = ("net.repeat_1", "net.repeat_2")  # 17×17 and 8×8 on a 160-px crop
+    reentrant = True
 
     def __init__(self, dataset: str | None = "vggface2"):
         super().__init__()

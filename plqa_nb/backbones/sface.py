@@ -47,6 +47,7 @@ class SFace(OnnxBackbone):
     # graph's dropout): 1/8 and 1/16 of the crop. Named here, not searched, so that calibrated feature statistics
     # stay tied to the same layers.
     feature_taps = ("trunk_net.conv_12_relu", "trunk_net.bn1")
+    reentrant = True
 
     def __init__(self):
         super().__init__(sface_model_path(), name=self.name, crop_size=self.crop_size, mean=0.0, std=1.0,

@@ -97,7 +97,8 @@ def add_scale_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--threads", type=positive_int, default=None, metavar="T",
                    help="torch threads per worker, or of this process without --workers/--scheduler (default: with "
                         "--workers, the cores split between the workers; otherwise the cores but one, left to "
-                        "decoding and detecting the next batches)")
+                        "decoding and detecting the next batches, shared by the two batches a run with the "
+                        "saliency computes at once)")
 
 
 def scale_options(args: argparse.Namespace) -> dict:
@@ -125,6 +126,13 @@ def make_explainer(args: argparse.Namespace, method: str = "saliency", quality_p
                           device=args.device, seed=args.seed, norm=args.norm, quality_params=quality_params,
                           detector=args.detector, max_pixels=args.max_pixels)
     return explainer
+
+
+def computes_concurrently(explainer) -> bool:
+    """A verb step's ``concurrent`` (``scale.Step``): the Explainer's passes may run on several threads at once
+    (``Explainer.reentrant``) and run on the CPU, where two at a time use the cores that one leaves idle (on a GPU
+    they would queue on the device)."""
+    return explainer.reentrant and explainer.device.type == "cpu"
 
 
 def open_table(args: argparse.Namespace, path: Path, columns: list[str], **options) -> ResultTable:

@@ -25,7 +25,8 @@ from ..batch import ResultTable, atomic_save_csv, atomic_save_figure, atomic_sav
 from ..evaluation.erc import CONVENTIONS, ERC_COLUMNS, SUMMARY_COLUMNS
 from ..quality import available_estimators
 from . import VERBS
-from .common import add_detector_option, add_scale_options, check_settings, print_summary, scale_options, writes_out
+from .common import (add_detector_option, add_scale_options, check_settings, computes_concurrently, print_summary,
+                     scale_options, writes_out)
 
 RUN_COLUMNS = ["backbone", "impostor_selection", "images", "failed_images", "dropped_pairs"]
 SHOWN_FAILURES = 20  # failed files listed on stdout (all of them are in images.csv)
@@ -87,6 +88,7 @@ class ErcStep:
         self.configs = {n: resolve_config(self.explainer.backbone, n, seed=seed) for n in names}
         self.seed, self.out, self.dataset, self.identity = seed, out, dataset, identity
         self.prepare = self.explainer.prepare
+        self.concurrent = computes_concurrently(self.explainer)  # ``scale.Step``
 
     def compute(self, items: list) -> list[dict]:
         from ..backbones.base import crops_to_tensor

@@ -13,8 +13,8 @@ from ..batch import (atomic_save_npz, atomic_save_png, atomic_write_bytes, commo
                      write_output)
 from ..images import iter_image_files
 from . import VERBS
-from .common import (add_batch_options, add_model_options, add_scale_options, make_explainer, model_options,
-                     open_table, print_summary, scale_options, writes_out)
+from .common import (add_batch_options, add_model_options, add_scale_options, computes_concurrently, make_explainer,
+                     model_options, open_table, print_summary, scale_options, writes_out)
 
 if TYPE_CHECKING:
     from ..stages import PreparedFace
@@ -74,6 +74,7 @@ class ExplainStep:
         self.explainer = make_explainer(model, method=method)
         self.out, self.root = out, root
         self.seconds: Counter[str] = Counter()
+        self.concurrent = computes_concurrently(self.explainer)  # ``scale.Step``
 
     def prepare(self, file: Path) -> PreparedFace:
         """``Explainer.prepare`` without the photo, which ``compute`` does not use (batches prepared ahead hold

@@ -6,8 +6,8 @@ import functools
 from pathlib import Path
 
 from . import VERBS
-from .common import (add_batch_options, add_model_options, add_scale_options, make_explainer, model_options,
-                     open_table, print_summary, scale_options, writes_out)
+from .common import (add_batch_options, add_model_options, add_scale_options, computes_concurrently, make_explainer,
+                     model_options, open_table, print_summary, scale_options, writes_out)
 
 COLUMNS = ["file", "status", "error", "quality", "quality_raw", "backbone", "quality_method", "faces_found",
            "seconds"]
@@ -29,6 +29,7 @@ class QualityStep:
     def __init__(self, model: argparse.Namespace):
         self.explainer = make_explainer(model)
         self.prepare = self.explainer.prepare
+        self.concurrent = computes_concurrently(self.explainer)  # ``scale.Step``
 
     def compute(self, items: list) -> list[dict]:
         from ..pipeline import crops_to_tensor

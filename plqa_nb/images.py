@@ -1,4 +1,4 @@
-"""Stage 0: load an image from a path, a PIL image or a numpy array.
+"""Stage 0: load an image from a path, a PIL image or a numpy array (and ``encode_png``, the PNG the outputs use).
 
 Every loader returns ``uint8`` RGB ``[H, W, 3]``: grey is replicated, alpha is
 composited on white, 16-bit and float images are rescaled. Problems raise an
@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import threading
 import warnings
+import zlib
 from pathlib import Path
 from typing import Union
 
@@ -41,6 +43,8 @@ MAX_UPLOAD_BYTES = 20 * 2**20  # 20 MB: above any camera JPEG; larger uploads ar
 ImageFile.LOAD_TRUNCATED_IMAGES = False
 _PIL_GUARD = threading.Lock()  # serialises the brief lifts of PIL's global limit in _open
 _WARNINGS_GUARD = threading.Lock()  # catch_warnings swaps process-wide filters: one decode at a time inside it
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_DEFLATE_LEVEL = 2  # ISA-L's levels run 0-3
 
 
 def describe(image: ImageLike) -> str:
@@ -184,3 +188,28 @@ def iter_image_files(inputs: list[str | os.PathLike]) -> list[Path]:
             seen.add(key)
             unique.append(p)
     return unique
+
+
+def _png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """uint8 RGB [H, W, 3] → the bytes of a PNG file (8 bits per channel, not interlaced). Every row has PNG's Sub
+    filter (each byte minus the byte one pixel to its left, modulo 256) and is deflated by ISA-L (``isal``) at
+    ``PNG_DEFLATE_LEVEL``: a quarter of the time of OpenCV's libpng at its fastest setting, at the same size
+    (``research/png_speed.py``)."""
+    from isal import isal_zlib
+
+    a = np.asarray(rgb)
+    if a.dtype != np.uint8 or a.ndim != 3 or a.shape[2] != 3 or 0 in a.shape:
+        raise ValueError(f"encode_png takes uint8 RGB [H, W, 3], not {a.dtype} {list(a.shape)}")
+    h, w = a.shape[:2]
+    rows = np.ascontiguousarray(a).reshape(h, 3 * w)
+    filtered = np.empty((h, 1 + 3 * w), np.uint8)
+    filtered[:, 0] = 1  # the row's filter type: Sub
+    filtered[:, 1:4] = rows[:, :3]
+    np.subtract(rows[:, 3:], rows[:, :-3], out=filtered[:, 4:])
+    header = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)  # 8 bits, RGB, deflate, adaptive filters, no interlace
+    return (PNG_SIGNATURE + _png_chunk(b"IHDR", header)
+            + _png_chunk(b"IDAT", isal_zlib.compress(filtered.tobytes(), PNG_DEFLATE_LEVEL)) + _png_chunk(b"IEND", b""))

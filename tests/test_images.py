@@ -5,7 +5,7 @@ from PIL import Image
 
 from plqa_nb.errors import (CorruptImageError, EmptyFileError, ImageTooLargeError, ImageTooSmallError,
                             InvalidValuesError, NotAFileError, NotAnImageError)
-from plqa_nb.images import iter_image_files, load_image
+from plqa_nb.images import encode_png, iter_image_files, load_image
 
 
 @pytest.fixture()
@@ -107,3 +107,37 @@ def test_folder_walk_is_recursive_sorted_unique(tmp_path, rgb):
         (tmp_path / name).write_bytes(b"x")
     files = iter_image_files([tmp_path, tmp_path / "a.jpg"])
     assert [f.name for f in files] == ["a.jpg", "b.png", "c.PNG"]
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (1, 9, 3), (7, 1, 3), (33, 17, 3), (300, 600, 3)])
+def test_png_encoder_keeps_every_pixel(tmp_path, shape):
+    """``encode_png``'s file is a valid PNG (PIL verifies its chunks and checksums) of exactly the pixels given:
+    random pixels (every difference to the left neighbour wraps modulo 256 somewhere) and a real face beside its
+    PLQ map, as ``plqa explain`` writes it."""
+    rng = np.random.default_rng(shape[0] * 1000 + shape[1])
+    pixels = rng.integers(0, 256, shape, dtype=np.uint8)
+    for rgb in (pixels, pixels[:, ::-1]):  # a view that is not contiguous
+        path = tmp_path / "a.png"
+        path.write_bytes(encode_png(rgb))
+        with Image.open(path) as img:
+            img.verify()
+        with Image.open(path) as img:
+            assert img.mode == "RGB" and img.size == (shape[1], shape[0])
+            np.testing.assert_array_equal(np.asarray(img), rgb)
+
+
+def test_png_encoder_on_a_face_and_its_map(london_faces, tmp_path):
+    from plqa_nb.figures import side_by_side_png
+
+    crop = london_faces[0][1]
+    plq = np.linspace(0.0, 1.0, crop.shape[0] * crop.shape[1], dtype=np.float32).reshape(crop.shape[:2])
+    picture = side_by_side_png(crop, plq, 0.5, outline=plq > 0.8)
+    (tmp_path / "face.png").write_bytes(encode_png(picture))
+    np.testing.assert_array_equal(load_image(tmp_path / "face.png"), picture)
+
+
+@pytest.mark.parametrize("bad", [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 4), np.uint8),
+                                 np.zeros((4, 4, 3), np.float32), np.zeros((0, 4, 3), np.uint8)])
+def test_png_encoder_refuses_what_is_not_rgb_bytes(bad):
+    with pytest.raises(ValueError, match=r"uint8 RGB \[H, W, 3\]"):
+        encode_png(bad)

@@ -43,10 +43,13 @@ MIN_WINDOW = 8
 CACHED_STEPS = 2  # steps (models) a worker keeps, most recently used first
 SERIAL_COMPUTES = 2  # batches a serial run computes at once where its step is ``concurrent`` (see ``Step``)
 TASK_THREADS = 2  # Dask threads of a local cluster's worker: one batch is prepared while another's network runs
-# Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes glibc's mmap threshold at 128 KiB:
-# every batch's tensors are then mapped and faulted in anew (11x the page faults, 50 % more CPU per file).
-# Unset for the local cluster's workers; docs/cluster.md says how to unset it on a cluster of one's own.
-WORKER_ENVIRON = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
+# The local cluster's Dask settings. Dask's nanny starts workers with MALLOC_TRIM_THRESHOLD_=65536, which also fixes
+# glibc's mmap threshold at 128 KiB: every batch's tensors are then mapped and faulted in anew (11x the page faults,
+# 50 % more CPU per file); unset (docs/cluster.md says how on a cluster of one's own). The workers' statistical
+# profiler (the dashboard's Profile page) and the system monitor every 0.5 s took 5 % of a worker's CPU samples
+# (py-spy): the profiler is off and the monitor samples every 5 s.
+LOCAL_CLUSTER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
+                        "distributed.worker.profile.enabled": False, "distributed.admin.system-monitor.interval": "5s"}
 
 
 class Step(Protocol):
@@ -147,7 +150,7 @@ def cluster_client(workers: int | None, scheduler: str | None, threads: int | No
     else:
         # torch gets the threads (the nanny would otherwise set OMP_NUM_THREADS=1); a failed task's error reaches
         # the client, which reports it: the workers' own logs stay quiet
-        with dask.config.set(WORKER_ENVIRON):
+        with dask.config.set(LOCAL_CLUSTER_CONFIG):
             cluster = LocalCluster(n_workers=workers, threads_per_worker=TASK_THREADS, processes=True,
                                    silence_logs=logging.CRITICAL, dashboard_address=":0",
                                    env={"OMP_NUM_THREADS": str(threads)})

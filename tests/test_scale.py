@@ -84,11 +84,20 @@ def test_workers_write_the_serial_runs_table_and_files(faces_dir, tmp_path):
 
 def test_local_workers_keep_glibcs_dynamic_mmap_threshold():
     """Dask's nanny would start the workers with MALLOC_TRIM_THRESHOLD_ set, which fixes glibc's mmap threshold:
-    each batch's tensors would be faulted in anew (half again the CPU per file, docs/results/benchmark.md)."""
+    each batch's tensors would be faulted in anew (half again the CPU per file, docs/results/benchmark.md). The
+    workers run without Dask's statistical profiler and sample the system every 5 s (``LOCAL_CLUSTER_CONFIG``)."""
+    import dask
+
+    def settings() -> tuple:
+        return (dask.config.get("distributed.worker.profile.enabled"),
+                dask.config.get("distributed.admin.system-monitor.interval"))
+
     with cluster_client(1, None, 1) as client:
         seen = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
         threads = client.run(os.environ.get, "OMP_NUM_THREADS")
+        config = client.run(settings)
     assert list(seen.values()) == [None] and list(threads.values()) == ["1"]
+    assert list(config.values()) == [(False, "5s")]
 
 
 def _masked(text: str, out: Path) -> str:

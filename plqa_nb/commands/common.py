@@ -7,13 +7,16 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ..backbones import DEFAULT_BACKBONE, available_backbones
 from ..batch import ResultTable, atomic_write_bytes, output_lock
 from ..detection import ALIGNED, DEFAULT_DETECTOR, DETECTORS
 from ..images import MAX_PIXELS
 from ..quality import available_estimators
+
+if TYPE_CHECKING:
+    from ..pipeline import Explainer
 
 Verb = Callable[[argparse.Namespace], int]
 SETTINGS_RECORDED_LATER = {"detector": "mtcnn"}  # not in older settings.json files: what their runs used
@@ -128,7 +131,7 @@ def make_explainer(args: argparse.Namespace, method: str = "saliency", quality_p
     return explainer
 
 
-def computes_concurrently(explainer) -> bool:
+def computes_concurrently(explainer: Explainer) -> bool:
     """A verb step's ``concurrent`` (``scale.Step``): the Explainer's passes may run on several threads at once
     (``Explainer.reentrant``) and run on the CPU, where two at a time use the cores that one leaves idle (on a GPU
     they would queue on the device)."""

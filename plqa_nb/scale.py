@@ -104,8 +104,9 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
     ``workers`` (≥ 1) and ``scheduler`` exclude each other. ``threads``: torch threads per worker, or of this
     process in a serial run (default: with ``workers``, the available cores split between them; in a serial run
     ``serial_threads``, shared by its computes and restored afterwards; on an existing cluster torch's own
-    setting, which dask's nanny makes 1). ``outputs``: the folder the workers write their files into; after a cluster run the temporaries that a
-    worker killed inside a write left there are removed (the caller holds its ``output_lock``).
+    setting, which dask's nanny makes 1). ``outputs``: the folder the workers write their files into; after a
+    cluster run the temporaries that a worker killed inside a write left there are removed (the caller holds its
+    ``output_lock``).
     """
     if workers is not None and scheduler is not None:
         raise ValueError("give either workers (a local cluster) or scheduler (an existing one), not both")

@@ -112,8 +112,7 @@ def test_folder_walk_is_recursive_sorted_unique(tmp_path, rgb):
 @pytest.mark.parametrize("shape", [(1, 1, 3), (1, 9, 3), (7, 1, 3), (33, 17, 3), (300, 600, 3)])
 def test_png_encoder_keeps_every_pixel(tmp_path, shape):
     """``encode_png``'s file is a valid PNG (PIL verifies its chunks and checksums) of exactly the pixels given:
-    random pixels (every difference to the left neighbour wraps modulo 256 somewhere) and a real face beside its
-    PLQ map, as ``plqa explain`` writes it."""
+    random pixels, where the difference to the left neighbour wraps modulo 256 somewhere, contiguous or not."""
     rng = np.random.default_rng(shape[0] * 1000 + shape[1])
     pixels = rng.integers(0, 256, shape, dtype=np.uint8)
     for rgb in (pixels, pixels[:, ::-1]):  # a view that is not contiguous
@@ -127,6 +126,7 @@ def test_png_encoder_keeps_every_pixel(tmp_path, shape):
 
 
 def test_png_encoder_on_a_face_and_its_map(london_faces, tmp_path):
+    """A real face beside a PLQ map with an outline, as ``plqa explain`` writes it, read back exactly."""
     from plqa_nb.figures import side_by_side_png
 
     crop = london_faces[0][1]

@@ -244,9 +244,8 @@ def test_two_threads_explain_at_once_as_one_does_after_the_other(london_crops, b
 
     import cv2
 
-    from plqa_nb.scale import torch_threads
-
     from plqa_nb.bench import load_bench_backbone, timing_bundle
+    from plqa_nb.scale import torch_threads
 
     net = load_bench_backbone(backbone, torch.device("cpu"))[0]
     size = net.crop_size

@@ -37,6 +37,13 @@ def _first_photos(faces_dir, n: int) -> list[int]:
     return sorted(int(p.stem) for p in (faces_dir / "london" / "neutral").glob("[0-9][0-9][0-9].jpg"))[:n]
 
 
+def _empty_files(folder: Path, names: list[str]) -> None:
+    """Empty files of these names in ``folder`` (made): inputs of a run whose steps never read them."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(b"")
+
+
 def _linked_photos(faces_dir, dest: Path, numbers) -> list[Path]:
     """Symlinks to London neutral photos (never copies of them) in ``dest``."""
     dest.mkdir()
@@ -146,12 +153,13 @@ def test_overlapped_serial_run_writes_the_plain_runs_rows_and_files(faces_dir, t
         rows = [{c: _masked(v, out) for c, v in r.items() if c != "seconds"} for r in _rows(out / "results.csv")]
         files = {p.relative_to(out): p.read_bytes() for p in (out / "maps").rglob("*") if p.is_file()}
         runs[overlap, computes] = rows, files, _masked(capsys.readouterr().err, out)
-    plain, plain_files, plain_err = runs[False, 1]
-    for rows, files, err in (runs[True, 1], runs[True, 2]):
-        _check_same_run(plain, plain_files, plain_err, rows, files, err)
+    for computes in (1, 2):
+        _check_same_run(runs[False, 1], runs[True, computes])
 
 
-def _check_same_run(plain, plain_files, plain_err, rows, files, err) -> None:
+def _check_same_run(plain_run: tuple, run: tuple) -> None:
+    """The overlapped ``run``'s (rows, files, stderr) against those of the plain loop."""
+    (plain, plain_files, plain_err), (rows, files, err) = plain_run, run
     assert rows == plain
     assert [r["status"] for r in rows] == ["ok", "ok", "error", "error", "ok", "error", "ok", "ok"]
     assert "IsADirectoryError" in rows[2]["error"] and "always fails" in rows[5]["error"]
@@ -321,11 +329,7 @@ def test_overlapped_run_lowers_its_helpers_not_the_network_thread(tmp_path):
     def niceness() -> int:
         return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
 
-    files = []
-    for name in ("a.png", "b.png", "c.png"):
-        files.append(tmp_path / "in" / name)
-        files[-1].parent.mkdir(exist_ok=True)
-        files[-1].write_bytes(b"")
+    _empty_files(tmp_path / "in", ["a.png", "b.png", "c.png"])
     seen = {"prepare": set(), "compute": set(), "write": set()}
 
     def prepare(file):
@@ -354,9 +358,7 @@ def test_a_serial_run_computes_two_batches_at_once_and_keeps_their_order(tmp_pat
     from plqa_nb import batch
 
     names = ["a.png", "b.png", "c.png", "d.png", "e.png"]
-    for name in names:
-        (tmp_path / "in").mkdir(exist_ok=True)
-        (tmp_path / "in" / name).write_bytes(b"")
+    _empty_files(tmp_path / "in", names)
     b_done, counter, active, most, waited, niceness = threading.Event(), threading.Lock(), [0], [0], [], set()
     written: list[str] = []
     rows_at_b: list[int] = []

@@ -47,9 +47,12 @@ TASK_THREADS = 2  # Dask threads of a local cluster's worker: one batch is prepa
 # glibc's mmap threshold at 128 KiB: every batch's tensors are then mapped and faulted in anew (11x the page faults,
 # 50 % more CPU per file); unset (docs/cluster.md says how on a cluster of one's own). The workers' statistical
 # profiler (the dashboard's Profile page) and the system monitor every 0.5 s took 5 % of a worker's CPU samples
-# (py-spy): the profiler is off and the monitor samples every 5 s.
+# (py-spy): the profiler is off and the monitor samples every 5 s. Every server's event-loop tick (every 20 ms) and
+# the memory monitors of workers and nannies (every 100 ms) kept an idle 2-worker cluster at 0.09 cores, 0.01 with
+# both every second (docs/results/benchmark.md).
 LOCAL_CLUSTER_CONFIG = {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None,
-                        "distributed.worker.profile.enabled": False, "distributed.admin.system-monitor.interval": "5s"}
+                        "distributed.worker.profile.enabled": False, "distributed.admin.system-monitor.interval": "5s",
+                        "distributed.admin.tick.interval": "1s", "distributed.worker.memory.monitor-interval": "1s"}
 
 
 class Step(Protocol):
@@ -155,7 +158,7 @@ def cluster_client(workers: int | None, scheduler: str | None, threads: int | No
             cluster = LocalCluster(n_workers=workers, threads_per_worker=TASK_THREADS, processes=True,
                                    silence_logs=logging.CRITICAL, dashboard_address=":0",
                                    env={"OMP_NUM_THREADS": str(threads)})
-        client = Client(cluster)
+            client = Client(cluster)
     try:
         # without bokeh the scheduler still answers on the dashboard's port, with a page asking for bokeh
         if importlib.util.find_spec("bokeh") and "dashboard" in client.scheduler_info().get("services", {}):

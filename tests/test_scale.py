@@ -92,19 +92,23 @@ def test_workers_write_the_serial_runs_table_and_files(faces_dir, tmp_path):
 def test_local_workers_keep_glibcs_dynamic_mmap_threshold():
     """Dask's nanny would start the workers with MALLOC_TRIM_THRESHOLD_ set, which fixes glibc's mmap threshold:
     each batch's tensors would be faulted in anew (half again the CPU per file, docs/results/benchmark.md). The
-    workers run without Dask's statistical profiler and sample the system every 5 s (``LOCAL_CLUSTER_CONFIG``)."""
+    workers run without Dask's statistical profiler, sample the system every 5 s, and tick and check their memory
+    every second (``LOCAL_CLUSTER_CONFIG``)."""
     import dask
 
     def settings() -> tuple:
-        return (dask.config.get("distributed.worker.profile.enabled"),
-                dask.config.get("distributed.admin.system-monitor.interval"))
+        return tuple(dask.config.get(key) for key in ("distributed.worker.profile.enabled",
+                                                        "distributed.admin.system-monitor.interval",
+                                                        "distributed.admin.tick.interval",
+                                                        "distributed.worker.memory.monitor-interval"))
 
     with cluster_client(1, None, 1) as client:
         seen = client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
         threads = client.run(os.environ.get, "OMP_NUM_THREADS")
         config = client.run(settings)
+        scheduler_tick_s = client.cluster.scheduler._tick_interval  # the scheduler runs in this process
     assert list(seen.values()) == [None] and list(threads.values()) == ["1"]
-    assert list(config.values()) == [(False, "5s")]
+    assert list(config.values()) == [(False, "5s", "1s", "1s")] and scheduler_tick_s == 1.0
 
 
 def _masked(text: str, out: Path) -> str:

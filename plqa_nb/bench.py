@@ -37,7 +37,7 @@ import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 
@@ -302,26 +302,49 @@ def format_table(result: dict) -> str:
 
 
 # -- scaling over Dask workers (``plqa bench --scaling FOLDER``) ----------------------------------------------------
+class Sample(NamedTuple):
+    """One look at a traced command: seconds since its start, rows in its table, its resident memory (MiB), its
+    largest child process's (MiB), and the CPU seconds (user and system) that it and its child processes have used."""
+    seconds: float
+    rows: int
+    client_mb: float
+    worker_mb: float
+    cpu_s: float
+
+
 @dataclass
 class TracedRun:
-    """A ``plqa`` command run in a child process: its wall seconds and, every ``period`` seconds, (seconds since
-    start, rows in its table, the command's resident memory MiB, its largest child process's MiB)."""
+    """A ``plqa`` command run in a child process: its wall seconds and a ``Sample`` every ``period`` seconds."""
     wall_s: float
-    samples: list[tuple[float, int, float, float]]
+    samples: list[Sample]
 
-    def steady_files_per_s(self, low: float = 0.1, high: float = 0.9) -> float | None:
-        """Rows per second over the middle of the run: from the first sample that holds ``low`` of the final rows to
-        the first that holds ``high`` of them (None: too few rows or samples). The first rows leave out imports,
-        model loads and the cluster's start, but on a cluster they can arrive as a burst (batches finished out of
-        order wait for the first); the last ones, the tail where fewer workers are busy."""
-        final = max((s[1] for s in self.samples), default=0)
+    def steady_window(self, low: float = 0.1, high: float = 0.9) -> tuple[Sample, Sample] | None:
+        """The middle of the run: the first sample that holds ``low`` of the final rows and the first that holds
+        ``high`` of them (None: too few rows or samples). The first rows leave out imports, model loads and the
+        cluster's start, but on a cluster they can arrive as a burst (batches finished out of order wait for the
+        first); the last ones, the tail where fewer workers are busy."""
+        final = max((s.rows for s in self.samples), default=0)
         if final < 2:
             return None
         lo = max(1, math.ceil(low * final))
         hi = max(lo + 1, math.ceil(high * final))
-        a = next(s for s in self.samples if s[1] >= lo)
-        b = next(s for s in self.samples if s[1] >= hi)
-        return (b[1] - a[1]) / (b[0] - a[0]) if b[0] > a[0] else None
+        a = next(s for s in self.samples if s.rows >= lo)
+        b = next(s for s in self.samples if s.rows >= hi)
+        return (a, b) if b.seconds > a.seconds else None
+
+    def steady_files_per_s(self) -> float | None:
+        """Rows per second over ``steady_window``."""
+        window = self.steady_window()
+        return None if window is None else (window[1].rows - window[0].rows) / (window[1].seconds - window[0].seconds)
+
+    def steady_cpu(self) -> tuple[float, float] | None:
+        """Over ``steady_window``, in all the command's processes: CPU milliseconds per row, and cores used (CPU
+        seconds per second)."""
+        window = self.steady_window()
+        if window is None:
+            return None
+        a, b = window
+        return (b.cpu_s - a.cpu_s) * 1000.0 / (b.rows - a.rows), (b.cpu_s - a.cpu_s) / (b.seconds - a.seconds)
 
 
 def _rows_in(table: os.PathLike) -> int:
@@ -333,15 +356,16 @@ def _rows_in(table: os.PathLike) -> int:
 
 
 def traced_run(argv: list[str], table: os.PathLike, period: float = 0.2) -> TracedRun:
-    """Run ``python -m plqa_nb.cli *argv`` (this interpreter), sampling its table's rows and its memory and
-    its children's (Dask workers); raises RuntimeError with its stderr's end if it fails."""
+    """Run ``python -m plqa_nb.cli *argv`` (this interpreter), sampling its table's rows, its memory and CPU and
+    its child processes' (Dask workers); raises RuntimeError with its stderr's end if it fails."""
     import subprocess
     import tempfile
     import threading
 
     import psutil
 
-    samples: list[tuple[float, int, float, float]] = []
+    samples: list[Sample] = []
+    cpu_by_pid: dict[int, float] = {}  # the last CPU seconds seen of each process, kept after it ends
     stop = threading.Event()
     with tempfile.TemporaryFile() as err:
         t0 = time.perf_counter()
@@ -352,9 +376,12 @@ def traced_run(argv: list[str], table: os.PathLike, period: float = 0.2) -> Trac
         def sample() -> None:
             while not stop.is_set():
                 try:
-                    children = [c.memory_info().rss for c in me.children()]
-                    samples.append((time.perf_counter() - t0, _rows_in(table), me.memory_info().rss / 2 ** 20,
-                                    max(children, default=0) / 2 ** 20))
+                    children = me.children(recursive=True)
+                    for p in (me, *children):
+                        cpu_by_pid[p.pid] = sum(p.cpu_times()[:2])
+                    samples.append(Sample(time.perf_counter() - t0, _rows_in(table), me.memory_info().rss / 2 ** 20,
+                                          max((c.memory_info().rss for c in children), default=0) / 2 ** 20,
+                                          sum(cpu_by_pid.values())))
                 except psutil.Error:  # the process ended, or a child did
                     pass
                 time.sleep(period)
@@ -380,17 +407,20 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
     while the machine's speed drifts.
 
     ``runs`` (the first round's): per run files, wall seconds and files/s (imports, model loads and cluster start
-    included), steady files/s (``TracedRun.steady_files_per_s``: over the middle 80 % of the rows), efficiency
-    (steady files/s over workers × that of 1 worker), the client's and the largest worker's peak resident memory
+    included), steady files/s (``TracedRun.steady_files_per_s``: over the middle 80 % of the rows), the CPU
+    milliseconds per file and the cores used over the same rows in all the run's processes (``steady_cpu_ms_per_file``,
+    ``steady_cores``), efficiency (steady files/s over workers × that of 1 worker), the client's and the largest
+    worker's peak resident memory
     (MiB, sampled every 0.2 s); for the serial run ``stage_ms_per_file``, ``stage_share`` (of the summed stage
     seconds) and ``stage_wall_s`` (first batch to last row: the stages overlap, see ``plqa explain --timings``).
     ``map_only_faces_per_s``: PLQ maps/s of the default backbone at ``batch_size`` in this process
     (``plq_throughput``), the mean of a measurement right before and one right after the serial run.
 
-    ``rounds``: per round each run's steady files/s (serial first), the two map-only measurements,
-    ``serial_over_map_only`` and ``workers_over_serial`` (each worker count's steady files/s over the same round's
-    serial run). The verdicts ``serial_over_map_only`` and ``workers_over_serial`` are the medians of the rounds'
-    ratios (target ``TARGETS``)."""
+    ``rounds``: per round each run's steady files/s and CPU ms per file (serial first), the two map-only
+    measurements, ``serial_over_map_only``, ``workers_over_serial`` (each worker count's steady files/s over the same
+    round's serial run) and ``cpu_per_file_over_serial`` (its CPU per file over the serial run's). The verdicts
+    ``serial_over_map_only`` and ``workers_over_serial`` are the medians of the rounds' ratios (target ``TARGETS``),
+    as is the top level's ``cpu_per_file_over_serial``."""
     net = load_backbone(DEFAULT_BACKBONE, torch.device("cpu"))
     explainer, crop = Explainer(net), astronaut_crop(net, torch.device("cpu"))
 
@@ -404,12 +434,16 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
         runs, after = _scaling_runs(inputs, work, max_workers, batch_size, detector, map_only,
                                     lambda msg: log(f"round {k + 1} of {rounds}: {msg}"))
         first_runs = first_runs or runs
-        serial = runs[0]["steady_files_per_s"]
+        serial, serial_cpu = runs[0]["steady_files_per_s"], runs[0]["steady_cpu_ms_per_file"]
         rounds_out.append({"steady_files_per_s": [r["steady_files_per_s"] for r in runs],
+                           "steady_cpu_ms_per_file": [r["steady_cpu_ms_per_file"] for r in runs],
                            "map_only_faces_per_s": [before, after],
                            "serial_over_map_only": serial / statistics.mean([before, after]) if serial else None,
                            "workers_over_serial": {str(r["workers"]): r["steady_files_per_s"] / serial
-                                                   for r in runs[1:] if serial and r["steady_files_per_s"]}})
+                                                   for r in runs[1:] if serial and r["steady_files_per_s"]},
+                           "cpu_per_file_over_serial": {str(r["workers"]): r["steady_cpu_ms_per_file"] / serial_cpu
+                                                        for r in runs[1:]
+                                                        if serial_cpu and r["steady_cpu_ms_per_file"]}})
 
     def median(values: list) -> float | None:
         values = [v for v in values if v is not None]
@@ -420,7 +454,9 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
             "map_only_faces_per_s": statistics.mean(rounds_out[0]["map_only_faces_per_s"]), "rounds": rounds_out,
             "serial_over_map_only": median([r["serial_over_map_only"] for r in rounds_out]),
             "workers_over_serial": {str(n): median([r["workers_over_serial"].get(str(n)) for r in rounds_out])
-                                    for n in range(1, max_workers + 1)}}
+                                    for n in range(1, max_workers + 1)},
+            "cpu_per_file_over_serial": {str(n): median([r["cpu_per_file_over_serial"].get(str(n))
+                                                         for r in rounds_out]) for n in range(1, max_workers + 1)}}
 
 
 def _scaling_runs(inputs: list[str], work: os.PathLike, max_workers: int, batch_size: int, detector: str,
@@ -442,10 +478,12 @@ def _scaling_runs(inputs: list[str], work: os.PathLike, max_workers: int, batch_
         trace = traced_run(argv + (["--workers", workers] if workers else ["--timings", timings]),
                            out / "results.csv")
         files = _rows_in(out / "results.csv")
+        cpu_ms_per_file, cores = trace.steady_cpu() or (None, None)
         runs.append({"workers": workers or 0, "files": files, "wall_s": trace.wall_s,
                      "files_per_s": files / trace.wall_s, "steady_files_per_s": trace.steady_files_per_s(),
-                     "client_peak_mb": max((s[2] for s in trace.samples), default=None),
-                     "worker_peak_mb": max((s[3] for s in trace.samples), default=None) if workers else None})
+                     "steady_cpu_ms_per_file": cpu_ms_per_file, "steady_cores": cores,
+                     "client_peak_mb": max((s.client_mb for s in trace.samples), default=None),
+                     "worker_peak_mb": max((s.worker_mb for s in trace.samples), default=None) if workers else None})
         if workers is None:
             timed = json.loads(timings.read_text())
             stages = timed["stage_seconds"]
@@ -470,11 +508,13 @@ def format_scaling(result: dict) -> str:
     lines = [f"`plqa explain --detector {result['detector']}`, batch size "
              f"{result['batch_size']}, {result['cpu_count']} CPUs, load average "
              f"{f(result['load_average'], '.1f')} at the end", "",
-             "| workers | files | wall s | files/s (wall) | files/s (steady) | efficiency | client peak MiB | "
-             "worker peak MiB |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "| workers | files | wall s | files/s (wall) | files/s (steady) | CPU ms per file (steady) | "
+             "cores used (steady) | efficiency | client peak MiB | worker peak MiB |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["runs"]:
         lines.append(f"| {r['workers'] or 'serial'} | {r['files']} | {r['wall_s']:.1f} | {r['files_per_s']:.2f} | "
-                     f"{f(r['steady_files_per_s'], '.2f')} | {f(r.get('efficiency'), '.2f')} | "
+                     f"{f(r['steady_files_per_s'], '.2f')} | {f(r['steady_cpu_ms_per_file'], '.1f')} | "
+                     f"{f(r['steady_cores'], '.2f')} | {f(r.get('efficiency'), '.2f')} | "
                      f"{f(r['client_peak_mb'], '.0f')} | {f(r['worker_peak_mb'], '.0f')} |")
     rounds = result["rounds"]
     lines += ["", f"serial end to end (round 1): {f(serial['steady_files_per_s'], '.2f')} files/s steady against "
@@ -484,18 +524,22 @@ def format_scaling(result: dict) -> str:
         counts = list(result["workers_over_serial"])
         lines += [f"{len(rounds)} rounds, each run in turn:", "",
                   "| round | serial files/s | network alone maps/s (before, after) | serial / network | "
-                  + " | ".join(f"--workers {n} / serial" for n in counts) + " |",
-                  "|---:|---:|---|---:|" + "---:|" * len(counts)]
+                  + " | ".join(f"--workers {n} / serial" for n in counts) + " | "
+                  + " | ".join(f"CPU per file, --workers {n} / serial" for n in counts) + " |",
+                  "|---:|---:|---|---:|" + "---:|" * 2 * len(counts)]
         for i, r in enumerate(rounds, 1):
             lines.append(f"| {i} | {f(r['steady_files_per_s'][0], '.1f')} | "
                          + ", ".join(f"{v:.1f}" for v in r["map_only_faces_per_s"])
                          + f" | {f(r['serial_over_map_only'], '.0%')} | "
-                         + " | ".join(f(r["workers_over_serial"].get(n), ".2f") for n in counts) + " |")
+                         + " | ".join(f(r["workers_over_serial"].get(n), ".2f") for n in counts) + " | "
+                         + " | ".join(f(r["cpu_per_file_over_serial"].get(n), ".2f") for n in counts) + " |")
         lines.append("")
     median = "median of the rounds: " if len(rounds) > 1 else ""
     lines += [f"{median}serial / network alone {f(result['serial_over_map_only'], '.0%')} "
               f"(target ≥ {TARGETS['serial_over_map_only']:.0%}); "
-              + "; ".join(f"--workers {n} / serial {f(v, '.2f')}" for n, v in result["workers_over_serial"].items()),
+              + "; ".join(f"--workers {n} / serial {f(v, '.2f')}" for n, v in result["workers_over_serial"].items())
+              + "; CPU per file against serial: "
+              + "; ".join(f"--workers {n} {f(v, '.2f')}" for n, v in result["cpu_per_file_over_serial"].items()),
               "", f"serial stages (prepare on two threads, beside network and maps, beside output) over "
               f"{serial['stage_wall_s']:.1f} s from the first batch to the last row:",
               "", "| stage | ms per file | share of the stages' seconds |", "|---|---:|---:|",

@@ -87,14 +87,14 @@ def main() -> None:
                         shutil.copyfile(p, link)
         trace = traced_run(["explain", links, "--out", big, *bs, "--workers", args.workers], big / "results.csv")
         (work / "big-trace.json").write_text(json.dumps({"wall_s": trace.wall_s, "samples": trace.samples}))
-        first = [s for s in trace.samples if s[1] < 1000]
-        last = [s for s in trace.samples if s[1] >= total - 1000]
+        first = [s for s in trace.samples if s.rows < 1000]
+        last = [s for s in trace.samples if s.rows >= total - 1000]
         print(f"{total} linked files through --workers {args.workers}: {trace.wall_s:.1f} s "
               f"({total / trace.wall_s:.2f} files/s, {trace.steady_files_per_s():.2f} over the middle 80 % of the "
               "rows); "
-              f"client peak RSS {max(s[2] for s in first):.0f} MiB over the first 1000 rows, "
-              f"{max(s[2] for s in last):.0f} MiB over the last 1000; largest worker peak "
-              f"{max(s[3] for s in trace.samples):.0f} MiB; load average {os.getloadavg()[0]:.1f}")
+              f"client peak RSS {max(s.client_mb for s in first):.0f} MiB over the first 1000 rows, "
+              f"{max(s.client_mb for s in last):.0f} MiB over the last 1000; largest worker peak "
+              f"{max(s.worker_mb for s in trace.samples):.0f} MiB; load average {os.getloadavg()[0]:.1f}")
 
     ref = {Path(r["file"]).name: r for r in rows(work / "serial" / "results.csv")}
     got = rows(big / "results.csv")

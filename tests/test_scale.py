@@ -270,6 +270,9 @@ def test_bench_scaling_table(faces_dir, tmp_path, capsys):
     assert serial["files_per_s"] > 0 and one["files_per_s"] > 0
     assert serial["client_peak_mb"] > 100 and serial["worker_peak_mb"] is None  # torch and the model: > 100 MiB
     assert one["worker_peak_mb"] > 100  # the model lives in the worker
+    for run in (serial, one):  # three files may arrive within one sample: no steady window then
+        assert (run["steady_cpu_ms_per_file"] is None) == (run["steady_files_per_s"] is None)
+        assert run["steady_cores"] is None or 0 < run["steady_cores"] <= os.cpu_count() + 1
     for name in ("serial", "workers-1"):
         assert [r["status"] for r in _rows(tmp_path / "runs" / name / "results.csv")] == ["ok"] * 3
     result = json.loads(report.read_text())
@@ -485,9 +488,11 @@ def test_bench_scaling_rounds_judge_by_the_median_of_side_by_side_ratios(monkeyp
     def one_round(inputs, work, max_workers, batch_size, detector, map_only, log):
         s = next(serial)
         runs = [{"workers": 0, "files": 8, "wall_s": 1.0, "files_per_s": 8.0, "steady_files_per_s": s,
+                 "steady_cpu_ms_per_file": 40.0, "steady_cores": 1.8,
                  "client_peak_mb": 1.0, "worker_peak_mb": None, "stage_wall_s": 0.5,
                  "stage_ms_per_file": {"network": 1.0}, "stage_share": {"network": 1.0}}]
         runs += [{"workers": n, "files": 8, "wall_s": 1.0, "files_per_s": 8.0, "steady_files_per_s": s * (0.8 + n / 10),
+                  "steady_cpu_ms_per_file": 40.0 + n * s / 10, "steady_cores": 1.9,
                   "client_peak_mb": 1.0, "worker_peak_mb": 1.0, "efficiency": 1.0} for n in (1, 2)]
         return runs, map_only()
 
@@ -498,17 +503,25 @@ def test_bench_scaling_rounds_judge_by_the_median_of_side_by_side_ratios(monkeyp
     assert result["workers_over_serial"] == pytest.approx({"1": 0.9, "2": 1.0})
     assert result["map_only_faces_per_s"] == pytest.approx(90.0) and result["runs"][0]["steady_files_per_s"] == 45.0
     table = bench.format_scaling(result)
-    assert "3 rounds" in table and "| 2 | 40.0 | 50.0, 70.0 | 67% | 0.90 | 1.00 |" in table
+    # CPU per file over serial: 1 + n * s / 400 for s = 45, 40, 50
+    assert result["cpu_per_file_over_serial"] == pytest.approx({"1": 1.1125, "2": 1.225})
+    assert "3 rounds" in table and "| 2 | 40.0 | 50.0, 70.0 | 67% | 0.90 | 1.00 | 1.10 | 1.20 |" in table
     assert "median of the rounds: serial / network alone 50%" in table
+    assert "CPU per file against serial: --workers 1 1.11; --workers 2 1.23" in table
 
 
 def test_steady_rate_leaves_out_the_start_the_first_burst_and_the_tail():
-    """``TracedRun.steady_files_per_s``: the middle 80 % of the rows. A cluster's first rows can arrive together
-    (batches finished out of order wait for the first), and the last batches run on fewer workers."""
-    from plqa_nb.bench import TracedRun
+    """``TracedRun.steady_files_per_s`` and ``steady_cpu``: the middle 80 % of the rows. A cluster's first rows can
+    arrive together (batches finished out of order wait for the first), and the last batches run on fewer workers;
+    the CPU of the start-up and of the tail is left out too."""
+    from plqa_nb.bench import Sample, TracedRun
 
-    samples = [(t, 0, 1.0, 1.0) for t in (0.0, 5.0)]  # start-up
-    samples += [(5.0 + k, 30 + 10 * k, 1.0, 1.0) for k in range(7)]  # a burst of 30 rows, then 10 rows a second
-    samples += [(12.0, 95, 1.0, 1.0), (20.0, 100, 1.0, 1.0)]  # the tail
-    assert TracedRun(20.0, samples).steady_files_per_s() == pytest.approx(10.0)
-    assert TracedRun(1.0, [(0.0, 0, 1.0, 1.0), (1.0, 1, 1.0, 1.0)]).steady_files_per_s() is None
+    samples = [Sample(t, 0, 1.0, 1.0, 4.0 * t) for t in (0.0, 5.0)]  # start-up, 4 cores busy
+    # a burst of 30 rows, then 10 rows a second on 1.5 cores
+    samples += [Sample(5.0 + k, 30 + 10 * k, 1.0, 1.0, 20.0 + 1.5 * k) for k in range(7)]
+    samples += [Sample(12.0, 95, 1.0, 1.0, 30.0), Sample(20.0, 100, 1.0, 1.0, 31.0)]  # the tail
+    run = TracedRun(20.0, samples)
+    assert run.steady_files_per_s() == pytest.approx(10.0)
+    assert run.steady_cpu() == pytest.approx((150.0, 1.5))  # 1.5 CPU seconds per 10 rows, per second
+    short = TracedRun(1.0, [Sample(0.0, 0, 1.0, 1.0, 0.0), Sample(1.0, 1, 1.0, 1.0, 1.0)])
+    assert short.steady_files_per_s() is None and short.steady_cpu() is None

@@ -89,7 +89,7 @@ def test_workers_write_the_serial_runs_table_and_files(faces_dir, tmp_path):
         assert pa.shape == pb.shape and (pa != pb).any(2).mean() <= RENDERED_MAP_PIXEL_SHARE
 
 
-def test_local_workers_keep_glibcs_dynamic_mmap_threshold():
+def test_local_workers_start_with_the_packages_environment_and_dask_settings():
     """Dask's nanny would start the workers with MALLOC_TRIM_THRESHOLD_ set, which fixes glibc's mmap threshold:
     each batch's tensors would be faulted in anew (half again the CPU per file, docs/results/benchmark.md). The
     workers run without Dask's statistical profiler, sample the system every 5 s, and tick and check their memory

@@ -410,9 +410,9 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
     included), steady files/s (``TracedRun.steady_files_per_s``: over the middle 80 % of the rows), the CPU
     milliseconds per file and the cores used over the same rows in all the run's processes (``steady_cpu_ms_per_file``,
     ``steady_cores``), efficiency (steady files/s over workers × that of 1 worker), the client's and the largest
-    worker's peak resident memory
-    (MiB, sampled every 0.2 s); for the serial run ``stage_ms_per_file``, ``stage_share`` (of the summed stage
-    seconds) and ``stage_wall_s`` (first batch to last row: the stages overlap, see ``plqa explain --timings``).
+    worker's peak resident memory (MiB, sampled every 0.2 s); for the serial run ``stage_ms_per_file``,
+    ``stage_share`` (of the summed stage seconds) and ``stage_wall_s`` (first batch to last row: the stages overlap,
+    see ``plqa explain --timings``).
     ``map_only_faces_per_s``: PLQ maps/s of the default backbone at ``batch_size`` in this process
     (``plq_throughput``), the mean of a measurement right before and one right after the serial run.
 

@@ -434,29 +434,33 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
         runs, after = _scaling_runs(inputs, work, max_workers, batch_size, detector, map_only,
                                     lambda msg: log(f"round {k + 1} of {rounds}: {msg}"))
         first_runs = first_runs or runs
-        serial, serial_cpu = runs[0]["steady_files_per_s"], runs[0]["steady_cpu_ms_per_file"]
+        serial = runs[0]["steady_files_per_s"]
         rounds_out.append({"steady_files_per_s": [r["steady_files_per_s"] for r in runs],
                            "steady_cpu_ms_per_file": [r["steady_cpu_ms_per_file"] for r in runs],
                            "map_only_faces_per_s": [before, after],
                            "serial_over_map_only": serial / statistics.mean([before, after]) if serial else None,
-                           "workers_over_serial": {str(r["workers"]): r["steady_files_per_s"] / serial
-                                                   for r in runs[1:] if serial and r["steady_files_per_s"]},
-                           "cpu_per_file_over_serial": {str(r["workers"]): r["steady_cpu_ms_per_file"] / serial_cpu
-                                                        for r in runs[1:]
-                                                        if serial_cpu and r["steady_cpu_ms_per_file"]}})
+                           "workers_over_serial": _over_serial(runs, "steady_files_per_s"),
+                           "cpu_per_file_over_serial": _over_serial(runs, "steady_cpu_ms_per_file")})
 
     def median(values: list) -> float | None:
         values = [v for v in values if v is not None]
         return statistics.median(values) if values else None
 
+    def median_by_workers(key: str) -> dict[str, float | None]:
+        return {str(n): median([r[key].get(str(n)) for r in rounds_out]) for n in range(1, max_workers + 1)}
+
     return {"runs": first_runs, "batch_size": batch_size, "detector": detector, "cpu_count": os.cpu_count(),
             "load_average": _load_average(),
             "map_only_faces_per_s": statistics.mean(rounds_out[0]["map_only_faces_per_s"]), "rounds": rounds_out,
             "serial_over_map_only": median([r["serial_over_map_only"] for r in rounds_out]),
-            "workers_over_serial": {str(n): median([r["workers_over_serial"].get(str(n)) for r in rounds_out])
-                                    for n in range(1, max_workers + 1)},
-            "cpu_per_file_over_serial": {str(n): median([r["cpu_per_file_over_serial"].get(str(n))
-                                                         for r in rounds_out]) for n in range(1, max_workers + 1)}}
+            "workers_over_serial": median_by_workers("workers_over_serial"),
+            "cpu_per_file_over_serial": median_by_workers("cpu_per_file_over_serial")}
+
+
+def _over_serial(runs: list[dict], key: str) -> dict[str, float]:
+    """Each worker count's ``key`` over the serial run's (``runs[0]``), where both were measured."""
+    serial = runs[0][key]
+    return {str(r["workers"]): r[key] / serial for r in runs[1:] if serial and r[key]}
 
 
 def _scaling_runs(inputs: list[str], work: os.PathLike, max_workers: int, batch_size: int, detector: str,

@@ -402,23 +402,26 @@ def traced_run(argv: list[str], table: os.PathLike, period: float = 0.2) -> Trac
 def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_size: int = 8,
                   detector: str = DEFAULT_DETECTOR, rounds: int = 1,
                   log: Callable[[str], None] = lambda msg: None) -> dict:
-    """``plqa explain`` (with ``detector``) over ``inputs`` serially and with ``--workers`` 1 … ``max_workers``
-    (outputs under ``work``, replaced), ``rounds`` times in turn, so that the floors compare runs taken side by side
-    while the machine's speed drifts.
+    """``plqa explain`` (with ``detector``) over ``inputs`` serially, with ``--workers`` 1 … ``max_workers`` and
+    serially again (outputs under ``work``, replaced), ``rounds`` times in turn, so that the floors compare runs
+    taken side by side while the machine's speed drifts: each worker count against the mean of the serial runs
+    before and after it, in which a steady drift cancels.
 
-    ``runs`` (the first round's): per run files, wall seconds and files/s (imports, model loads and cluster start
-    included), steady files/s (``TracedRun.steady_files_per_s``: over the middle 80 % of the rows), the CPU
-    milliseconds per file and the cores used over the same rows in all the run's processes (``steady_cpu_ms_per_file``,
-    ``steady_cores``), efficiency (steady files/s over workers × that of 1 worker), the client's and the largest
-    worker's peak resident memory (MiB, sampled every 0.2 s); for the serial run ``stage_ms_per_file``,
-    ``stage_share`` (of the summed stage seconds) and ``stage_wall_s`` (first batch to last row: the stages overlap,
-    see ``plqa explain --timings``).
+    ``runs`` (the first round's, the second serial run last and marked ``again``): per run files, wall seconds and
+    files/s (imports, model loads and cluster start included), steady files/s (``TracedRun.steady_files_per_s``:
+    over the middle 80 % of the rows), the CPU milliseconds per file and the cores used over the same rows in all
+    the run's processes (``steady_cpu_ms_per_file``, ``steady_cores``), efficiency (steady files/s over workers ×
+    that of 1 worker), the client's and the largest worker's peak resident memory (MiB, sampled every 0.2 s); for
+    the first serial run ``stage_ms_per_file``, ``stage_share`` (of the summed stage seconds) and ``stage_wall_s``
+    (first batch to last row: the stages overlap, see ``plqa explain --timings``).
     ``map_only_faces_per_s``: PLQ maps/s of the default backbone at ``batch_size`` in this process
     (``plq_throughput``), the mean of a measurement right before and one right after the serial run.
 
-    ``rounds``: per round each run's steady files/s and CPU ms per file (serial first), the two map-only
-    measurements, ``serial_over_map_only``, ``workers_over_serial`` (each worker count's steady files/s over the same
-    round's serial run) and ``cpu_per_file_over_serial`` (its CPU per file over the serial run's). The verdicts
+    ``rounds``: per round each run's steady files/s and CPU ms per file (in ``runs``' order), the two map-only
+    measurements, ``serial_over_map_only`` (the first serial run), ``workers_over_serial`` (each worker count's
+    steady files/s over the mean of the round's serial runs), ``cpu_per_file_over_serial`` (its CPU per file over
+    theirs) and ``serial_again_over_serial`` (the drift over the round, as the second serial run's files/s over the
+    first's). The verdicts
     ``serial_over_map_only`` and ``workers_over_serial`` are the medians of the rounds' ratios (target ``TARGETS``),
     as is the top level's ``cpu_per_file_over_serial``."""
     net = load_backbone(DEFAULT_BACKBONE, torch.device("cpu"))
@@ -440,7 +443,9 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
                            "map_only_faces_per_s": [before, after],
                            "serial_over_map_only": serial / statistics.mean([before, after]) if serial else None,
                            "workers_over_serial": _over_serial(runs, "steady_files_per_s"),
-                           "cpu_per_file_over_serial": _over_serial(runs, "steady_cpu_ms_per_file")})
+                           "cpu_per_file_over_serial": _over_serial(runs, "steady_cpu_ms_per_file"),
+                           "serial_again_over_serial": (runs[-1]["steady_files_per_s"] / serial
+                                                        if serial and runs[-1]["steady_files_per_s"] else None)})
 
     def median(values: list) -> float | None:
         values = [v for v in values if v is not None]
@@ -458,27 +463,30 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
 
 
 def _over_serial(runs: list[dict], key: str) -> dict[str, float]:
-    """Each worker count's ``key`` over the serial run's (``runs[0]``), where both were measured."""
-    serial = runs[0][key]
-    return {str(r["workers"]): r[key] / serial for r in runs[1:] if serial and r[key]}
+    """Each worker count's ``key`` over the mean of the serial runs' (the one before the workers' runs and the one
+    after them, so that a steady drift of the machine's speed cancels), where measured."""
+    serial = [r[key] for r in runs if not r["workers"] and r[key]]
+    mean = statistics.mean(serial) if serial else None
+    return {str(r["workers"]): r[key] / mean for r in runs if r["workers"] and mean and r[key]}
 
 
 def _scaling_runs(inputs: list[str], work: os.PathLike, max_workers: int, batch_size: int, detector: str,
                   map_only: Callable[[], float], log: Callable[[str], None]) -> tuple[list[dict], float]:
-    """One round of ``scaling_table``: its runs (serial first) and the map-only throughput measured right after
-    the serial run."""
+    """One round of ``scaling_table``: its runs (serial, ``--workers`` 1 … ``max_workers``, serial again, the last
+    marked ``again``) and the map-only throughput measured right after the first serial run."""
     import json
     import shutil
     from pathlib import Path
 
     runs: list[dict] = []
-    timings = Path(work) / "serial-timings.json"
     after = 0.0
-    for workers in [None, *range(1, max_workers + 1)]:
-        out = Path(work) / (f"workers-{workers}" if workers else "serial")
+    for workers, name in [(None, "serial"), *((n, f"workers-{n}") for n in range(1, max_workers + 1)),
+                          (None, "serial-again")]:
+        out = Path(work) / name
         shutil.rmtree(out, ignore_errors=True)  # else the first samples count the last run's rows
+        timings = Path(work) / f"{name}-timings.json"
         argv = ["explain", *inputs, "--out", out, "--batch-size", batch_size, "--detector", detector, "--overwrite"]
-        log(f"scaling: {'serial' if workers is None else f'--workers {workers}'}")
+        log(f"scaling: {name if workers is None else f'--workers {workers}'}")
         trace = traced_run(argv + (["--workers", workers] if workers else ["--timings", timings]),
                            out / "results.csv")
         files = _rows_in(out / "results.csv")
@@ -488,15 +496,17 @@ def _scaling_runs(inputs: list[str], work: os.PathLike, max_workers: int, batch_
                      "steady_cpu_ms_per_file": cpu_ms_per_file, "steady_cores": cores,
                      "client_peak_mb": max((s.client_mb for s in trace.samples), default=None),
                      "worker_peak_mb": max((s.worker_mb for s in trace.samples), default=None) if workers else None})
-        if workers is None:
+        if name == "serial-again":
+            runs[-1]["again"] = True
+        elif name == "serial":
             timed = json.loads(timings.read_text())
             stages = timed["stage_seconds"]
             runs[0]["stage_wall_s"] = timed["wall_s"]
             runs[0]["stage_ms_per_file"] = {k: v * 1000.0 / max(files, 1) for k, v in stages.items()}
             runs[0]["stage_share"] = {k: v / (sum(stages.values()) or 1.0) for k, v in stages.items()}
             after = map_only()
-    one = runs[1]["steady_files_per_s"] if len(runs) > 1 else None
-    for r in runs[1:]:
+    one = runs[1]["steady_files_per_s"] if max_workers else None
+    for r in runs[1:-1]:
         r["efficiency"] = r["steady_files_per_s"] / (r["workers"] * one) if one and r["steady_files_per_s"] else None
     return runs, after
 
@@ -516,7 +526,8 @@ def format_scaling(result: dict) -> str:
              "cores used (steady) | efficiency | client peak MiB | worker peak MiB |",
              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in result["runs"]:
-        lines.append(f"| {r['workers'] or 'serial'} | {r['files']} | {r['wall_s']:.1f} | {r['files_per_s']:.2f} | "
+        label = "serial, again" if r.get("again") else r["workers"] or "serial"
+        lines.append(f"| {label} | {r['files']} | {r['wall_s']:.1f} | {r['files_per_s']:.2f} | "
                      f"{f(r['steady_files_per_s'], '.2f')} | {f(r['steady_cpu_ms_per_file'], '.1f')} | "
                      f"{f(r['steady_cores'], '.2f')} | {f(r.get('efficiency'), '.2f')} | "
                      f"{f(r['client_peak_mb'], '.0f')} | {f(r['worker_peak_mb'], '.0f')} |")
@@ -528,13 +539,14 @@ def format_scaling(result: dict) -> str:
         counts = list(result["workers_over_serial"])
         lines += [f"{len(rounds)} rounds, each run in turn:", "",
                   "| round | serial files/s | network alone maps/s (before, after) | serial / network | "
+                  "serial again / serial | "
                   + " | ".join(f"--workers {n} / serial" for n in counts) + " | "
                   + " | ".join(f"CPU per file, --workers {n} / serial" for n in counts) + " |",
-                  "|---:|---:|---|---:|" + "---:|" * 2 * len(counts)]
+                  "|---:|---:|---|---:|---:|" + "---:|" * 2 * len(counts)]
         for i, r in enumerate(rounds, 1):
             lines.append(f"| {i} | {f(r['steady_files_per_s'][0], '.1f')} | "
                          + ", ".join(f"{v:.1f}" for v in r["map_only_faces_per_s"])
-                         + f" | {f(r['serial_over_map_only'], '.0%')} | "
+                         + f" | {f(r['serial_over_map_only'], '.0%')} | {f(r['serial_again_over_serial'], '.2f')} | "
                          + " | ".join(f(r["workers_over_serial"].get(n), ".2f") for n in counts) + " | "
                          + " | ".join(f(r["cpu_per_file_over_serial"].get(n), ".2f") for n in counts) + " |")
         lines.append("")

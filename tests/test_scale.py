@@ -256,24 +256,24 @@ def test_without_scale_options_dask_is_not_imported(faces_dir, tmp_path):
 
 @pytest.mark.slow
 def test_bench_scaling_table(faces_dir, tmp_path, capsys):
-    """`plqa bench --scaling`: a serial and a one-worker run of real photos, each timed and its memory sampled; the
-    serial run's seconds per stage and the network's maps/s at the same batch size."""
+    """`plqa bench --scaling`: a serial run, a one-worker run and a serial run again of real photos, each timed and
+    its memory sampled; the first serial run's seconds per stage and the network's maps/s at the same batch size."""
     src = tmp_path / "in"
     _linked_photos(faces_dir, src, range(1, 4))
     report = tmp_path / "scaling.json"
     assert main(["bench", "--scaling", str(src), "--max-workers", "1", "--scaling-out", str(tmp_path / "runs"),
                  "--batch-size", "1", "--json", str(report)]) == 0
     table = capsys.readouterr().out
-    assert "| serial | 3 |" in table and "| 1 | 3 |" in table
-    serial, one = json.loads(report.read_text())["runs"]
-    assert (serial["workers"], one["workers"]) == (0, 1)
+    assert "| serial | 3 |" in table and "| 1 | 3 |" in table and "| serial, again | 3 |" in table
+    serial, one, again = json.loads(report.read_text())["runs"]
+    assert (serial["workers"], one["workers"], again["workers"], again["again"]) == (0, 1, 0, True)
     assert serial["files_per_s"] > 0 and one["files_per_s"] > 0
     assert serial["client_peak_mb"] > 100 and serial["worker_peak_mb"] is None  # torch and the model: > 100 MiB
     assert one["worker_peak_mb"] > 100  # the model lives in the worker
-    for run in (serial, one):  # three files may arrive within one sample: no steady window then
+    for run in (serial, one, again):  # three files may arrive within one sample: no steady window then
         assert (run["steady_cpu_ms_per_file"] is None) == (run["steady_files_per_s"] is None)
         assert run["steady_cores"] is None or 0 < run["steady_cores"] <= os.cpu_count() + 1
-    for name in ("serial", "workers-1"):
+    for name in ("serial", "workers-1", "serial-again"):
         assert [r["status"] for r in _rows(tmp_path / "runs" / name / "results.csv")] == ["ok"] * 3
     result = json.loads(report.read_text())
     assert set(serial["stage_ms_per_file"]) == {"prepare", "network", "maps", "output"}
@@ -477,35 +477,41 @@ def test_a_worker_prepares_the_next_batch_while_the_network_runs(tmp_path):
 
 def test_bench_scaling_rounds_judge_by_the_median_of_side_by_side_ratios(monkeypatch):
     """`plqa bench --scaling --rounds R`: each round's serial run is set against the network alone measured right
-    before and right after it, and each worker count against the same round's serial run; the verdicts are the
-    medians of the rounds' ratios, so that the machine's drift between rounds cancels."""
+    before and right after it, and each worker count against the mean of the same round's serial runs before and
+    after the workers' (a steady drift within the round cancels); the verdicts are the medians of the rounds'
+    ratios, so that the machine's drift between rounds cancels too."""
     from plqa_nb import bench
 
     speeds = iter([100.0, 80.0, 50.0, 70.0, 90.0, 110.0])  # maps/s before and after each round's serial run
     serial = iter([45.0, 40.0, 50.0])
+    again = iter([1.2, 0.8, 1.0])  # the second serial run's files/s over the first's: the mean is 1.1, 0.9, 1.0 s
     monkeypatch.setattr(bench, "plq_throughput", lambda *a, **k: [{"faces_per_s": next(speeds)}])
 
     def one_round(inputs, work, max_workers, batch_size, detector, map_only, log):
-        s = next(serial)
-        runs = [{"workers": 0, "files": 8, "wall_s": 1.0, "files_per_s": 8.0, "steady_files_per_s": s,
-                 "steady_cpu_ms_per_file": 40.0, "steady_cores": 1.8,
-                 "client_peak_mb": 1.0, "worker_peak_mb": None, "stage_wall_s": 0.5,
-                 "stage_ms_per_file": {"network": 1.0}, "stage_share": {"network": 1.0}}]
-        runs += [{"workers": n, "files": 8, "wall_s": 1.0, "files_per_s": 8.0, "steady_files_per_s": s * (0.8 + n / 10),
-                  "steady_cpu_ms_per_file": 40.0 + n * s / 10, "steady_cores": 1.9,
-                  "client_peak_mb": 1.0, "worker_peak_mb": 1.0, "efficiency": 1.0} for n in (1, 2)]
-        return runs, map_only()
+        s, a = next(serial), next(again)
+        serial_run = {"workers": 0, "files": 8, "wall_s": 1.0, "files_per_s": 8.0, "steady_files_per_s": s,
+                      "steady_cpu_ms_per_file": 40.0, "steady_cores": 1.8,
+                      "client_peak_mb": 1.0, "worker_peak_mb": None, "stage_wall_s": 0.5,
+                      "stage_ms_per_file": {"network": 1.0}, "stage_share": {"network": 1.0}}
+        # files/s (1 + a) / 2 * s * (0.8 + n / 10): over the serial runs' mean, 0.8 + n / 10 in every round
+        runs = [serial_run] + [{"workers": n, "files": 8, "wall_s": 1.0, "files_per_s": 8.0,
+                                "steady_files_per_s": (1 + a) / 2 * s * (0.8 + n / 10),
+                                "steady_cpu_ms_per_file": 40.0 + n * s / 10, "steady_cores": 1.9,
+                                "client_peak_mb": 1.0, "worker_peak_mb": 1.0, "efficiency": 1.0} for n in (1, 2)]
+        return runs + [dict(serial_run, steady_files_per_s=a * s, again=True)], map_only()
 
     monkeypatch.setattr(bench, "_scaling_runs", one_round)
     result = bench.scaling_table(["x"], "unused", 2, rounds=3)
     assert [r["serial_over_map_only"] for r in result["rounds"]] == pytest.approx([0.5, 2 / 3, 0.5])
     assert result["serial_over_map_only"] == pytest.approx(0.5)
     assert result["workers_over_serial"] == pytest.approx({"1": 0.9, "2": 1.0})
+    assert [r["serial_again_over_serial"] for r in result["rounds"]] == pytest.approx([1.2, 0.8, 1.0])
+    assert [r["workers_over_serial"]["2"] for r in result["rounds"]] == pytest.approx([1.0] * 3)
     assert result["map_only_faces_per_s"] == pytest.approx(90.0) and result["runs"][0]["steady_files_per_s"] == 45.0
     table = bench.format_scaling(result)
     # CPU per file over serial: 1 + n * s / 400 for s = 45, 40, 50
     assert result["cpu_per_file_over_serial"] == pytest.approx({"1": 1.1125, "2": 1.225})
-    assert "3 rounds" in table and "| 2 | 40.0 | 50.0, 70.0 | 67% | 0.90 | 1.00 | 1.10 | 1.20 |" in table
+    assert "3 rounds" in table and "| 2 | 40.0 | 50.0, 70.0 | 67% | 0.80 | 0.90 | 1.00 | 1.10 | 1.20 |" in table
     assert "median of the rounds: serial / network alone 50%" in table
     assert "CPU per file against serial: --workers 1 1.11; --workers 2 1.23" in table
 

@@ -39,8 +39,8 @@ def register(sub) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default torch's; 1 gives steadier CPU figures on a busy machine)")
     p.add_argument("--scaling", type=Path, nargs="+", default=None, metavar="INPUT",
-                   help="instead: `plqa explain` over these photos serially and with --workers 1 … --max-workers: "
-                        "files/s, efficiency, peak memory of the client and per worker")
+                   help="instead: `plqa explain` over these photos serially, with --workers 1 … --max-workers and "
+                        "serially again: files/s, efficiency, peak memory of the client and per worker")
     p.add_argument("--max-workers", type=int, default=os.cpu_count() or 1,
                    help="--scaling: the most workers (default: the CPU count)")
     p.add_argument("--scaling-out", type=Path, default=Path("results/bench-scaling"),

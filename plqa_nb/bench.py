@@ -415,15 +415,14 @@ def scaling_table(inputs: list[str], work: os.PathLike, max_workers: int, batch_
     the first serial run ``stage_ms_per_file``, ``stage_share`` (of the summed stage seconds) and ``stage_wall_s``
     (first batch to last row: the stages overlap, see ``plqa explain --timings``).
     ``map_only_faces_per_s``: PLQ maps/s of the default backbone at ``batch_size`` in this process
-    (``plq_throughput``), the mean of a measurement right before and one right after the serial run.
+    (``plq_throughput``), the mean of a measurement right before and one right after the first serial run.
 
     ``rounds``: per round each run's steady files/s and CPU ms per file (in ``runs``' order), the two map-only
     measurements, ``serial_over_map_only`` (the first serial run), ``workers_over_serial`` (each worker count's
     steady files/s over the mean of the round's serial runs), ``cpu_per_file_over_serial`` (its CPU per file over
     theirs) and ``serial_again_over_serial`` (the drift over the round, as the second serial run's files/s over the
-    first's). The verdicts
-    ``serial_over_map_only`` and ``workers_over_serial`` are the medians of the rounds' ratios (target ``TARGETS``),
-    as is the top level's ``cpu_per_file_over_serial``."""
+    first's). The verdicts ``serial_over_map_only`` and ``workers_over_serial`` are the medians of the rounds' ratios
+    (target ``TARGETS``), as is the top level's ``cpu_per_file_over_serial``."""
     net = load_backbone(DEFAULT_BACKBONE, torch.device("cpu"))
     explainer, crop = Explainer(net), astronaut_crop(net, torch.device("cpu"))
 
@@ -484,7 +483,7 @@ def _scaling_runs(inputs: list[str], work: os.PathLike, max_workers: int, batch_
                           (None, "serial-again")]:
         out = Path(work) / name
         shutil.rmtree(out, ignore_errors=True)  # else the first samples count the last run's rows
-        timings = Path(work) / f"{name}-timings.json"
+        timings = Path(work) / f"{name}-timings.json"  # both serial runs alike: the first one's stages are kept
         argv = ["explain", *inputs, "--out", out, "--batch-size", batch_size, "--detector", detector, "--overwrite"]
         log(f"scaling: {name if workers is None else f'--workers {workers}'}")
         trace = traced_run(argv + (["--workers", workers] if workers else ["--timings", timings]),

@@ -484,7 +484,7 @@ def test_bench_scaling_rounds_judge_by_the_median_of_side_by_side_ratios(monkeyp
 
     speeds = iter([100.0, 80.0, 50.0, 70.0, 90.0, 110.0])  # maps/s before and after each round's serial run
     serial = iter([45.0, 40.0, 50.0])
-    again = iter([1.2, 0.8, 1.0])  # the second serial run's files/s over the first's: the mean is 1.1, 0.9, 1.0 s
+    again = iter([1.2, 0.8, 1.0])  # the second serial run's files/s over the first's: their mean 1.1, 0.9, 1.0 × s
     monkeypatch.setattr(bench, "plq_throughput", lambda *a, **k: [{"faces_per_s": next(speeds)}])
 
     def one_round(inputs, work, max_workers, batch_size, detector, map_only, log):

@@ -60,7 +60,8 @@ class Step(Protocol):
     keep ``seconds`` (a Counter of seconds by stage, e.g. with ``batch.timed``): a serial run reports them in its
     summary's ``stage_seconds``; and ``concurrent``: True where two batches may compute at once on threads and gain
     from it (a reentrant network, ``Explainer.reentrant``, on the CPU), so that a serial run does
-    (``SERIAL_COMPUTES``)."""
+    (``SERIAL_COMPUTES``); and ``compute_bound``: True where the compute dwarfs preparing the files (the analyses'
+    many passes per face), so that a serial run gives torch every core instead of ``serial_threads``."""
 
     def prepare(self, file: Path) -> Any: ...
 
@@ -106,10 +107,10 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
 
     ``workers`` (≥ 1) and ``scheduler`` exclude each other. ``threads``: torch threads per worker, or of this
     process in a serial run (default: with ``workers``, the available cores split between them; in a serial run
-    ``serial_threads``, shared by its computes and restored afterwards; on an existing cluster torch's own
-    setting, which dask's nanny makes 1). ``outputs``: the folder the workers write their files into; after a
-    cluster run the temporaries that a worker killed inside a write left there are removed (the caller holds its
-    ``output_lock``).
+    ``serial_threads``, shared by its computes, or every core for a ``compute_bound`` step, and restored afterwards;
+    on an existing cluster torch's own setting, which dask's nanny makes 1). ``outputs``: the folder the workers
+    write their files into; after a cluster run the temporaries that a worker killed inside a write left there are
+    removed (the caller holds its ``output_lock``).
     """
     if workers is not None and scheduler is not None:
         raise ValueError("give either workers (a local cluster) or scheduler (an existing one), not both")
@@ -122,7 +123,9 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
     if workers is None and scheduler is None:
         step = make_step()
         computes = SERIAL_COMPUTES if getattr(step, "concurrent", False) else 1
-        with torch_threads(serial_threads(computes) if threads is None else threads):
+        if threads is None:
+            threads = available_cores() if getattr(step, "compute_bound", False) else serial_threads(computes)
+        with torch_threads(threads):
             summary = run_batch(inputs, table, step.prepare, step.compute, batch_size=batch_size, debug=debug,
                                 desc=desc, overlap=True, computes=computes)
         summary.stage_seconds = dict(getattr(step, "seconds", {}))

@@ -226,7 +226,7 @@ def test_the_counterfactual_map(explainer, face):
         get_method("counterfactual").compute(explainer.model, x, torch.ones(2))  # without the Explainer's norm
 
 
-def test_icao_flags_and_localises_through_the_cli(faces_dir, tmp_path):
+def test_icao_flags_and_localises_through_the_cli(faces_dir, tmp_path, capsys):
     photo = faces_dir / "london" / "neutral" / "002.jpg"
     out = tmp_path / "icao"
     assert main(["experiment", "icao", str(photo), "--out", str(out), "--only", "face_mask", "--only", "cap",
@@ -250,6 +250,16 @@ def test_icao_flags_and_localises_through_the_cli(faces_dir, tmp_path):
     assert set(summary) == {"deviation", "saliency", "input-x-gradient"}
     assert float(summary["deviation"]["mask_auc"]) == pytest.approx(
         np.mean([float(r["mask_auc"]) for r in local if r["method"] == "deviation"]))
+    before = (out / "localization.csv").read_bytes()
+    (out / "localization" / "002.jpg.csv").unlink()  # a resumed run reads a done photo's rows from its own file
+    assert main(["experiment", "icao", str(photo), "--out", str(out), "--only", "face_mask", "--only", "cap",
+                 "--methods", "saliency", "input-x-gradient"]) == 0
+    with open(out / "localization.csv") as f:
+        assert list(csv.DictReader(f)) == []
+    assert "have no localization rows" in capsys.readouterr().err
+    assert main(["experiment", "icao", str(photo), "--out", str(out), "--only", "face_mask", "--only", "cap",
+                 "--methods", "saliency", "input-x-gradient", "--overwrite"]) == 0
+    assert (out / "localization.csv").read_bytes() == before
 
 
 def test_inpainting_occlusions_with_each_fill(faces_dir, tmp_path):

@@ -89,6 +89,33 @@ def test_workers_write_the_serial_runs_table_and_files(faces_dir, tmp_path):
         assert pa.shape == pb.shape and (pa != pb).any(2).mean() <= RENDERED_MAP_PIXEL_SHARE
 
 
+@pytest.mark.slow
+def test_experiments_on_workers_write_the_serial_runs_rows_and_files(faces_dir, tmp_path):
+    """`plqa experiment icao --methods` and `masking` on 2 workers: the serial run's rows in file order (an unreadable
+    file's error row in its place), its panels and its localization rows, bit for bit (one torch thread in both)."""
+    src = tmp_path / "in"
+    _linked_photos(faces_dir, src, _first_photos(faces_dir, 3))
+    (src / "001b.jpg").write_text("not a photo\n")
+    for name, extra in (("icao", ["--only", "face_mask", "--only", "cap", "--methods", "saliency"]),
+                        ("masking", ["--sizes", "20", "40"])):
+        serial, dist = tmp_path / f"{name}-serial", tmp_path / f"{name}-workers"
+        for out, scale in ((serial, []), (dist, ["--workers", "2"])):
+            assert main(["experiment", name, str(src), "--out", str(out), "--batch-size", "2", "--threads", "1",
+                         *extra, *scale]) == 0
+        a, b = _rows(serial / f"{name}.csv"), _rows(dist / f"{name}.csv")
+        assert [r["status"] for r in a].count("error") == 1 and len(a) > 4
+        assert [{k: v for k, v in r.items() if k != "seconds"} for r in b] == \
+               [{k: v for k, v in r.items() if k != "seconds"} for r in a]
+        for output in {r["output"] for r in a if r["status"] == "ok"}:
+            za, zb = np.load(serial / output), np.load(dist / output)
+            assert all(np.array_equal(za[k], zb[k]) for k in za.files), output
+    local = _rows(tmp_path / "icao-workers" / "localization.csv")
+    assert len(local) == 3 * 2 * 2  # photos × occluders × (saliency, the feedback's deviation map)
+    assert local == _rows(tmp_path / "icao-serial" / "localization.csv")
+    assert (tmp_path / "icao-workers" / "localization_summary.csv").read_bytes() == \
+           (tmp_path / "icao-serial" / "localization_summary.csv").read_bytes()
+
+
 def test_local_workers_start_with_the_packages_environment_and_dask_settings():
     """Dask's nanny would start the workers with MALLOC_TRIM_THRESHOLD_ set, which fixes glibc's mmap threshold:
     each batch's tensors would be faulted in anew (half again the CPU per file, docs/results/benchmark.md). The

@@ -68,9 +68,10 @@ def add_detector_option(p: argparse.ArgumentParser) -> None:
                         "is, without detection")
 
 
-def add_batch_options(p: argparse.ArgumentParser) -> None:
+def add_batch_options(p: argparse.ArgumentParser, batch_size: int = 8) -> None:
     p.add_argument("inputs", nargs="*", metavar="INPUT", help="image files or folders (searched recursively)")
-    p.add_argument("--batch-size", type=positive_int, default=8, help="faces per network pass")
+    p.add_argument("--batch-size", type=positive_int, default=batch_size,
+                   help=f"faces per network pass, and per task on workers (default {batch_size})")
     p.add_argument("--overwrite", action="store_true", help="redo files already done and replace their outputs")
     p.add_argument("--debug", action="store_true", help="print tracebacks")
 

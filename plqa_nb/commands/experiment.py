@@ -8,23 +8,28 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from ..attribution import available_methods
-from ..batch import (ResultTable, atomic_save_csv, atomic_save_figure, atomic_save_png, common_root, output_stem,
-                     run_batch)
+from ..batch import ResultTable, atomic_save_csv, atomic_save_figure, atomic_save_png, common_root, output_stem
 from ..errors import InputError
 from ..experiments import options
 from ..images import IMAGE_SUFFIXES, iter_image_files
 from . import VERBS
-from .common import add_batch_options, add_model_options, make_explainer, print_summary, writes_out
+from .common import (add_batch_options, add_model_options, add_scale_options, make_explainer, model_options,
+                     print_summary, scale_options, writes_out)
 
 if TYPE_CHECKING:
     from ..experiments.common import FaceResult, Panel
 
 BASE = ["file", "status", "error", "output"]
+# photos per batch: an analysis costs a second a face or more, so that small batches keep every worker busy where the
+# photos are few, and cost a serial run nothing measurable (docs/results/analyses.md#on-workers)
+BATCH_SIZE = 2
 
 
 def csv_columns(name: str) -> list[str]:
@@ -93,8 +98,9 @@ def _number(text: str) -> int | float:
 
 
 def _common_options(p: argparse.ArgumentParser) -> None:
-    add_batch_options(p)
+    add_batch_options(p, BATCH_SIZE)
     add_model_options(p)
+    add_scale_options(p)
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--examples", type=int, default=2, help="photos shown in the example grid (default 2)")
 
@@ -117,47 +123,141 @@ def _example_panels(out: Path, rows: list[dict], n: int) -> list[list[Panel]]:
     return [load_panels(out / o) for o in outputs]
 
 
-def _run(args: argparse.Namespace, name: str, prepare: Callable,
-         experiment: Callable[[object, list], list[FaceResult]], after_face: Callable | None = None):
-    """Shared driver: batch over the inputs, one npz of panels per photo, rows appended; returns the ok rows."""
-    from ..experiments.common import save_panels
+class ExperimentStep:
+    """One analysis over a run's photos, built once per process (``plqa_nb.scale``): the model from the verb's model
+    options, the analysis's own options ``opts`` (``PLANS``), the output folder and the folder the output names are
+    relative to. ``compute`` writes each photo's panels (DIR/<name>/<input path>.npz), and for ``icao`` its images
+    (``--save-images``) and localization rows (``--methods``, ``LOCALIZATION_DIR``), and returns its rows. Its
+    passes are not declared reentrant (``concurrent``), and they dwarf decoding and detection (``compute_bound``)."""
+
+    concurrent = False
+    compute_bound = True
+
+    def __init__(self, name: str, model: argparse.Namespace, opts: argparse.Namespace, out: Path, root: Path):
+        self.name, self.opts, self.out, self.root = name, opts, out, root
+        self.explainer = make_explainer(model)
+        self.prepare, self.experiment = PLANS[name](self.explainer, opts)
+
+    def compute(self, items: list) -> list[dict]:
+        from ..experiments.common import save_panels
+
+        rows = []
+        for (file, _), res in zip(items, self.experiment([p for _, p in items])):
+            stem = output_stem(file, self.root)
+            rel = Path(self.name) / f"{stem}.npz"
+            save_panels(self.out / rel, res.panels)
+            if self.name == "icao":
+                self._icao_files(stem, res)
+            rows += [{**{k: _fmt(v) for k, v in row.items()}, "file": str(file), "status": "ok", "error": "",
+                      "output": str(rel)} for row in res.rows]
+        return rows
+
+    def _icao_files(self, stem: Path, res: FaceResult) -> None:
+        if self.opts.save_images:
+            for panel in res.panels:
+                atomic_save_png(self.out / "images" / stem / f"{panel.label.replace(' ', '_')}.png", panel.image)
+        if self.opts.methods and not self.opts.as_is:
+            from ..evaluation.localization import COLUMNS
+
+            atomic_save_csv(self.out / LOCALIZATION_DIR / f"{stem}.csv",
+                            [{**r, "file": res.file, "status": "ok", "error": ""} for r in res.localization],
+                            LOCALIZATION_BASE + COLUMNS)
+
+
+def _aligned_crop(explainer) -> Callable:
+    """``prepare`` for the analyses that take the aligned crop alone: file → ``FaceCrop``."""
+    from ..experiments.common import as_face_crop
+
+    return lambda file: as_face_crop(explainer.prepare(file))
+
+
+def _masking_plan(explainer, opts: argparse.Namespace) -> tuple[Callable, Callable]:
+    from ..experiments import masking
+
+    return _aligned_crop(explainer), lambda faces: masking.run(explainer, faces, opts.sizes, opts.per_size, opts.seed)
+
+
+def _inpainting_plan(explainer, opts: argparse.Namespace) -> tuple[Callable, Callable]:
+    from ..experiments import inpainting
+    from ..experiments.common import as_face_crop
+
+    if opts.occlude:
+        return (_aligned_crop(explainer),
+                lambda faces: inpainting.run_occluded(explainer, faces, opts.occlude, opts.mask_from, opts.fill,
+                                                      opts.repeats, opts.seed))
+    mask_source = None if opts.mask_from in ("plq", "paper") else Path(opts.mask_from)
+
+    def prepare(file: Path):
+        prepared = explainer.prepare(file)
+        mask = None if mask_source is None else inpainting.user_mask(find_mask(mask_source, file), prepared)
+        return as_face_crop(prepared), mask
+
+    def experiment(items):
+        masks = None if mask_source is None else [m for _, m in items]
+        return inpainting.run(explainer, [f for f, _ in items], masks, opts.fill, opts.repeats, opts.seed,
+                              opts.mask_from if mask_source is None else "user")
+    return prepare, experiment
+
+
+def _icao_plan(explainer, opts: argparse.Namespace) -> tuple[Callable, Callable]:
+    from ..experiments import icao
+    from ..experiments.common import as_face_crop  # the --reference photo
+
+    if opts.as_is:
+        reference = None
+        if opts.reference is not None:
+            try:
+                reference = as_face_crop(explainer.prepare(opts.reference))
+            except InputError as exc:
+                raise ValueError(f"--reference: {exc}") from None
+
+        def experiment(faces):
+            return icao.run_as_is(explainer, faces, reference, opts.seed)
+    else:
+        def experiment(faces):
+            return icao.run(explainer, faces, opts.only, opts.seed, opts.methods)
+    return _aligned_crop(explainer), experiment
+
+
+# each analysis's prepare and experiment from the Explainer and its options, in a worker as in this process
+PLANS = {"masking": _masking_plan, "inpainting": _inpainting_plan, "icao": _icao_plan}
+LOCALIZATION_DIR = "localization"  # icao --methods: DIR/localization/<input path>.csv, a photo's rows
+LOCALIZATION_BASE = ["file", "status", "error"]
+
+
+def _run(args: argparse.Namespace, name: str, opts: argparse.Namespace) -> list[dict]:
+    """Shared driver: the photos through ``ExperimentStep`` (here or on Dask workers, ``scale.run_files``), one
+    npz of panels per photo, rows appended; returns the ok rows."""
+    from ..scale import run_files
 
     if not args.inputs:
         raise SystemExit(f"plqa experiment {name}: give at least one INPUT (file or folder)")
     root = common_root(iter_image_files(args.inputs))
     table = ResultTable(args.out / f"{name}.csv", csv_columns(name), overwrite=args.overwrite, multi_row=True)
-
-    def compute(items):
-        rows = []
-        for (file, _), res in zip(items, experiment([p for _, p in items])):
-            stem = output_stem(file, root)
-            rel = Path(name) / f"{stem}.npz"
-            save_panels(args.out / rel, res.panels)
-            if after_face is not None:
-                after_face(stem, res)
-            rows += [{**{k: _fmt(v) for k, v in row.items()}, "file": str(file), "status": "ok", "error": "",
-                      "output": str(rel)} for row in res.rows]
-        return rows
-
-    summary = run_batch(args.inputs, table, prepare, compute, batch_size=args.batch_size, debug=args.debug,
-                        desc=f"plqa experiment {name}")
+    make_step = functools.partial(ExperimentStep, name, model_options(args), opts, args.out, root)
+    summary = run_files(args.inputs, table, make_step, desc=f"plqa experiment {name}", outputs=args.out,
+                        **scale_options(args))
     print_summary(summary, f"experiment {name}")
     return _ok_rows(table.path)
 
 
-def _localization_table(args: argparse.Namespace) -> ResultTable:
-    """DIR/localization.csv, holding only the rows of photos that icao.csv records as done (a kill between the
-    two writes leaves rows of a photo that will be redone)."""
-    from ..evaluation.localization import COLUMNS
-
-    columns = ["file", "status", "error"] + COLUMNS
-    table = ResultTable(args.out / "localization.csv", columns, overwrite=args.overwrite, output_columns=(),
-                        multi_row=True)
-    main = args.out / "icao.csv"
-    done = {r["file"] for r in _ok_rows(main)} if main.exists() and not args.overwrite else set()
-    kept = [r for r in _ok_rows(table.path) if r["file"] in done]
-    atomic_save_csv(table.path, kept, columns)
-    return table
+def _localization_rows(out: Path, done: list[dict]) -> list[dict]:
+    """The localization rows of the photos that icao.csv records as done (``done``, its ok rows), from their
+    files under ``LOCALIZATION_DIR``; a photo done by a run without --methods has none (said on stderr)."""
+    outputs = dict.fromkeys(r["output"] for r in done)
+    rows, missing = [], 0
+    for output in outputs:
+        stem = Path(output).relative_to("icao").with_suffix("")  # icao/<input path>.npz
+        path = out / LOCALIZATION_DIR / f"{stem}.csv"
+        if not path.exists():
+            missing += 1
+            continue
+        with open(path, newline="", encoding="utf-8") as f:
+            rows += list(csv.DictReader(f))
+    if missing:
+        print(f"plqa experiment icao: {missing} photo(s) were done by a run without --methods and have no "
+              "localization rows: run again with --overwrite to measure them", file=sys.stderr)
+    return rows
 
 
 def _print_table(records: list[dict]) -> None:
@@ -172,11 +272,9 @@ def _print_table(records: list[dict]) -> None:
 @writes_out()
 def run_masking(args: argparse.Namespace) -> int:
     from ..experiments import masking, plots
-    from ..experiments.common import as_face_crop
 
-    explainer = make_explainer(args)
-    rows = _run(args, "masking", lambda f: as_face_crop(explainer.prepare(f)),
-                lambda faces: masking.run(explainer, faces, args.sizes, args.per_size, args.seed))
+    opts = argparse.Namespace(sizes=args.sizes, per_size=args.per_size, seed=args.seed)
+    rows = _run(args, "masking", opts)
     if rows:
         atomic_save_figure(args.out / "figures" / "masking_distributions.png", plots.masking_distributions(rows))
         atomic_save_figure(args.out / "figures" / "masking_examples.png",
@@ -200,38 +298,18 @@ def find_mask(source: Path, file: Path) -> Path:
 @writes_out()
 def run_inpainting(args: argparse.Namespace) -> int:
     from ..experiments import icao, inpainting, plots
-    from ..experiments.common import as_face_crop
 
-    explainer = make_explainer(args)
     if args.occlude:
         icao.select_violations(args.occlude)  # unknown names fail before any work
         if args.mask_from not in inpainting.MASK_SOURCES:
             raise ValueError(f"--occlude takes --mask-from {' or '.join(inpainting.MASK_SOURCES)}")
-
-        def prepare(file: Path):
-            return as_face_crop(explainer.prepare(file))
-
-        def experiment(faces):
-            return inpainting.run_occluded(explainer, faces, args.occlude, args.mask_from, args.fill, args.repeats,
-                                           args.seed)
-    else:
-        if args.mask_from == "occluder":
-            raise ValueError("--mask-from occluder needs --occlude (the occluders are synthetic)")
-        mask_source = None if args.mask_from in ("plq", "paper") else Path(args.mask_from)
-        if mask_source is not None and not mask_source.exists():
-            raise FileNotFoundError(f"--mask-from {mask_source}: no such file or folder")
-
-        def prepare(file: Path):
-            prepared = explainer.prepare(file)
-            mask = None if mask_source is None else inpainting.user_mask(find_mask(mask_source, file), prepared)
-            return as_face_crop(prepared), mask
-
-        def experiment(items):
-            masks = None if mask_source is None else [m for _, m in items]
-            return inpainting.run(explainer, [f for f, _ in items], masks, args.fill, args.repeats, args.seed,
-                                  args.mask_from if mask_source is None else "user")
-
-    rows = _run(args, "inpainting", prepare, experiment)
+    elif args.mask_from == "occluder":
+        raise ValueError("--mask-from occluder needs --occlude (the occluders are synthetic)")
+    elif args.mask_from not in ("plq", "paper") and not Path(args.mask_from).exists():
+        raise FileNotFoundError(f"--mask-from {args.mask_from}: no such file or folder")
+    opts = argparse.Namespace(occlude=args.occlude, mask_from=args.mask_from, fill=args.fill, repeats=args.repeats,
+                              seed=args.seed)
+    rows = _run(args, "inpainting", opts)
     if rows:
         atomic_save_figure(args.out / "figures" / "inpainting_sorted.png", plots.inpainting_sorted(rows))
         if args.occlude:  # a line per photo: each variant before and after
@@ -249,37 +327,16 @@ def run_inpainting(args: argparse.Namespace) -> int:
 def run_icao(args: argparse.Namespace) -> int:
     from ..evaluation import localization as evaluation_localization
     from ..experiments import icao, plots
-    from ..experiments.common import as_face_crop
 
-    explainer = make_explainer(args)
-    if args.as_is:
-        reference = None
-        if args.reference is not None:
-            try:
-                reference = as_face_crop(explainer.prepare(args.reference))
-            except InputError as exc:
-                raise ValueError(f"--reference: {exc}") from None
-
-        def experiment(faces):
-            return icao.run_as_is(explainer, faces, reference, args.seed)
-    else:
+    if not args.as_is:
         icao.select_violations(args.only)  # unknown names fail before any work
-
-        def experiment(faces):
-            return icao.run(explainer, faces, args.only, args.seed, args.methods)
-
-    localization = _localization_table(args) if args.methods and not args.as_is else None
-
-    def after_face(stem: Path, res: FaceResult) -> None:
-        if args.save_images:
-            for panel in res.panels:
-                atomic_save_png(args.out / "images" / stem / f"{panel.label.replace(' ', '_')}.png", panel.image)
-        if localization is not None:
-            localization.append([{**r, "file": res.file, "status": "ok", "error": ""} for r in res.localization])
-
-    rows = _run(args, "icao", lambda f: as_face_crop(explainer.prepare(f)), experiment, after_face)
-    if localization is not None:
-        loc_rows = _ok_rows(localization.path)
+    opts = argparse.Namespace(as_is=args.as_is, reference=args.reference, only=args.only, methods=args.methods,
+                              save_images=args.save_images, seed=args.seed)
+    rows = _run(args, "icao", opts)
+    if args.methods and not args.as_is:
+        loc_rows = _localization_rows(args.out, rows)
+        atomic_save_csv(args.out / "localization.csv", loc_rows,
+                        LOCALIZATION_BASE + list(evaluation_localization.COLUMNS))
         summary = evaluation_localization.summary(loc_rows)
         atomic_save_csv(args.out / "localization_summary.csv", summary, list(summary[0]) if summary else ["method"])
         _print_table(summary)

@@ -12,6 +12,7 @@ import torch
 from plqa_nb import degradations as dg
 from plqa_nb.attribution import get_method
 from plqa_nb.attribution import defect_scores
+from plqa_nb.attribution.base import IMAGES_PER_PASS, windows_per_pass
 from plqa_nb.attribution.deviation import FeatureNorm, deviation_maps, fit_feature_norm
 from plqa_nb.cli import main
 from plqa_nb.evaluation import localization as loc
@@ -21,6 +22,8 @@ from plqa_nb.experiments.feedback import first_clause
 from plqa_nb.regions import flag_region, region_masks
 from plqa_nb.pipeline import Explainer, crops_to_tensor
 from plqa_nb.stages import as_face_crop
+
+from tolerances import PATH_QUALITY_ATOL
 
 
 @pytest.fixture(scope="module")
@@ -214,6 +217,11 @@ def test_the_counterfactual_map(explainer, face):
     attr = explainer.attribution_method("counterfactual").attribute(explainer.model, x,
                                                                     explainer.weights(x, explainer.quality(x)[0]))
     assert attr.shape == x.shape
+    # the pass size only batches the windows: one window of each image a pass gives the same map
+    weights = explainer.weights(x, explainer.quality(x)[0])
+    one = explainer.attribution_method("counterfactual", images_per_pass=1).attribute(explainer.model, x, weights)
+    assert (one - attr).abs().max() <= PATH_QUALITY_ATOL  # raw-quality units
+    assert windows_per_pass(x, IMAGES_PER_PASS) == IMAGES_PER_PASS // 2 and windows_per_pass(x, 1) == 1
     defect = defect_scores(attr, "contribution")
     masks = region_masks(variant.landmarks, 150)
     # the mask's pixels are blamed far more than the rest of the face (measured AUC 0.95 on this face)

@@ -31,6 +31,10 @@ from ..regression import QualityRegressionModel
 
 VIEWS = ("plq", "rank")
 ORIENTATIONS = ("gradient", "contribution", "evidence", "defect")
+# images (windowed copies, all images of the batch together) per network pass of the occlusion-type maps: bigger
+# passes allocate tensors that glibc maps and unmaps at every pass, and the page faults cost more than the batching
+# gains (docs/results/benchmark.md, the counterfactual map)
+IMAGES_PER_PASS = 32
 
 
 @contextlib.contextmanager
@@ -74,6 +78,12 @@ def rank_view(maps: torch.Tensor) -> torch.Tensor:
     flat = maps.detach().flatten(1).cpu().double().numpy()
     ranks = (rankdata(flat, axis=1) - 1) / max(flat.shape[1] - 1, 1)
     return torch.from_numpy(ranks).to(maps.device, maps.dtype).view_as(maps)
+
+
+def windows_per_pass(images: torch.Tensor, images_per_pass: int) -> int:
+    """Captum's ``perturbations_per_eval`` for a batch ``images`` [B, C, H, W]: about ``images_per_pass`` windowed
+    copies through the network at once, at least one window of each image."""
+    return max(1, images_per_pass // images.shape[0])
 
 
 def missing_norm(backbone: str) -> ValueError:

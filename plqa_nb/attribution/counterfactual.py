@@ -22,7 +22,7 @@ from torch import nn
 
 from ..degradations import to_crop_px
 from ..regression import QualityRegressionModel
-from .base import AttributionMethod, missing_norm
+from .base import IMAGES_PER_PASS, AttributionMethod, missing_norm, windows_per_pass
 from .compliant_norm import CompliantNorm
 
 
@@ -36,7 +36,8 @@ class _Estimate(nn.Module):
 
 
 class CounterfactualMethod(AttributionMethod):
-    """Args: window and stride in px at 112 (30, 7.5), perturbations_per_eval windows per network pass (64),
+    """Args: window and stride in px at 112 (30, 7.5), images_per_pass windowed copies per network pass
+    (``IMAGES_PER_PASS``, shared between the images of the batch: ``windows_per_pass``),
     compliant_norm: the network's norm, whose mean face fills the window (an ``Explainer`` hands over its
     calibration's)."""
 
@@ -45,9 +46,9 @@ class CounterfactualMethod(AttributionMethod):
     defect_orientation = "contribution"
     uses_compliant_norm = True
 
-    def __init__(self, window: float = 30.0, stride: float = 7.5, perturbations_per_eval: int = 64,
+    def __init__(self, window: float = 30.0, stride: float = 7.5, images_per_pass: int = IMAGES_PER_PASS,
                  compliant_norm: CompliantNorm | None = None):
-        self.window, self.stride, self.perturbations_per_eval = window, stride, perturbations_per_eval
+        self.window, self.stride, self.images_per_pass = window, stride, images_per_pass
         self.compliant_norm = compliant_norm
 
     def compute(self, model: QualityRegressionModel, images: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -62,7 +63,7 @@ class CounterfactualMethod(AttributionMethod):
         with torch.no_grad():
             return Occlusion(_Estimate(model.estimate)).attribute(
                 images.detach(), sliding_window_shapes=(images.shape[1], w, w), strides=(images.shape[1], st, st),
-                baselines=baseline, perturbations_per_eval=self.perturbations_per_eval)
+                baselines=baseline, perturbations_per_eval=windows_per_pass(images, self.images_per_pass))
 
 
 def defect_maps(explainer, crops: torch.Tensor, batch_size: int = 8) -> np.ndarray:

@@ -214,11 +214,10 @@ def test_the_feature_norm_is_fitted_out_of_fold(explainer, faces_dir):
 def test_the_counterfactual_map(explainer, face):
     variant = icao.make_variants(face, ["face_mask"], seed=0)[0]
     x = crops_to_tensor([face.crop, variant.image])
-    attr = explainer.attribution_method("counterfactual").attribute(explainer.model, x,
-                                                                    explainer.weights(x, explainer.quality(x)[0]))
+    weights = explainer.weights(x, explainer.quality(x)[0])
+    attr = explainer.attribution_method("counterfactual").attribute(explainer.model, x, weights)
     assert attr.shape == x.shape
     # the pass size only batches the windows: one window of each image a pass gives the same map
-    weights = explainer.weights(x, explainer.quality(x)[0])
     one = explainer.attribution_method("counterfactual", images_per_pass=1).attribute(explainer.model, x, weights)
     assert (one - attr).abs().max() <= PATH_QUALITY_ATOL  # raw-quality units
     assert windows_per_pass(x, IMAGES_PER_PASS) == IMAGES_PER_PASS // 2 and windows_per_pass(x, 1) == 1

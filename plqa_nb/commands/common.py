@@ -102,7 +102,8 @@ def add_scale_options(p: argparse.ArgumentParser) -> None:
                    help="torch threads per worker, or of this process without --workers/--scheduler (default: with "
                         "--workers, the cores split between the workers; otherwise the cores but one, left to "
                         "decoding and detecting the next batches, shared by the two batches a run with the "
-                        "saliency computes at once)")
+                        "saliency computes at once; every core for `plqa experiment`, whose passes dwarf "
+                        "detection)")
 
 
 def scale_options(args: argparse.Namespace) -> dict:

@@ -12,7 +12,7 @@ import functools
 import math
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from ..attribution import available_methods
 from ..batch import ResultTable, atomic_save_csv, atomic_save_figure, atomic_save_png, common_root, output_stem
@@ -123,45 +123,44 @@ def _example_panels(out: Path, rows: list[dict], n: int) -> list[list[Panel]]:
     return [load_panels(out / o) for o in outputs]
 
 
+class Plan(NamedTuple):
+    """What one analysis does with a batch: ``prepare`` (file → what ``experiment`` takes), ``experiment`` (a list
+    of those → one ``FaceResult`` each), and ``write_files(out, stem, result)``, the photo's files beside its panels
+    (None: none)."""
+    prepare: Callable
+    experiment: Callable
+    write_files: Callable[[Path, Path, FaceResult], None] | None = None
+
+
 class ExperimentStep:
     """One analysis over a run's photos, built once per process (``plqa_nb.scale``): the model from the verb's model
     options, the analysis's own options ``opts`` (``PLANS``), the output folder and the folder the output names are
-    relative to. ``compute`` writes each photo's panels (DIR/<name>/<input path>.npz), and for ``icao`` its images
-    (``--save-images``) and localization rows (``--methods``, ``LOCALIZATION_DIR``), and returns its rows. Its
-    passes are not declared reentrant (``concurrent``), and they dwarf decoding and detection (``compute_bound``)."""
+    relative to. ``compute`` writes each photo's panels (DIR/<name>/<input path>.npz) and the plan's other files,
+    and returns its rows. Its passes are not declared reentrant (``concurrent``), and they dwarf decoding and
+    detection (``compute_bound``)."""
 
     concurrent = False
     compute_bound = True
 
     def __init__(self, name: str, model: argparse.Namespace, opts: argparse.Namespace, out: Path, root: Path):
-        self.name, self.opts, self.out, self.root = name, opts, out, root
+        self.name, self.out, self.root = name, out, root
         self.explainer = make_explainer(model)
-        self.prepare, self.experiment = PLANS[name](self.explainer, opts)
+        self.plan = PLANS[name](self.explainer, opts)
+        self.prepare = self.plan.prepare
 
     def compute(self, items: list) -> list[dict]:
         from ..experiments.common import save_panels
 
         rows = []
-        for (file, _), res in zip(items, self.experiment([p for _, p in items])):
+        for (file, _), res in zip(items, self.plan.experiment([p for _, p in items])):
             stem = output_stem(file, self.root)
             rel = Path(self.name) / f"{stem}.npz"
             save_panels(self.out / rel, res.panels)
-            if self.name == "icao":
-                self._icao_files(stem, res)
+            if self.plan.write_files is not None:
+                self.plan.write_files(self.out, stem, res)
             rows += [{**{k: _fmt(v) for k, v in row.items()}, "file": str(file), "status": "ok", "error": "",
                       "output": str(rel)} for row in res.rows]
         return rows
-
-    def _icao_files(self, stem: Path, res: FaceResult) -> None:
-        if self.opts.save_images:
-            for panel in res.panels:
-                atomic_save_png(self.out / "images" / stem / f"{panel.label.replace(' ', '_')}.png", panel.image)
-        if self.opts.methods and not self.opts.as_is:
-            from ..evaluation.localization import COLUMNS
-
-            atomic_save_csv(self.out / LOCALIZATION_DIR / f"{stem}.csv",
-                            [{**r, "file": res.file, "status": "ok", "error": ""} for r in res.localization],
-                            LOCALIZATION_BASE + COLUMNS)
 
 
 def _aligned_crop(explainer) -> Callable:
@@ -171,20 +170,21 @@ def _aligned_crop(explainer) -> Callable:
     return lambda file: as_face_crop(explainer.prepare(file))
 
 
-def _masking_plan(explainer, opts: argparse.Namespace) -> tuple[Callable, Callable]:
+def _masking_plan(explainer, opts: argparse.Namespace) -> Plan:
     from ..experiments import masking
 
-    return _aligned_crop(explainer), lambda faces: masking.run(explainer, faces, opts.sizes, opts.per_size, opts.seed)
+    return Plan(_aligned_crop(explainer),
+                lambda faces: masking.run(explainer, faces, opts.sizes, opts.per_size, opts.seed))
 
 
-def _inpainting_plan(explainer, opts: argparse.Namespace) -> tuple[Callable, Callable]:
+def _inpainting_plan(explainer, opts: argparse.Namespace) -> Plan:
     from ..experiments import inpainting
     from ..experiments.common import as_face_crop
 
     if opts.occlude:
-        return (_aligned_crop(explainer),
-                lambda faces: inpainting.run_occluded(explainer, faces, opts.occlude, opts.mask_from, opts.fill,
-                                                      opts.repeats, opts.seed))
+        return Plan(_aligned_crop(explainer),
+                    lambda faces: inpainting.run_occluded(explainer, faces, opts.occlude, opts.mask_from, opts.fill,
+                                                          opts.repeats, opts.seed))
     mask_source = None if opts.mask_from in ("plq", "paper") else Path(opts.mask_from)
 
     def prepare(file: Path):
@@ -196,10 +196,10 @@ def _inpainting_plan(explainer, opts: argparse.Namespace) -> tuple[Callable, Cal
         masks = None if mask_source is None else [m for _, m in items]
         return inpainting.run(explainer, [f for f, _ in items], masks, opts.fill, opts.repeats, opts.seed,
                               opts.mask_from if mask_source is None else "user")
-    return prepare, experiment
+    return Plan(prepare, experiment)
 
 
-def _icao_plan(explainer, opts: argparse.Namespace) -> tuple[Callable, Callable]:
+def _icao_plan(explainer, opts: argparse.Namespace) -> Plan:
     from ..experiments import icao
     from ..experiments.common import as_face_crop  # the --reference photo
 
@@ -216,10 +216,24 @@ def _icao_plan(explainer, opts: argparse.Namespace) -> tuple[Callable, Callable]
     else:
         def experiment(faces):
             return icao.run(explainer, faces, opts.only, opts.seed, opts.methods)
-    return _aligned_crop(explainer), experiment
+    return Plan(_aligned_crop(explainer), experiment, functools.partial(_icao_files, opts))
 
 
-# each analysis's prepare and experiment from the Explainer and its options, in a worker as in this process
+def _icao_files(opts: argparse.Namespace, out: Path, stem: Path, res: FaceResult) -> None:
+    """A photo's ``--save-images`` PNGs (DIR/images/<input path>/<variant>.png) and ``--methods`` localization rows
+    (DIR/``LOCALIZATION_DIR``/<input path>.csv)."""
+    if opts.save_images:
+        for panel in res.panels:
+            atomic_save_png(out / "images" / stem / f"{panel.label.replace(' ', '_')}.png", panel.image)
+    if opts.methods and not opts.as_is:
+        from ..evaluation.localization import COLUMNS
+
+        atomic_save_csv(out / LOCALIZATION_DIR / f"{stem}.csv",
+                        [{**r, "file": res.file, "status": "ok", "error": ""} for r in res.localization],
+                        LOCALIZATION_BASE + COLUMNS)
+
+
+# each analysis's Plan from the Explainer and its options, in a worker as in this process
 PLANS = {"masking": _masking_plan, "inpainting": _inpainting_plan, "icao": _icao_plan}
 LOCALIZATION_DIR = "localization"  # icao --methods: DIR/localization/<input path>.csv, a photo's rows
 LOCALIZATION_BASE = ["file", "status", "error"]
@@ -249,11 +263,10 @@ def _localization_rows(out: Path, done: list[dict]) -> list[dict]:
     for output in outputs:
         stem = Path(output).relative_to("icao").with_suffix("")  # icao/<input path>.npz
         path = out / LOCALIZATION_DIR / f"{stem}.csv"
-        if not path.exists():
+        if path.exists():
+            rows += _ok_rows(path)  # every row of these files is ok
+        else:
             missing += 1
-            continue
-        with open(path, newline="", encoding="utf-8") as f:
-            rows += list(csv.DictReader(f))
     if missing:
         print(f"plqa experiment icao: {missing} photo(s) were done by a run without --methods and have no "
               "localization rows: run again with --overwrite to measure them", file=sys.stderr)

@@ -355,9 +355,17 @@ def _rows_in(table: os.PathLike) -> int:
         return 0
 
 
-def traced_run(argv: list[str], table: os.PathLike, period: float = 0.2) -> TracedRun:
+def dask_workers(process) -> list:
+    """The Dask worker processes that a LocalCluster in ``process`` (a ``psutil.Process``) spawned."""
+    return [p for p in process.children()
+            if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+
+
+def traced_run(argv: list[str], table: os.PathLike, period: float = 0.2,
+               watch: Callable[[object, int], None] | None = None) -> TracedRun:
     """Run ``python -m plqa_nb.cli *argv`` (this interpreter), sampling its table's rows, its memory and CPU and
-    its child processes' (Dask workers); raises RuntimeError with its stderr's end if it fails."""
+    its child processes' (Dask workers); ``watch(process, rows)``, if given, is called at every sample with the
+    command's ``psutil.Process``. Raises RuntimeError with its stderr's end if the command fails."""
     import subprocess
     import tempfile
     import threading
@@ -382,6 +390,8 @@ def traced_run(argv: list[str], table: os.PathLike, period: float = 0.2) -> Trac
                     samples.append(Sample(time.perf_counter() - t0, _rows_in(table), me.memory_info().rss / 2 ** 20,
                                           max((c.memory_info().rss for c in children), default=0) / 2 ** 20,
                                           sum(cpu_by_pid.values())))
+                    if watch is not None:
+                        watch(me, samples[-1].rows)
                 except psutil.Error:  # the process ended, or a child did
                     pass
                 time.sleep(period)

@@ -5,7 +5,9 @@
 2. the same photos under ``--copies`` × 102 names (hard links in WORK/links where the filesystem allows, else
    copies; not symlinks, which the file walk counts once since they resolve to one file) through
    ``--workers N``: the client's resident memory sampled every 0.2 s while rows arrive, its peak over the first
-   and over the last thousand rows (and the workers' peak), and files/s;
+   and over the last thousand rows (and the workers' peak), and files/s; with ``--kill-worker-at ROWS``, one
+   worker is SIGKILLed once the table holds ROWS rows, and the run must still end with one row per file, every
+   file's outputs and no temporary left;
 3. every row of the large run against the serial row of its photo (Q̂ and raw Q within THREADS_QUALITY_ATOL;
    numbers of the feedback text within FEEDBACK_NUMBER_ATOL; the other columns but ``seconds`` equal), and the
    arrays of ``--sample`` files chosen with ``--seed``: the crops' and PLQ maps' largest differences, and how
@@ -15,8 +17,14 @@
    counts move MTCNN's landmarks in their last bits, which moves some crop pixels by a grey level and the maps
    with them.
 
+With ``--erc``, instead: `plqa evaluate erc` over the London photos laid out as a dataset (one folder per
+person, the neutral and the smiling photo under ``--copies`` names each, so 204 × copies images) through
+``--workers N``: wall time, files/s, and the client's peak memory over the first and the last thousand rows of
+images.csv and over the whole command (the pairs' comparison included). The copies make the error figures
+meaningless; only the time and memory are measured.
+
 Usage: python research/measure_scale.py --work /tmp/scale [--faces DIR] [--copies 20] [--workers 2]
-       [--large-only | --compare-only]
+       [--kill-worker-at ROWS] [--large-only | --compare-only | --erc]
 """
 from __future__ import annotations
 
@@ -33,7 +41,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
-from plqa_nb.bench import traced_run  # noqa: E402
+from plqa_nb.batch import is_temporary  # noqa: E402
+from plqa_nb.bench import TracedRun, dask_workers, traced_run  # noqa: E402
 from tolerances import (FEEDBACK_NUMBER_ATOL, PATH_PLQ_ATOL, PATH_SALIENCY_REL, THREADS_QUALITY_ATOL,  # noqa: E402
                         max_relative, same_text_but_numbers)
 
@@ -41,6 +50,48 @@ from tolerances import (FEEDBACK_NUMBER_ATOL, PATH_PLQ_ATOL, PATH_SALIENCY_REL, 
 def rows(table: Path) -> list[dict]:
     with open(table) as f:
         return list(csv.DictReader(f))
+
+
+def link(src: Path, dest: Path) -> None:
+    """``dest`` as a hard link to ``src`` (a copy on another filesystem); kept if it exists."""
+    if dest.exists():
+        return
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dest)
+    except OSError:  # another filesystem
+        shutil.copyfile(src, dest)
+
+
+def memory_line(trace: TracedRun, total: int) -> str:
+    """The client's peak resident memory over the first and the last thousand rows (while rows arrive), over the
+    whole command, and the largest worker's."""
+    first = [s for s in trace.samples if s.rows < 1000]
+    last = [s for s in trace.samples if total - 1000 <= s.rows < total]
+    peak = max(s.client_mb for s in trace.samples)
+    return (f"client peak RSS {max(s.client_mb for s in first):.0f} MiB over the first 1000 rows, "
+            f"{max(s.client_mb for s in last):.0f} MiB over the last 1000, {peak:.0f} MiB over the whole command; "
+            f"largest worker peak {max(s.worker_mb for s in trace.samples):.0f} MiB")
+
+
+def erc_run(args: argparse.Namespace, bs: list) -> None:
+    """``plqa evaluate erc`` over the London photos as a dataset of 102 identities × 2 × ``args.copies`` images."""
+    london = args.faces / "london"
+    dataset, out = args.work / "erc-set", args.work / "erc"
+    for expression in ("neutral", "smiling"):
+        for photo in sorted((london / expression).glob("*.jpg")):
+            for k in range(args.copies):
+                link(photo, dataset / photo.stem / f"{expression}{k:03d}.jpg")
+    total = sum(1 for _ in dataset.rglob("*.jpg"))
+    trace = traced_run(["evaluate", "erc", dataset, "--out", out, *bs, "--workers", args.workers],
+                       out / "images.csv")
+    (args.work / "erc-trace.json").write_text(json.dumps({"wall_s": trace.wall_s, "samples": trace.samples}))
+    got = rows(out / "images.csv")
+    assert len(got) == total and len({r["file"] for r in got}) == total, "one row per image"
+    print(f"plqa evaluate erc over {total} images ({len({r['identity'] for r in got})} identities) through --workers "
+          f"{args.workers}: {trace.wall_s:.1f} s ({total / trace.wall_s:.2f} files/s, {trace.steady_files_per_s():.2f}"
+          f" over the middle 80 % of the rows); {memory_line(trace, total)}; "
+          f"{sum(r['status'] != 'ok' for r in got)} failed; load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
@@ -55,14 +106,20 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None,
                     help="torch threads of every run, serial and workers (default: the serial run the cores but one, "
                          "the workers the cores split between them)")
+    ap.add_argument("--kill-worker-at", type=int, default=None, metavar="ROWS",
+                    help="SIGKILL one worker of the large run once its table holds ROWS rows")
     ap.add_argument("--large-only", action="store_true", help="skip step 1, reuse WORK/serial of an earlier run")
     ap.add_argument("--compare-only", action="store_true", help="only step 3, on the outputs of an earlier run")
+    ap.add_argument("--erc", action="store_true", help="only `plqa evaluate erc` over a dataset of copies")
     args = ap.parse_args()
     neutral = args.faces / "london" / "neutral"
     photos = sorted(neutral.glob("*.jpg"))
     work = args.work
     work.mkdir(parents=True, exist_ok=True)
     bs = ["--batch-size", args.batch_size, "--overwrite"] + (["--threads", args.threads] if args.threads else [])
+    if args.erc:
+        erc_run(args, bs)
+        return
 
     n = len(photos)
     if not (args.large_only or args.compare_only):
@@ -77,28 +134,35 @@ def main() -> None:
     if not args.compare_only:
         links = work / "links"
         for k in range(args.copies):
-            (links / f"copy{k:03d}").mkdir(parents=True, exist_ok=True)
             for p in photos:
-                link = links / f"copy{k:03d}" / p.name
-                if not link.exists():
-                    try:
-                        os.link(p, link)
-                    except OSError:  # another filesystem
-                        shutil.copyfile(p, link)
-        trace = traced_run(["explain", links, "--out", big, *bs, "--workers", args.workers], big / "results.csv")
+                link(p, links / f"copy{k:03d}" / p.name)
+        killed: dict = {}
+
+        def kill_a_worker(process, rows_written: int) -> None:
+            if args.kill_worker_at is not None and not killed and rows_written >= args.kill_worker_at:
+                workers = dask_workers(process)
+                if workers:
+                    workers[0].kill()
+                    killed.update(pid=workers[0].pid, rows=rows_written)
+
+        trace = traced_run(["explain", links, "--out", big, *bs, "--workers", args.workers], big / "results.csv",
+                           watch=kill_a_worker)
         (work / "big-trace.json").write_text(json.dumps({"wall_s": trace.wall_s, "samples": trace.samples}))
-        first = [s for s in trace.samples if s.rows < 1000]
-        last = [s for s in trace.samples if s.rows >= total - 1000]
         print(f"{total} linked files through --workers {args.workers}: {trace.wall_s:.1f} s "
               f"({total / trace.wall_s:.2f} files/s, {trace.steady_files_per_s():.2f} over the middle 80 % of the "
-              "rows); "
-              f"client peak RSS {max(s.client_mb for s in first):.0f} MiB over the first 1000 rows, "
-              f"{max(s.client_mb for s in last):.0f} MiB over the last 1000; largest worker peak "
-              f"{max(s.worker_mb for s in trace.samples):.0f} MiB; load average {os.getloadavg()[0]:.1f}")
+              f"rows); {memory_line(trace, total)}; load average {os.getloadavg()[0]:.1f}")
+        if args.kill_worker_at is not None:
+            assert killed, "the run ended before the kill: give a smaller --kill-worker-at"
+            print(f"worker {killed['pid']} SIGKILLed when the table held {killed['rows']} rows")
 
     ref = {Path(r["file"]).name: r for r in rows(work / "serial" / "results.csv")}
     got = rows(big / "results.csv")
     assert len(got) == total and len({r["file"] for r in got}) == total, "one row per file"
+    missing = [r["output"] for r in got for o in (big / r["output"], (big / r["output"]).with_suffix(".png"))
+               if not o.is_file()]
+    left = [p for p in big.rglob("*") if is_temporary(p.name)]
+    print(f"{total} rows, one per file; outputs missing: {len(missing)}; temporaries left: {len(left)}")
+    assert not missing and not left
     worst, moved, differ = 0.0, 0, []
     for r in got:
         s = ref[Path(r["file"]).name]

@@ -12,10 +12,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+import psutil
 import pytest
 import torch
 
 from plqa_nb.batch import is_temporary
+from plqa_nb.bench import dask_workers
 from plqa_nb.cli import main
 from plqa_nb.scale import cluster_client, serial_threads
 
@@ -201,14 +203,6 @@ def _check_same_run(plain_run: tuple, run: tuple) -> None:
         [line for line in plain_err.splitlines() if "error" in line]
 
 
-def _workers_of(pid: int) -> list:
-    """The Dask worker processes a LocalCluster in process ``pid`` spawned."""
-    import psutil
-
-    return [p for p in psutil.Process(pid).children()
-            if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
-
-
 def _start_and_wait_for_a_row(src: Path, out: Path) -> tuple[subprocess.Popen, list]:
     """Start `plqa explain --workers 2 --batch-size 1` and return it and its workers once it has written a row."""
     proc = subprocess.Popen([sys.executable, "-m", "plqa_nb.cli", "explain", str(src), "--out", str(out),
@@ -217,7 +211,7 @@ def _start_and_wait_for_a_row(src: Path, out: Path) -> tuple[subprocess.Popen, l
     table, deadline = out / "results.csv", time.time() + 300
     while proc.poll() is None and time.time() < deadline and len(_rows(table) if table.exists() else []) < 1:
         time.sleep(0.05)
-    workers = _workers_of(proc.pid)
+    workers = dask_workers(psutil.Process(proc.pid))
     assert proc.poll() is None and len(workers) == 2 and len(_rows(table)) < len(list(src.iterdir())), \
         "kill too late: give it more photos"
     return proc, workers
@@ -250,7 +244,6 @@ def test_a_worker_killed_mid_run_loses_and_repeats_nothing(faces_dir, tmp_path):
 def test_a_killed_client_takes_its_workers_and_the_rerun_resumes(faces_dir, tmp_path):
     """SIGKILLs the plqa process of a --workers run once it has written a row: its workers end with it, and a rerun
     does the rest without rewriting what the first run recorded."""
-    import psutil
 
     src, out = tmp_path / "in", tmp_path / "out"
     # enough photos that the run cannot finish between two looks at its table, however fast the machine

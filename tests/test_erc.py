@@ -107,6 +107,13 @@ def test_random_rejection_is_flat_in_expectation():
     c = random_rejection_curve(g, imp, 1e-3, np.linspace(0, 0.5, 11), seed=3, draws=400)
     assert np.abs(c.fnmr - fnmr0).max() < 0.01
     assert pauc(c.effective, c.fnmr, 0.2) == pytest.approx(1.0, abs=0.03)
+    # the mean of the draws as each is drawn from the seed (summed as they come, not held), on the exact step curve
+    rng, few = np.random.default_rng(3), random_rejection_curve(g, imp, 1e-3, None, seed=3, draws=3)
+    draws = [erc_curve(g, rng.random(g.size), imp, 1e-3, None, rng.random(imp.size)) for _ in range(3)]
+    assert np.array_equal(few.fnmr, np.mean([d.fnmr for d in draws], 0), equal_nan=True)
+    assert np.array_equal(few.effective, draws[0].effective)
+    with pytest.raises(ValueError, match="draws must be ≥ 1"):
+        random_rejection_curve(g, imp, 1e-3, draws=0)
     # a quality that tracks the score beats it, and the oracle beats that
     q = g + np.random.default_rng(4).normal(0, 0.1, g.size)
     good = erc_curve(g, q, imp, 1e-3)

@@ -174,14 +174,19 @@ def random_rejection_curve(genuine_scores: np.ndarray, impostor_scores: np.ndarr
 
     Its FNMR stays at the FNMR of discard 0 in expectation (fixed convention). Qualities are
     drawn uniform, so there are no ties and every draw has the same effective fractions;
-    threshold: the mean over the draws.
+    threshold: the mean over the draws. The draws are summed as they come: an exact step curve
+    has a point per genuine pair, and holding every draw's would take ``draws`` times that.
     """
+    if draws < 1:
+        raise ValueError(f"draws must be ≥ 1, not {draws}")
     rng = np.random.default_rng(seed)
     n, m = np.size(genuine_scores), np.size(impostor_scores)
-    curves = [erc_curve(genuine_scores, rng.random(n), impostor_scores, fmr, fractions, rng.random(m), convention)
-              for _ in range(draws)]
-    return ErcCurve(fractions=curves[0].fractions, effective=curves[0].effective,
-                    fnmr=np.mean([c.fnmr for c in curves], 0), threshold=np.mean([c.threshold for c in curves], 0))
+    fnmr = threshold = 0.0
+    for _ in range(draws):
+        curve = erc_curve(genuine_scores, rng.random(n), impostor_scores, fmr, fractions, rng.random(m), convention)
+        fnmr, threshold = fnmr + curve.fnmr, threshold + curve.threshold
+    return ErcCurve(fractions=curve.fractions, effective=curve.effective, fnmr=fnmr / draws,
+                    threshold=threshold / draws)
 
 
 def oracle_curve(genuine_scores: np.ndarray, impostor_scores: np.ndarray, fmr: float,

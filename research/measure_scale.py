@@ -83,6 +83,7 @@ def erc_run(args: argparse.Namespace, bs: list) -> None:
             for k in range(args.copies):
                 link(photo, dataset / photo.stem / f"{expression}{k:03d}.jpg")
     total = sum(1 for _ in dataset.rglob("*.jpg"))
+    shutil.rmtree(out, ignore_errors=True)  # an earlier run's table would count as rows from the start
     trace = traced_run(["evaluate", "erc", dataset, "--out", out, *bs, "--workers", args.workers],
                        out / "images.csv")
     (args.work / "erc-trace.json").write_text(json.dumps({"wall_s": trace.wall_s, "samples": trace.samples}))
@@ -145,6 +146,7 @@ def main() -> None:
                     workers[0].kill()
                     killed.update(pid=workers[0].pid, rows=rows_written)
 
+        shutil.rmtree(big, ignore_errors=True)  # an earlier run's table would count as rows from the start
         trace = traced_run(["explain", links, "--out", big, *bs, "--workers", args.workers], big / "results.csv",
                            watch=kill_a_worker)
         (work / "big-trace.json").write_text(json.dumps({"wall_s": trace.wall_s, "samples": trace.samples}))

@@ -104,6 +104,7 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
               debug: bool = False, desc: str = "plqa", workers: int | None = None, scheduler: str | None = None,
               threads: int | None = None, outputs: str | os.PathLike | None = None) -> BatchSummary:
     """Process every image file under ``inputs`` that ``table`` does not hold as done; see the module docstring.
+    With none left, no step is built (no model loaded) and no cluster started.
 
     ``workers`` (≥ 1) and ``scheduler`` exclude each other. ``threads``: torch threads per worker, or of this
     process in a serial run (default: with ``workers``, the available cores split between them; in a serial run
@@ -120,6 +121,9 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
         raise ValueError(f"--threads must be ≥ 1, not {threads}")
     if batch_size < 1:
         raise ValueError(f"--batch-size must be ≥ 1, not {batch_size}")
+    files, todo = pending_files(inputs, table)
+    if not todo:  # nothing left (a finished run resumed, or no image): no model to load, no cluster to start
+        return BatchSummary(total=len(files), skipped=len(files), ok=0, errors=0, table=table.path)
     if workers is None and scheduler is None:
         step = make_step()
         computes = SERIAL_COMPUTES if getattr(step, "concurrent", False) else 1
@@ -132,7 +136,6 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
         return summary
     if workers is not None and threads is None:
         threads = max(1, available_cores() // workers)
-    files, todo = pending_files(inputs, table)
     with cluster_client(workers, scheduler, threads) as client, RowWriter(table, len(todo), desc) as writer:
         _run_on_cluster(client, todo, writer, make_step, batch_size, debug, threads)
     if outputs is not None:

@@ -438,9 +438,21 @@ def test_a_serial_run_computes_two_at_once_only_where_the_step_allows(monkeypatc
             self.prepare = self.compute = None
 
     table = batch.ResultTable(tmp_path / "results.csv", ["file", "status", "error", "seconds"])
+    _empty_files(tmp_path / "in", ["a.jpg"])  # a file to do (run_batch above never reads it)
     for concurrent in (True, False):
-        scale.run_files([tmp_path], table, lambda: Step(concurrent))
+        scale.run_files([tmp_path / "in"], table, lambda: Step(concurrent))
     assert seen == [(scale.SERIAL_COMPUTES, serial_threads(scale.SERIAL_COMPUTES)), (1, serial_threads(1))]
+    # a run with nothing left to do builds no step (no model load) and starts no cluster
+    table.append([{"file": str(tmp_path / "in" / "a.jpg"), "status": "ok", "error": "", "seconds": "1"}])
+    table = batch.ResultTable(table.path, table.columns)  # resumed
+
+    def no_step():
+        raise AssertionError("a step was built")
+
+    for options in ({}, {"workers": 2}):
+        summary = scale.run_files([tmp_path / "in"], table, no_step, **options)
+        assert (summary.total, summary.skipped, summary.ok, summary.errors) == (1, 1, 0, 0)
+    assert len(seen) == 2
     assert serial_threads(2) == max(1, (scale.available_cores() - 1) // 2)
     explainer = Explainer()
     assert explainer.backbone.reentrant and computes_concurrently(explainer)

@@ -82,7 +82,8 @@ def test_flag_region_against_a_norm(face):
     mask = inpainting.defect_mask(defect, face.landmarks)
     assert mask[masks["mouth"]].all() and not mask[masks["forehead"]].any()
     assert not inpainting.defect_mask(np.zeros((150, 150)), face.landmarks).any()
-    assert not inpainting.defect_mask(-np.ones((150, 150)), face.landmarks).any()  # nowhere would a typical face do better
+    # nowhere would a typical face do better
+    assert not inpainting.defect_mask(-np.ones((150, 150)), face.landmarks).any()
 
 
 def test_explanation_mask_falls_back_on_the_flagged_region(face):

@@ -52,7 +52,6 @@ TMP_PREFIX = ".plqa-tmp-"
 TMP_PATTERN = re.compile(re.escape(TMP_PREFIX) + r"[0-9a-f]{16}-(?P<target>.+)", re.DOTALL)
 LOCK_NAME = ".plqa.lock"
 PREPARE_AHEAD = 2  # batches an overlapped run prepares, each on its own thread, while it computes one
-HELPER_NICE = 19  # niceness of an overlapped run's prepare and write threads (Linux), below the network's thread
 
 
 def temporary_path(path: Path) -> Path:
@@ -492,8 +491,9 @@ def run_batch(inputs: Sequence[str | os.PathLike], table: ResultTable, prepare: 
     ``overlap``: ``PREPARE_AHEAD`` threads prepare the next batches (one each; on 2 cores MTCNN leaves room for a
     second detection beside the first), ``computes`` threads compute them, and one runs the writes ``compute``
     queued with ``write_output`` and then appends each batch's rows, in the batches' order, so that rows still
-    follow their files. The helpers that prepare and write run at niceness ``HELPER_NICE``
-    (``lower_thread_priority``). The rows and files are those of a run without ``overlap`` (up to ``seconds``);
+    follow their files. Every thread keeps the caller's niceness: helpers niced below the network's thread starved
+    when other busy processes shared the machine (docs/results/benchmark.md). The rows and files are those of a
+    run without ``overlap`` (up to ``seconds``);
     ``prepare`` must be safe to run on several threads at once and beside ``compute``, and ``compute`` too where
     ``computes`` > 1.
     """
@@ -507,18 +507,6 @@ def run_batch(inputs: Sequence[str | os.PathLike], table: ResultTable, prepare: 
     return writer.summary(files, todo)
 
 
-def lower_thread_priority(nice: int = HELPER_NICE) -> None:
-    """Give the calling thread the niceness ``nice`` (Linux, where a thread is scheduled on its own; elsewhere
-    nothing). An overlapped run's helpers take it, so that the network's thread, the slowest stage, has a core
-    whenever it can run and the helpers use what it leaves: with YuNet on 2 cores, 47-52 files/s against 44-48 in
-    runs taken in turn (docs/results/benchmark.md)."""
-    if sys.platform.startswith("linux"):
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
-        except OSError:
-            pass
-
-
 def _run_overlapped(batches: Iterator[list[Path]], writer: RowWriter, prepare: Callable[[Path], Any],
                     compute: Callable[[list[tuple[Path, Any]]], list[dict]], debug: bool, computes: int) -> None:
     """``run_batch``'s threads (see there)."""
@@ -530,9 +518,9 @@ def _run_overlapped(batches: Iterator[list[Path]], writer: RowWriter, prepare: C
     def finish(batch: PreparedBatch, rows_of: dict[str, list[dict]], writes: list) -> None:
         writer.add(write_batch(batch, rows_of, writes, debug))
 
-    with ThreadPoolExecutor(PREPARE_AHEAD, "plqa-prepare", initializer=lower_thread_priority) as preparer, \
+    with ThreadPoolExecutor(PREPARE_AHEAD, "plqa-prepare") as preparer, \
             ThreadPoolExecutor(computes, "plqa-compute") as computer, \
-            ThreadPoolExecutor(1, "plqa-write", initializer=lower_thread_priority) as output:
+            ThreadPoolExecutor(1, "plqa-write") as output:
         computed: deque[Future] = deque()  # in the batches' order
 
         def submit(n: int) -> None:

@@ -346,9 +346,9 @@ def test_scheduler_of_a_running_cluster(faces_dir, tmp_path):
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="threads have their own niceness on Linux only")
-def test_overlapped_run_lowers_its_helpers_not_the_network_thread(tmp_path):
-    """An overlapped serial run prepares and writes on threads of niceness ``HELPER_NICE``, so that the thread that
-    runs the network, the slowest stage, has a core whenever it can run; that thread keeps its niceness."""
+def test_overlapped_run_keeps_the_callers_niceness_on_every_thread(tmp_path):
+    """An overlapped serial run prepares, computes and writes on threads of the caller's niceness. With its helpers
+    at niceness 19, 102 photos took 204 s instead of 13 s beside two busy processes (docs/results/benchmark.md)."""
     import threading
 
     from plqa_nb import batch
@@ -372,7 +372,7 @@ def test_overlapped_run_lowers_its_helpers_not_the_network_thread(tmp_path):
     table = batch.ResultTable(tmp_path / "out" / "results.csv", ["file", "status", "error", "seconds"])
     summary = batch.run_batch([tmp_path / "in"], table, prepare, compute, batch_size=1, overlap=True)
     assert summary.ok == 3
-    assert seen == {"prepare": {batch.HELPER_NICE}, "compute": {before}, "write": {batch.HELPER_NICE}}
+    assert seen == {"prepare": {before}, "compute": {before}, "write": {before}}
     assert niceness() == before
 
 

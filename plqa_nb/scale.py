@@ -3,7 +3,8 @@
 A verb hands ``run_files`` a *step factory*: a picklable callable without arguments that builds an object with
 ``prepare(file)`` and ``compute(items)`` (see ``batch.process_files``), i.e. the model and where outputs go.
 
-* Without ``workers`` or ``scheduler`` the factory is called once here and ``batch.run_batch`` walks the files,
+* ``run_files`` walks the files first: with none left to do it returns without a model or a cluster.
+* Without ``workers`` or ``scheduler`` the factory is called once here and ``batch.run_batch`` runs the files,
   preparing the next two batches and writing the last one's files on threads beside the compute (``overlap``),
   and computing two batches at once where the step is ``concurrent``: dask is not imported.
 * With ``workers=N`` a ``distributed.LocalCluster`` of N worker processes (``TASK_THREADS`` tasks at a time each)
@@ -131,7 +132,7 @@ def run_files(inputs: Sequence[str | os.PathLike], table: ResultTable, make_step
             threads = available_cores() if getattr(step, "compute_bound", False) else serial_threads(computes)
         with torch_threads(threads):
             summary = run_batch(inputs, table, step.prepare, step.compute, batch_size=batch_size, debug=debug,
-                                desc=desc, overlap=True, computes=computes)
+                                desc=desc, overlap=True, computes=computes, pending=(files, todo))
         summary.stage_seconds = dict(getattr(step, "seconds", {}))
         return summary
     if workers is not None and threads is None:

@@ -424,10 +424,11 @@ def test_a_serial_run_computes_two_at_once_only_where_the_step_allows(monkeypatc
     from plqa_nb.commands.common import computes_concurrently
     from plqa_nb.pipeline import Explainer
 
-    seen = []
+    seen, walked = [], []
 
-    def run_batch(*args, computes, **kwargs):
+    def run_batch(*args, computes, pending, **kwargs):
         seen.append((computes, torch.get_num_threads()))
+        walked.append(pending)  # run_files's own walk, not walked again
         return batch.BatchSummary(0, 0, 0, 0, tmp_path)
 
     monkeypatch.setattr(scale, "run_batch", run_batch)
@@ -442,6 +443,7 @@ def test_a_serial_run_computes_two_at_once_only_where_the_step_allows(monkeypatc
     for concurrent in (True, False):
         scale.run_files([tmp_path / "in"], table, lambda: Step(concurrent))
     assert seen == [(scale.SERIAL_COMPUTES, serial_threads(scale.SERIAL_COMPUTES)), (1, serial_threads(1))]
+    assert walked == [([tmp_path / "in" / "a.jpg"], [tmp_path / "in" / "a.jpg"])] * 2
     # a run with nothing left to do builds no step (no model load) and starts no cluster
     table.append([{"file": str(tmp_path / "in" / "a.jpg"), "status": "ok", "error": "", "seconds": "1"}])
     table = batch.ResultTable(table.path, table.columns)  # resumed
